@@ -1,0 +1,32 @@
+/* ext4_build.h - the ext4 root partition, built by libext2fs in memory with
+ * file data mapped to the source files. */
+#ifndef RPIFS_EXT4_BUILD_H
+#define RPIFS_EXT4_BUILD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "tree.h"
+#include "regions.h"
+
+struct ext4_opts {
+	uint64_t part_start;        /* bytes from disk start */
+	uint64_t part_size;         /* bytes */
+	const char *label;          /* "rootfs" */
+	uint8_t uuid[16];           /* derived from the tree */
+	uint8_t hash_seed[16];      /* derived from the tree */
+	int64_t fs_time;            /* superblock times: SOURCE_DATE_EPOCH or newest mtime */
+	bool root_owner;            /* every inode owned by 0:0 */
+	uint64_t inodes;            /* 0: tree nodes plus headroom */
+};
+
+/* Minimum partition size in bytes for the tree (skip's contents excluded:
+ * skip becomes an empty directory), before any free-space margin. */
+int ext4_size_needed(const struct tree *t, const struct tree_node *skip,
+		     uint64_t *bytes);
+
+/* Build the filesystem: skip (the boot directory, may be NULL) is created
+ * as an empty directory. Regions go into out at opts->part_start. */
+int ext4_build(const struct tree *t, const struct tree_node *skip,
+	       const struct ext4_opts *opts, struct regions *out);
+
+#endif

@@ -1,0 +1,53 @@
+/* image.h - the whole disk: scan, layout, region map, reads.
+ *
+ * image_build() scans ROOTFS, computes the layout (MBR, FAT32 partition 1,
+ * ext4 partition 2, the disk size) and produces the region map. It runs
+ * single-threaded before the mount; the result is immutable and
+ * image_read() is safe from any thread.
+ */
+#ifndef RPIFS_IMAGE_H
+#define RPIFS_IMAGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "tree.h"
+#include "regions.h"
+
+#define MIB ((uint64_t)1024 * 1024)
+
+struct image_opts {
+	const char *rootfs;
+	const char *boot_dir;       /* relative to rootfs, "boot" */
+	uint64_t align;             /* partition alignment, 4 MiB */
+	uint64_t boot_size;         /* partition 1 size, 256 MiB */
+	uint64_t size;              /* whole disk; 0 = automatic (power of two) */
+	uint64_t root_size;         /* partition 2; 0 = automatic */
+	unsigned free_percent;      /* automatic root size headroom, 25 */
+	uint32_t disk_id;           /* 0 = from cmdline.txt or derived */
+	const char *boot_label;     /* "BOOT" */
+	const char *root_label;     /* "rootfs" */
+	bool root_owner;
+	bool ext4;                  /* build partition 2's filesystem */
+	int64_t source_date_epoch;  /* -1 if unset */
+};
+
+struct image {
+	struct tree tree;
+	struct regions map;
+	uint64_t size;
+	uint32_t disk_id;
+	uint64_t p1_start, p1_size;
+	uint64_t p2_start, p2_size;
+	uint8_t mbr[512];
+};
+
+void image_opts_default(struct image_opts *o);
+int image_build(struct image *img, const struct image_opts *opts);
+void image_free(struct image *img);
+/* Read len bytes at off; off+len <= size. 0 or -errno. */
+int image_read(struct image *img, void *buf, size_t len, uint64_t off);
+
+/* Parse "256M", "4MiB", "2G", "512" (bytes). 0 or -EINVAL. */
+int parse_size(const char *s, uint64_t *out);
+
+#endif

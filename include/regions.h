@@ -1,0 +1,74 @@
+/* regions.h - a virtual disk as a sorted list of byte regions.
+ *
+ * Modelled on nbdkit's common/regions. Builders add regions in any order;
+ * regions_finalize() sorts them, refuses overlaps, fills the gaps with zero
+ * regions and pads to the disk size. After that the map is immutable and
+ * regions_read() may run from any number of threads without locks.
+ *
+ * Invariant after finalize: v[0].start == 0, v[i].start + v[i].len ==
+ * v[i+1].start, the last region ends at size, no region has len 0.
+ */
+#ifndef RPIFS_REGIONS_H
+#define RPIFS_REGIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum region_kind {
+	REGION_ZERO,    /* reads as zeros */
+	REGION_MEM,     /* bytes from a buffer built at layout time */
+	REGION_FILE,    /* bytes from a source file, read on demand */
+};
+
+struct region {
+	uint64_t start;
+	uint64_t len;
+	enum region_kind kind;
+	union {
+		const uint8_t *mem;
+		struct {
+			uint32_t id;    /* srcfiles id */
+			uint64_t off;   /* offset in the source file */
+		} file;
+	} u;
+};
+
+struct regions {
+	struct region *v;
+	size_t n, cap;
+	uint64_t size;          /* disk size, set by finalize */
+	bool final;
+	void **owned;           /* buffers freed with the map */
+	size_t nowned, capowned;
+};
+
+/* Reads file bytes for REGION_FILE: must fill all len bytes or fail. */
+typedef int (*regions_file_reader)(void *ctx, uint32_t id, void *buf,
+				   size_t len, uint64_t off);
+
+void regions_init(struct regions *r);
+void regions_free(struct regions *r);
+
+/* Hand a malloc'd buffer to the map; it is freed by regions_free().
+ * Returns buf, or NULL (and frees buf) when out of memory. */
+void *regions_own(struct regions *r, void *buf);
+
+int regions_add_mem(struct regions *r, uint64_t start, uint64_t len,
+		    const void *mem);
+int regions_add_file(struct regions *r, uint64_t start, uint64_t len,
+		     uint32_t id, uint64_t off);
+int regions_add_zero(struct regions *r, uint64_t start, uint64_t len);
+
+/* Sort, check, fill gaps, pad to size. -EINVAL (logged, naming both regions)
+ * when two regions overlap or one ends past size. */
+int regions_finalize(struct regions *r, uint64_t size);
+
+/* Index of the region holding byte off (off < size). */
+size_t regions_find(const struct regions *r, uint64_t off);
+
+/* Read len bytes at off (clipped to size by the caller). Returns 0 or -errno. */
+int regions_read(const struct regions *r, void *buf, size_t len, uint64_t off,
+		 regions_file_reader reader, void *ctx);
+
+#endif

@@ -1,0 +1,57 @@
+/* srcfile.h - the table of source files whose bytes the image serves.
+ *
+ * Each regular file of the tree that carries data gets an id. Reads open the
+ * file relative to the tree's root fd, never following a symlink in any
+ * component (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS where the kernel has
+ * it, O_NOFOLLOW per component otherwise), and check the opened file against
+ * the identity recorded at scan time (st_dev, st_ino). A file that changed
+ * size is clipped or zero-padded to the recorded size, with one log line: a
+ * read never comes back short.
+ *
+ * Thread model: the table is filled single-threaded before serving and is
+ * immutable afterwards; srcfiles_pread() may be called from any thread (the
+ * fd cache inside has its own lock).
+ */
+#ifndef RPIFS_SRCFILE_H
+#define RPIFS_SRCFILE_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <pthread.h>
+#include <sys/types.h>
+#include <sys/stat.h>
+
+#define SRCFILE_NONE UINT32_MAX
+
+struct srcfile {
+	char *path;         /* relative to the root, no leading '/' */
+	dev_t dev;
+	ino_t ino;
+	uint64_t size;      /* size at scan time: the size served */
+	int warned;         /* a change has been logged once (atomic) */
+};
+
+struct fdcache;
+
+struct srcfiles {
+	int root_fd;        /* O_PATH|O_DIRECTORY fd of the tree root, owned */
+	struct srcfile *v;
+	size_t n, cap;
+	struct fdcache *cache;
+};
+
+/* root_fd is taken over (closed by srcfiles_free). */
+int srcfiles_init(struct srcfiles *sf, int root_fd);
+void srcfiles_free(struct srcfiles *sf);
+/* Register a regular file; *id receives its id. */
+int srcfiles_add(struct srcfiles *sf, const char *relpath,
+		 const struct stat *st, uint32_t *id);
+/* Read exactly len bytes at off of file id into buf. Bytes past the recorded
+ * size, or past the current end of a file that shrank, read as zeros.
+ * A file that vanished, cannot be opened, or is no longer the file that was
+ * scanned reads as zeros (logged once per file) and 0 is returned: the disk
+ * must stay readable. Returns -errno only for an I/O error of the source. */
+int srcfiles_pread(struct srcfiles *sf, uint32_t id, void *buf, size_t len,
+		   uint64_t off);
+
+#endif

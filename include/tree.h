@@ -1,0 +1,68 @@
+/* tree.h - the scanned source tree.
+ *
+ * tree_scan() walks ROOTFS once (lstat, readlink, xattrs; never reads file
+ * data and never writes) and builds an in-memory tree. Children are sorted by
+ * byte-wise name so everything derived from the tree is deterministic.
+ * The tree is immutable once scanned.
+ */
+#ifndef RPIFS_TREE_H
+#define RPIFS_TREE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/stat.h>
+#include "srcfile.h"
+#include "digest.h"
+
+struct xattr {
+	char *name;             /* full name, e.g. "security.capability" */
+	void *value;
+	size_t len;
+};
+
+struct tree_node {
+	char *name;             /* component name; "" for the root */
+	struct stat st;         /* lstat() at scan time */
+	struct tree_node *parent;
+	struct tree_node **kids;/* directories only; sorted by strcmp */
+	size_t nkids;
+	char *link;             /* symlink target, else NULL */
+	struct xattr *xattrs;
+	size_t nxattrs;
+	uint32_t file;          /* srcfiles id of a regular file, else SRCFILE_NONE */
+};
+
+struct tree {
+	char *root_path;        /* as given by the user */
+	struct tree_node *root;
+	struct srcfiles files;
+	uint64_t nodes;         /* all nodes including the root */
+	uint64_t data_bytes;    /* sum of regular file sizes */
+	int64_t newest_mtime;   /* seconds; for default timestamps */
+	struct digest digest;   /* over names, types, modes, owners, sizes, mtimes, links, xattrs */
+};
+
+struct tree_scan_opts {
+	bool xattrs;            /* read extended attributes (default true) */
+	bool progress;          /* print a progress line on a tty */
+};
+
+/* Returns 0 or -errno; errors are logged naming the path. */
+int tree_scan(struct tree *t, const char *root_path,
+	      const struct tree_scan_opts *opts);
+void tree_free(struct tree *t);
+
+/* The child of dir called name, or NULL. */
+struct tree_node *tree_child(const struct tree_node *dir, const char *name);
+/* Look up a relative path from dir ("a/b", "../c", "/abs" is relative to the
+ * tree root), following symlinks inside the tree (at most 40). Returns NULL
+ * if the path leaves the tree or does not exist. */
+struct tree_node *tree_lookup(const struct tree *t, const struct tree_node *dir,
+			      const char *path);
+/* Path of node relative to the root ("" for the root). malloc'd. */
+char *tree_path(const struct tree_node *node);
+/* True if node is anc or below it. */
+bool tree_is_under(const struct tree_node *node, const struct tree_node *anc);
+
+#endif

@@ -1,0 +1,524 @@
+/* ext4_memio.c - a libext2fs io_manager backed by an in-memory page store.
+ *
+ * Every byte libext2fs writes lands in a 4 KiB page of the store, keyed by
+ * its byte offset on the device; a page that was never written reads as
+ * zeros. The store outlives the channel: ext2fs_close_free() closes the
+ * channel, and ext4_build then turns the pages into memory regions.
+ *
+ * Contract details of libext2fs's io_channel that shape this file:
+ *  - a negative count in read/write is a byte count, a positive one a
+ *    number of channel blocks;
+ *  - the channel block size changes at run time (the superblock is written
+ *    with 1024-byte blocks), so everything is converted to byte offsets;
+ *  - zeroout and discard drop pages and CHANNEL_FLAGS_DISCARD_ZEROES is set,
+ *    so zeroing inode tables or the journal costs no memory;
+ *  - a page that becomes all zeros is dropped too: absent and zero are the
+ *    same thing, and the store stays proportional to real metadata.
+ *
+ * The page table is an open-addressing hash map (linear probing, backward
+ * shift deletion) from page index to page buffer. Lookups are O(1); ordered
+ * traversal sorts the keys once.
+ *
+ * Not thread-safe: libext2fs is single-threaded and the store is only used
+ * while the layout is being built.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ext2fs/ext2fs.h>
+
+#include "ext4_memio.h"
+
+struct memio_slot {
+	uint64_t idx;           /* page index = byte offset / MEMIO_PAGE */
+	uint8_t *page;          /* NULL: slot empty */
+};
+
+struct memio_store {
+	uint64_t size;          /* device size in bytes */
+	struct memio_slot *tab;
+	size_t cap;             /* power of two, 0 before the first page */
+	size_t n;               /* occupied slots; n <= cap * 3 / 4 */
+};
+
+/* ---- the page table ---------------------------------------------------- */
+
+static size_t slot_hash(const struct memio_store *s, uint64_t idx)
+{
+	/* Fibonacci hashing: consecutive page indexes spread evenly. */
+	return (size_t)((idx * 0x9E3779B97F4A7C15ull) >> 17) & (s->cap - 1);
+}
+
+/* Index of the slot holding idx, or of the empty slot where it would go. */
+static size_t slot_find(const struct memio_store *s, uint64_t idx)
+{
+	size_t i = slot_hash(s, idx);
+
+	while (s->tab[i].page && s->tab[i].idx != idx)
+		i = (i + 1) & (s->cap - 1);
+	return i;
+}
+
+static uint8_t *page_get(const struct memio_store *s, uint64_t idx)
+{
+	if (!s->n)
+		return NULL;
+	return s->tab[slot_find(s, idx)].page;
+}
+
+static int table_grow(struct memio_store *s)
+{
+	size_t ncap = s->cap ? s->cap * 2 : 1024;
+	struct memio_slot *old = s->tab, *nt;
+	size_t ocap = s->cap, i;
+
+	nt = calloc(ncap, sizeof(*nt));
+	if (!nt)
+		return -ENOMEM;
+	s->tab = nt;
+	s->cap = ncap;
+	for (i = 0; i < ocap; i++)
+		if (old[i].page)
+			s->tab[slot_find(s, old[i].idx)] = old[i];
+	free(old);
+	return 0;
+}
+
+/* The page idx, created zero-filled if absent; NULL when out of memory. */
+static uint8_t *page_get_or_add(struct memio_store *s, uint64_t idx)
+{
+	size_t i;
+	uint8_t *p;
+
+	if ((s->n + 1) * 4 > s->cap * 3 && table_grow(s))
+		return NULL;
+	i = slot_find(s, idx);
+	if (s->tab[i].page)
+		return s->tab[i].page;
+	p = calloc(1, MEMIO_PAGE);
+	if (!p)
+		return NULL;
+	s->tab[i].idx = idx;
+	s->tab[i].page = p;
+	s->n++;
+	return p;
+}
+
+/* Remove idx from the table and return its buffer (NULL if absent).
+ * Backward shift deletion keeps every probe chain unbroken. */
+static uint8_t *page_remove(struct memio_store *s, uint64_t idx)
+{
+	size_t i, j, home;
+	uint8_t *p;
+
+	if (!s->n)
+		return NULL;
+	i = slot_find(s, idx);
+	p = s->tab[i].page;
+	if (!p)
+		return NULL;
+	s->tab[i].page = NULL;
+	s->n--;
+	j = i;
+	for (;;) {
+		j = (j + 1) & (s->cap - 1);
+		if (!s->tab[j].page)
+			break;
+		home = slot_hash(s, s->tab[j].idx);
+		/* Move j into the hole i unless its home lies cyclically
+		 * in (i, j]: then the hole does not break its chain. */
+		if ((j > i && (home <= i || home > j)) ||
+		    (j < i && (home <= i && home > j))) {
+			s->tab[i] = s->tab[j];
+			s->tab[j].page = NULL;
+			i = j;
+		}
+	}
+	return p;
+}
+
+static bool page_is_zero(const uint8_t *p)
+{
+	const uint64_t *w = (const uint64_t *)(const void *)p;
+	size_t i;
+
+	for (i = 0; i < MEMIO_PAGE / sizeof(*w); i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+/* ---- byte-level access ----------------------------------------------- */
+
+static void store_read(const struct memio_store *s, uint64_t off, size_t len,
+		       uint8_t *buf)
+{
+	while (len) {
+		uint64_t idx = off / MEMIO_PAGE;
+		size_t in = off % MEMIO_PAGE;
+		size_t n = MEMIO_PAGE - in;
+		const uint8_t *p = page_get(s, idx);
+
+		if (n > len)
+			n = len;
+		if (p)
+			memcpy(buf, p + in, n);
+		else
+			memset(buf, 0, n);
+		buf += n;
+		off += n;
+		len -= n;
+	}
+}
+
+/* Write buf (or zeros when buf is NULL) at off. A page that ends up all
+ * zeros is dropped. Returns 0 or -ENOMEM. */
+static int store_write(struct memio_store *s, uint64_t off, size_t len,
+		       const uint8_t *buf)
+{
+	while (len) {
+		uint64_t idx = off / MEMIO_PAGE;
+		size_t in = off % MEMIO_PAGE;
+		size_t n = MEMIO_PAGE - in;
+		uint8_t *p;
+
+		if (n > len)
+			n = len;
+		if (!buf) {
+			p = page_get(s, idx);
+			if (p && n == MEMIO_PAGE) {
+				free(page_remove(s, idx));
+			} else if (p) {
+				memset(p + in, 0, n);
+				if (page_is_zero(p))
+					free(page_remove(s, idx));
+			}
+		} else {
+			p = page_get(s, idx);
+			if (!p) {
+				/* Writing zeros over an absent page changes
+				 * nothing: skip the allocation. */
+				uint8_t z = 0;
+				size_t k;
+
+				for (k = 0; k < n; k++)
+					z |= buf[k];
+				if (!z)
+					goto next;
+				p = page_get_or_add(s, idx);
+				if (!p)
+					return -ENOMEM;
+			}
+			memcpy(p + in, buf, n);
+			if (page_is_zero(p))
+				free(page_remove(s, idx));
+		}
+next:
+		if (buf)
+			buf += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* ---- the store's public side ------------------------------------------ */
+
+struct memio_store *memio_store_new(uint64_t size)
+{
+	struct memio_store *s = calloc(1, sizeof(*s));
+
+	if (s)
+		s->size = size;
+	return s;
+}
+
+void memio_store_free(struct memio_store *s)
+{
+	size_t i;
+
+	if (!s)
+		return;
+	for (i = 0; i < s->cap; i++)
+		free(s->tab[i].page);
+	free(s->tab);
+	free(s);
+}
+
+size_t memio_store_pages(const struct memio_store *s)
+{
+	return s->n;
+}
+
+void *memio_store_steal(struct memio_store *s, uint64_t off)
+{
+	return page_remove(s, off / MEMIO_PAGE);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int memio_store_foreach(struct memio_store *s,
+			int (*fn)(void *ctx, uint64_t off, const uint8_t *page),
+			void *ctx)
+{
+	uint64_t *keys;
+	size_t i, k = 0;
+	int ret = 0;
+
+	if (!s->n)
+		return 0;
+	keys = malloc(s->n * sizeof(*keys));
+	if (!keys)
+		return -ENOMEM;
+	for (i = 0; i < s->cap; i++)
+		if (s->tab[i].page)
+			keys[k++] = s->tab[i].idx;
+	qsort(keys, k, sizeof(*keys), cmp_u64);
+	/* fn may steal pages (its own or later ones): look each key up
+	 * again instead of holding slot pointers across calls. */
+	for (i = 0; i < k && !ret; i++) {
+		const uint8_t *p = page_get(s, keys[i]);
+
+		if (p)
+			ret = fn(ctx, keys[i] * MEMIO_PAGE, p);
+	}
+	free(keys);
+	return ret;
+}
+
+/* ---- the io_manager ---------------------------------------------------- */
+
+#define MEMIO_PREFIX "memio:"
+
+const char *memio_name(struct memio_store *s, char *buf, size_t len)
+{
+	snprintf(buf, len, MEMIO_PREFIX "%p", (void *)s);
+	return buf;
+}
+
+static errcode_t memio_open(const char *name, int flags, io_channel *channel)
+{
+	struct memio_store *s = NULL;
+	io_channel io = NULL;
+	errcode_t err;
+	void *p = NULL;
+
+	(void)flags;
+	if (!name || strncmp(name, MEMIO_PREFIX, strlen(MEMIO_PREFIX)) ||
+	    sscanf(name + strlen(MEMIO_PREFIX), "%p", &p) != 1 || !p)
+		return EXT2_ET_BAD_DEVICE_NAME;
+	s = p;
+
+	err = ext2fs_get_memzero(sizeof(*io), &io);
+	if (err)
+		return err;
+	err = ext2fs_get_mem(strlen(name) + 1, &io->name);
+	if (err) {
+		ext2fs_free_mem(&io);
+		return err;
+	}
+	strcpy(io->name, name);
+	io->magic = EXT2_ET_MAGIC_IO_CHANNEL;
+	io->manager = memio_io_manager;
+	io->block_size = 1024;
+	io->refcount = 1;
+	io->flags = CHANNEL_FLAGS_DISCARD_ZEROES;
+	io->private_data = s;
+	*channel = io;
+	return 0;
+}
+
+/* The store is not the channel's: it lives on after close. */
+static errcode_t memio_close(io_channel channel)
+{
+	if (--channel->refcount > 0)
+		return 0;
+	ext2fs_free_mem(&channel->name);
+	ext2fs_free_mem(&channel);
+	return 0;
+}
+
+static errcode_t memio_set_blksize(io_channel channel, int blksize)
+{
+	if (blksize <= 0)
+		return EXT2_ET_INVALID_ARGUMENT;
+	channel->block_size = blksize;
+	return 0;
+}
+
+/* Byte extent of a (block, count) request: count < 0 means -count bytes. */
+static errcode_t req_extent(io_channel channel, unsigned long long block,
+			    long long count, uint64_t *off, size_t *len)
+{
+	struct memio_store *s = channel->private_data;
+	uint64_t bs = (uint64_t)channel->block_size;
+
+	*off = block * bs;
+	*len = count < 0 ? (size_t)-count : (size_t)count * bs;
+	if (*off > s->size || *len > s->size - *off)
+		return EXT2_ET_LLSEEK_FAILED;
+	return 0;
+}
+
+static errcode_t memio_read_blk64(io_channel channel, unsigned long long block,
+				  int count, void *data)
+{
+	uint64_t off;
+	size_t len;
+	errcode_t err = req_extent(channel, block, count, &off, &len);
+
+	if (err)
+		return err;
+	store_read(channel->private_data, off, len, data);
+	return 0;
+}
+
+static errcode_t memio_read_blk(io_channel channel, unsigned long block,
+				int count, void *data)
+{
+	return memio_read_blk64(channel, block, count, data);
+}
+
+static errcode_t memio_write_blk64(io_channel channel, unsigned long long block,
+				   int count, const void *data)
+{
+	uint64_t off;
+	size_t len;
+	errcode_t err = req_extent(channel, block, count, &off, &len);
+
+	if (err)
+		return err;
+	if (store_write(channel->private_data, off, len, data))
+		return EXT2_ET_NO_MEMORY;
+	return 0;
+}
+
+static errcode_t memio_write_blk(io_channel channel, unsigned long block,
+				 int count, const void *data)
+{
+	return memio_write_blk64(channel, block, count, data);
+}
+
+static errcode_t memio_write_byte(io_channel channel, unsigned long offset,
+				  int size, const void *data)
+{
+	struct memio_store *s = channel->private_data;
+
+	if (size < 0 || offset > s->size || (uint64_t)size > s->size - offset)
+		return EXT2_ET_LLSEEK_FAILED;
+	if (store_write(s, offset, (size_t)size, data))
+		return EXT2_ET_NO_MEMORY;
+	return 0;
+}
+
+/* zeroout and discard: the range reads as zeros afterwards. */
+static errcode_t memio_zeroout(io_channel channel, unsigned long long block,
+			       unsigned long long count)
+{
+	struct memio_store *s = channel->private_data;
+	uint64_t bs = (uint64_t)channel->block_size, off = block * bs, len;
+
+	if (off >= s->size)
+		return 0;
+	len = count * bs;
+	if (len > s->size - off)
+		len = s->size - off;
+	/* A huge range (the journal, an inode table) over a sparse store:
+	 * walk the range page by page only when it is small, else scan the
+	 * table once. */
+	if (len / MEMIO_PAGE > s->n * 4 + 16) {
+		uint64_t first = off / MEMIO_PAGE, last;
+		size_t i;
+
+		/* Partial head and tail pages first. */
+		if (off % MEMIO_PAGE) {
+			uint64_t n = MEMIO_PAGE - off % MEMIO_PAGE;
+
+			store_write(s, off, n, NULL);
+			off += n;
+			len -= n;
+			first++;
+		}
+		if (len % MEMIO_PAGE) {
+			store_write(s, off + len - len % MEMIO_PAGE,
+				    len % MEMIO_PAGE, NULL);
+			len -= len % MEMIO_PAGE;
+		}
+		if (!len)
+			return 0;
+		last = first + len / MEMIO_PAGE;     /* exclusive */
+		for (i = 0; i < s->cap;) {
+			if (s->tab[i].page && s->tab[i].idx >= first &&
+			    s->tab[i].idx < last) {
+				/* Removal may shift a later entry into i:
+				 * look at slot i again. */
+				free(page_remove(s, s->tab[i].idx));
+				continue;
+			}
+			i++;
+		}
+		return 0;
+	}
+	store_write(s, off, len, NULL);
+	return 0;
+}
+
+static errcode_t memio_discard(io_channel channel, unsigned long long block,
+			       unsigned long long count)
+{
+	return memio_zeroout(channel, block, count);
+}
+
+static errcode_t memio_flush(io_channel channel)
+{
+	(void)channel;
+	return 0;
+}
+
+static errcode_t memio_set_option(io_channel channel, const char *option,
+				  const char *arg)
+{
+	(void)channel;
+	(void)option;
+	(void)arg;
+	return EXT2_ET_INVALID_ARGUMENT;
+}
+
+static errcode_t memio_cache_readahead(io_channel channel,
+				       unsigned long long block,
+				       unsigned long long count)
+{
+	(void)channel;
+	(void)block;
+	(void)count;
+	return 0;
+}
+
+static struct struct_io_manager memio_manager = {
+	.magic = EXT2_ET_MAGIC_IO_MANAGER,
+	.name = "rpifs memory I/O manager",
+	.open = memio_open,
+	.close = memio_close,
+	.set_blksize = memio_set_blksize,
+	.read_blk = memio_read_blk,
+	.write_blk = memio_write_blk,
+	.flush = memio_flush,
+	.write_byte = memio_write_byte,
+	.set_option = memio_set_option,
+	.get_stats = NULL,      /* s_kbytes_written stays what we set */
+	.read_blk64 = memio_read_blk64,
+	.write_blk64 = memio_write_blk64,
+	.discard = memio_discard,
+	.cache_readahead = memio_cache_readahead,
+	.zeroout = memio_zeroout,
+};
+
+io_manager memio_io_manager = &memio_manager;

@@ -1,0 +1,286 @@
+/* image.c - scan, layout and the region map of disk.img.
+ *
+ * Layout (all offsets in bytes, every partition start a multiple of align):
+ *
+ *   0            MBR (libfdisk), then zeros up to p1_start
+ *   p1_start     partition 1, FAT32, type 0x0c, bootable: the boot directory
+ *   p2_start     partition 2, ext4, type 0x83: the rest of the tree, up to
+ *                the end of the disk (or --root-size)
+ *   size         a power of two unless --size says otherwise (qemu's raspi3b
+ *                refuses SD cards of any other size)
+ *
+ * Everything is computed once, here, single-threaded; afterwards the image
+ * is immutable.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include "ext4_build.h"
+#include "fat32.h"
+#include "image.h"
+#include "log.h"
+#include "mbr.h"
+
+void image_opts_default(struct image_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->boot_dir = "boot";
+	o->align = 4 * MIB;
+	o->boot_size = 256 * MIB;
+	o->free_percent = 25;
+	o->boot_label = "BOOT";
+	o->root_label = "rootfs";
+	o->ext4 = true;
+	o->source_date_epoch = -1;
+}
+
+int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mult = 1;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (toupper((unsigned char)*end)) {
+	case '\0': break;
+	case 'K': mult = 1ull << 10; end++; break;
+	case 'M': mult = 1ull << 20; end++; break;
+	case 'G': mult = 1ull << 30; end++; break;
+	case 'T': mult = 1ull << 40; end++; break;
+	case 'S': mult = 512; end++; break;    /* sectors */
+	default: return -EINVAL;
+	}
+	if (mult > 512 && (!strcasecmp(end, "iB") || !strcasecmp(end, "B")))
+		end += strlen(end);
+	if (*end || (v && mult > UINT64_MAX / v))
+		return -EINVAL;
+	*out = v * mult;
+	return 0;
+}
+
+static uint64_t align_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) / a * a;
+}
+
+static uint64_t pow2_up(uint64_t v)
+{
+	uint64_t p = 1;
+
+	while (p < v)
+		p <<= 1;
+	return p;
+}
+
+static uint64_t mib_up(uint64_t v)
+{
+	return (v + MIB - 1) / MIB;
+}
+
+/* The disk id the boot files expect: "root=PARTUUID=xxxxxxxx-02" in
+ * cmdline.txt. Using it keeps the card bootable whatever else changes. */
+static uint32_t disk_id_from_cmdline(struct image *img, const struct tree_node *boot)
+{
+	const struct tree_node *c = boot ? tree_child(boot, "cmdline.txt") : NULL;
+	char buf[4097], *p;
+	size_t len;
+
+	if (!c || c->file == SRCFILE_NONE)
+		return 0;
+	len = c->st.st_size < 4096 ? (size_t)c->st.st_size : 4096;
+	if (srcfiles_pread(&img->tree.files, c->file, buf, len, 0) < 0)
+		return 0;
+	buf[len] = '\0';
+	for (p = buf; (p = strstr(p, "PARTUUID=")); p++) {
+		char *end;
+		unsigned long v;
+
+		if (p > buf && !isspace((unsigned char)p[-1]) && p[-1] != '=')
+			continue;
+		v = strtoul(p + 9, &end, 16);
+		if (end == p + 17 && end[0] == '-' && v != 0)
+			return (uint32_t)v;
+	}
+	return 0;
+}
+
+static int layout(struct image *img, const struct image_opts *o,
+		  const struct tree_node *boot, uint64_t *root_min)
+{
+	uint64_t need = 0, root;
+	int ret;
+
+	img->p1_start = o->align;
+	img->p1_size = align_up(o->boot_size, 512);
+	img->p2_start = align_up(img->p1_start + img->p1_size, o->align);
+
+	*root_min = 0;
+	if (o->ext4) {
+		ret = ext4_size_needed(&img->tree, boot, &need);
+		if (ret == -ENOSYS) {
+			need = 0;       /* no ext4 builder yet: partition 2 reads as zeros */
+		} else if (ret < 0) {
+			return ret;
+		}
+	}
+	*root_min = align_up(need ? need : o->align, o->align);
+	if (o->root_size) {
+		if (o->root_size < *root_min) {
+			log_error("--root-size %" PRIu64 " MiB is too small: the root filesystem "
+				  "needs at least %" PRIu64 " MiB", o->root_size / MIB,
+				  mib_up(*root_min));
+			return -ENOSPC;
+		}
+		root = align_up(o->root_size, 512);
+	} else {
+		root = align_up(*root_min * 100 / (100 - o->free_percent), o->align);
+	}
+	if (o->size) {
+		uint64_t min = img->p2_start + *root_min;
+
+		if (o->size < min || o->size % 512) {
+			log_error("--size %" PRIu64 " MiB is %s: the image needs at least %"
+				  PRIu64 " MiB (boot partition up to %" PRIu64 " MiB, root "
+				  "filesystem %" PRIu64 " MiB)", o->size / MIB,
+				  o->size % 512 ? "not a multiple of 512 bytes" : "too small",
+				  mib_up(min), mib_up(img->p2_start), mib_up(*root_min));
+			return -ENOSPC;
+		}
+		img->size = o->size;
+		if (!o->root_size || img->p2_start + root > img->size)
+			root = img->size - img->p2_start;
+	} else {
+		img->size = pow2_up(img->p2_start + root);
+		if (!o->root_size)
+			root = img->size - img->p2_start;
+	}
+	img->p2_size = root;
+	/* The layout must fit: asserted, since everything below relies on it. */
+	if (!(img->p1_start + img->p1_size <= img->p2_start &&
+	      img->p2_start + img->p2_size <= img->size)) {
+		log_error("layout: internal error (p1 %" PRIu64 "+%" PRIu64 ", p2 %" PRIu64
+			  "+%" PRIu64 ", disk %" PRIu64 ")", img->p1_start, img->p1_size,
+			  img->p2_start, img->p2_size, img->size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int read_file_region(void *ctx, uint32_t id, void *buf, size_t len, uint64_t off)
+{
+	return srcfiles_pread(ctx, id, buf, len, off);
+}
+
+int image_read(struct image *img, void *buf, size_t len, uint64_t off)
+{
+	return regions_read(&img->map, buf, len, off, read_file_region, &img->tree.files);
+}
+
+int image_build(struct image *img, const struct image_opts *o)
+{
+	static const struct tree_scan_opts scan_opts = { .xattrs = true, .progress = false };
+	struct tree_scan_opts so = scan_opts;
+	const struct tree_node *boot = NULL;
+	struct mbr_part parts[2];
+	uint64_t root_min;
+	int ret;
+
+	memset(img, 0, sizeof(*img));
+	regions_init(&img->map);
+	so.progress = isatty(2);
+	ret = tree_scan(&img->tree, o->rootfs, &so);
+	if (ret < 0)
+		return ret;
+
+	if (o->boot_dir && *o->boot_dir) {
+		boot = tree_lookup(&img->tree, img->tree.root, o->boot_dir);
+		if (!boot) {
+			log_warn("%s/%s: no such directory in the tree: partition 1 is an "
+				 "empty FAT32 filesystem (use --boot-dir to pick another)",
+				 o->rootfs, o->boot_dir);
+		} else if (!S_ISDIR(boot->st.st_mode)) {
+			log_error("%s/%s: not a directory (use --boot-dir to pick the boot "
+				  "directory)", o->rootfs, o->boot_dir);
+			ret = -ENOTDIR;
+			goto out;
+		}
+	}
+
+	img->disk_id = o->disk_id;
+	if (!img->disk_id)
+		img->disk_id = disk_id_from_cmdline(img, boot);
+	if (!img->disk_id)
+		img->disk_id = (uint32_t)digest_derive(&img->tree.digest, "disk-id");
+	if (!img->disk_id)
+		img->disk_id = 1;
+
+	ret = layout(img, o, boot, &root_min);
+	if (ret < 0)
+		goto out;
+
+	parts[0] = (struct mbr_part){ img->p1_start, img->p1_size, 0x0c, true };
+	parts[1] = (struct mbr_part){ img->p2_start, img->p2_size, 0x83, false };
+	ret = mbr_build(img->size, img->disk_id, parts, 2, img->mbr);
+	if (ret < 0)
+		goto out;
+	ret = regions_add_mem(&img->map, 0, 512, img->mbr);
+	if (ret < 0)
+		goto out;
+
+	struct fat32_opts fo = {
+		.part_start = img->p1_start,
+		.part_size = img->p1_size,
+		.label = o->boot_label,
+		.volume_id = (uint32_t)digest_derive(&img->tree.digest, "fat-volume-id"),
+		.clamp_time = o->source_date_epoch,
+	};
+	ret = fat32_build(&img->tree, boot, &fo, &img->map);
+	if (ret == -ENOSYS)
+		ret = 0;        /* TEMPORARY until fat32.c lands */
+	if (ret < 0)
+		goto out;
+
+	if (o->ext4) {
+		struct ext4_opts eo = {
+			.part_start = img->p2_start,
+			.part_size = img->p2_size,
+			.label = o->root_label,
+			.fs_time = o->source_date_epoch >= 0 ? o->source_date_epoch :
+				   img->tree.newest_mtime,
+			.root_owner = o->root_owner,
+		};
+		digest_fill(&img->tree.digest, "ext4-uuid", eo.uuid, sizeof(eo.uuid));
+		/* RFC 4122 version 4 / variant bits, as mke2fs's uuids have. */
+		eo.uuid[6] = (uint8_t)((eo.uuid[6] & 0x0f) | 0x40);
+		eo.uuid[8] = (uint8_t)((eo.uuid[8] & 0x3f) | 0x80);
+		digest_fill(&img->tree.digest, "ext4-hash-seed", eo.hash_seed,
+			    sizeof(eo.hash_seed));
+		ret = ext4_build(&img->tree, boot, &eo, &img->map);
+		if (ret == -ENOSYS)
+			ret = 0;        /* not built yet: partition 2 reads as zeros */
+		if (ret < 0)
+			goto out;
+	}
+
+	ret = regions_finalize(&img->map, img->size);
+out:
+	if (ret < 0)
+		image_free(img);
+	return ret;
+}
+
+void image_free(struct image *img)
+{
+	regions_free(&img->map);
+	tree_free(&img->tree);
+}

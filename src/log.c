@@ -1,0 +1,36 @@
+/* log.c - messages to stderr, or syslog once the daemon has detached. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <syslog.h>
+#include "log.h"
+
+static enum log_level level = LOG_LVL_INFO;
+static bool use_syslog;
+
+void log_set_level(enum log_level l) { level = l; }
+enum log_level log_get_level(void) { return level; }
+
+void log_use_syslog(bool on)
+{
+	if (on && !use_syslog)
+		openlog("rpifs", LOG_PID, LOG_DAEMON);
+	use_syslog = on;
+}
+
+void log_msg(enum log_level l, const char *fmt, ...)
+{
+	static const char *const prefix[] = { "error: ", "warning: ", "", "debug: " };
+	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+	char buf[2048];
+	va_list ap;
+
+	if (l > level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (use_syslog)
+		syslog(prio[l], "%s%s", prefix[l], buf);
+	else
+		fprintf(stderr, "rpifs: %s%s\n", prefix[l], buf);
+}

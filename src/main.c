@@ -1,0 +1,325 @@
+/* main.c - rpifs command line: `rpifs [OPTIONS] ROOTFS MNT` and
+ * `rpifs build ...`. Checks its arguments before doing any work, builds the
+ * image, then hands it to the FUSE server. */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "build.h"
+#include "fuse_ops.h"
+#include "image.h"
+#include "log.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"Usage: rpifs [OPTIONS] ROOTFS MNT\n"
+"       rpifs build STAGE ROOTFS [OPTIONS]   (rpifs build --help)\n"
+"\n"
+"Serve MNT/disk.img: a Raspberry Pi SD-card image computed from ROOTFS without\n"
+"copying it. Partition 1 (FAT32) holds ROOTFS/boot, partition 2 (ext4) the rest.\n"
+"File data is read from ROOTFS when disk.img is read; ROOTFS is never modified.\n"
+"\n"
+"Mount:\n"
+"  -f, --foreground         stay in the foreground\n"
+"  -d, --debug              FUSE debug output (implies -f)\n"
+"  -s, --single-thread      serve requests on one thread\n"
+"  -o OPT[,OPT...]          FUSE mount options (e.g. allow_other)\n"
+"\n"
+"Layout:\n"
+"      --boot-dir DIR       boot directory inside ROOTFS (default: boot)\n"
+"      --boot-size SIZE     partition 1 size (default: 256M)\n"
+"      --boot-label LABEL   FAT volume label (default: BOOT)\n"
+"      --root-size SIZE     partition 2 size (default: content + --free)\n"
+"      --root-label LABEL   ext4 label (default: rootfs)\n"
+"      --free PERCENT       free space in the root filesystem (default: 25)\n"
+"      --size SIZE          whole disk size (default: rounded up to a power\n"
+"                           of two, as qemu's raspi3b requires)\n"
+"      --align SIZE         partition alignment (default: 4M)\n"
+"      --disk-id 0xID       MBR disk identifier (default: the PARTUUID in\n"
+"                           boot/cmdline.txt, else derived from the tree)\n"
+"      --root-owner         make every file in ext4 owned by root:root\n"
+"\n"
+"  -q, --quiet              errors only\n"
+"  -v, --verbose            more messages\n"
+"  -h, --help               this help\n"
+"  -V, --version            version\n"
+"\n"
+"SIZE takes K, M, G, T suffixes (powers of 1024). SOURCE_DATE_EPOCH, when set,\n"
+"clamps FAT timestamps and sets the filesystem creation times.\n"
+"Unmount with: fusermount3 -u MNT\n");
+}
+
+enum {
+	OPT_BOOT_DIR = 256, OPT_BOOT_SIZE, OPT_BOOT_LABEL, OPT_ROOT_SIZE,
+	OPT_ROOT_LABEL, OPT_FREE, OPT_SIZE, OPT_ALIGN, OPT_DISK_ID, OPT_ROOT_OWNER,
+	OPT_NO_EXT4,
+};
+
+static const struct option long_opts[] = {
+	{ "foreground", no_argument, NULL, 'f' },
+	{ "debug", no_argument, NULL, 'd' },
+	{ "single-thread", no_argument, NULL, 's' },
+	{ "boot-dir", required_argument, NULL, OPT_BOOT_DIR },
+	{ "boot-size", required_argument, NULL, OPT_BOOT_SIZE },
+	{ "boot-label", required_argument, NULL, OPT_BOOT_LABEL },
+	{ "root-size", required_argument, NULL, OPT_ROOT_SIZE },
+	{ "root-label", required_argument, NULL, OPT_ROOT_LABEL },
+	{ "free", required_argument, NULL, OPT_FREE },
+	{ "size", required_argument, NULL, OPT_SIZE },
+	{ "align", required_argument, NULL, OPT_ALIGN },
+	{ "disk-id", required_argument, NULL, OPT_DISK_ID },
+	{ "root-owner", no_argument, NULL, OPT_ROOT_OWNER },
+	{ "no-ext4", no_argument, NULL, OPT_NO_EXT4 },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int size_arg(const char *opt, const char *val, uint64_t *out)
+{
+	if (parse_size(val, out) < 0) {
+		log_error("%s %s: not a size (examples: 256M, 2G, 1048576)", opt, val);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Is path listed as a mount point in /proc/self/mountinfo? */
+static bool is_mount_point(const char *real)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[8192];
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char mp[4096];
+
+		/* id parent maj:min root mountpoint ... (octal escapes for spaces) */
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 && !strcmp(mp, real))
+			found = true;
+	}
+	fclose(f);
+	return found;
+}
+
+static int check_rootfs(const char *rootfs)
+{
+	struct stat st;
+
+	if (stat(rootfs, &st) < 0) {
+		log_error("ROOTFS %s: %s", rootfs, strerror(errno));
+		return -errno;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		log_error("ROOTFS %s: not a directory", rootfs);
+		return -ENOTDIR;
+	}
+	return 0;
+}
+
+static int check_mnt(const char *mnt, const char *rootfs)
+{
+	char rm[PATH_MAX], rr[PATH_MAX];
+	struct stat st;
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	if (stat(mnt, &st) < 0) {
+		if (errno == ENOTCONN) {
+			log_error("MNT %s: a stale FUSE mount (its daemon has died): run "
+				  "'fusermount3 -u %s' and mount again", mnt, mnt);
+			return -ENOTCONN;
+		}
+		log_error("MNT %s: %s%s", mnt, strerror(errno),
+			  errno == ENOENT ? " (create the directory first)" : "");
+		return -errno;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		log_error("MNT %s: not a directory", mnt);
+		return -ENOTDIR;
+	}
+	if (realpath(mnt, rm) && realpath(rootfs, rr)) {
+		size_t l = strlen(rr);
+
+		if (!strncmp(rm, rr, l) && (rm[l] == '/' || rm[l] == '\0' || l == 1)) {
+			log_error("MNT %s is inside ROOTFS %s: the image would contain "
+				  "itself; mount somewhere else", mnt, rootfs);
+			return -EINVAL;
+		}
+		if (is_mount_point(rm)) {
+			log_error("MNT %s is already a mount point (unmount it first: "
+				  "fusermount3 -u %s)", mnt, mnt);
+			return -EBUSY;
+		}
+	}
+	d = opendir(mnt);
+	if (!d) {
+		log_error("MNT %s: %s", mnt, strerror(errno));
+		return -errno;
+	}
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			n++;
+	closedir(d);
+	if (n) {
+		log_error("MNT %s: not empty (mount on an empty directory)", mnt);
+		return -ENOTEMPTY;
+	}
+	return 0;
+}
+
+/* Mounting needs /dev/fuse (root) or a setuid fusermount3 (ordinary users):
+ * say which is missing before doing any work. */
+static int check_fuse(void)
+{
+	static const char *const fm[] = { "/usr/bin/fusermount3", "/bin/fusermount3",
+					   "/usr/local/bin/fusermount3" };
+	struct stat st;
+
+	if (access("/dev/fuse", F_OK) < 0) {
+		log_error("/dev/fuse does not exist: load the module (modprobe fuse), or "
+			  "in a container pass the device (--device /dev/fuse)");
+		return -ENODEV;
+	}
+	if (geteuid() == 0)
+		return 0;
+	if (access("/dev/fuse", R_OK | W_OK) == 0)
+		return 0;
+	for (size_t i = 0; i < sizeof(fm) / sizeof(fm[0]); i++)
+		if (stat(fm[i], &st) == 0 && (st.st_mode & S_ISUID) && st.st_uid == 0)
+			return 0;
+	log_error("cannot mount as an ordinary user: /dev/fuse is not accessible and "
+		  "no setuid-root fusermount3 was found (install package fuse3, or "
+		  "run rpifs as root)");
+	return -EPERM;
+}
+
+int main(int argc, char **argv)
+{
+	struct image_opts io;
+	struct serve_opts so = { 0 };
+	struct image img;
+	const char *sde;
+	int c, ret;
+
+	if (argc > 1 && !strcmp(argv[1], "build"))
+		return build_main(argc - 1, argv + 1);
+
+	image_opts_default(&io);
+	while ((c = getopt_long(argc, argv, "fdso:qvhV", long_opts, NULL)) != -1) {
+		uint64_t v;
+		char *end;
+
+		switch (c) {
+		case 'f': so.foreground = true; break;
+		case 'd': so.debug = so.foreground = true; break;
+		case 's': so.single_thread = true; break;
+		case 'o': so.fuse_opts = optarg; break;
+		case 'q': log_set_level(LOG_LVL_ERROR); break;
+		case 'v': log_set_level(LOG_LVL_DEBUG); break;
+		case OPT_BOOT_DIR: io.boot_dir = optarg; break;
+		case OPT_BOOT_LABEL: io.boot_label = optarg; break;
+		case OPT_ROOT_LABEL: io.root_label = optarg; break;
+		case OPT_ROOT_OWNER: io.root_owner = true; break;
+		case OPT_NO_EXT4: io.ext4 = false; break;
+		case OPT_BOOT_SIZE:
+			if (size_arg("--boot-size", optarg, &io.boot_size) < 0)
+				return 2;
+			break;
+		case OPT_ROOT_SIZE:
+			if (size_arg("--root-size", optarg, &io.root_size) < 0)
+				return 2;
+			break;
+		case OPT_SIZE:
+			if (size_arg("--size", optarg, &io.size) < 0)
+				return 2;
+			break;
+		case OPT_ALIGN:
+			if (size_arg("--align", optarg, &io.align) < 0)
+				return 2;
+			if (io.align < 4096 || io.align % 4096) {
+				log_error("--align %s: must be a multiple of 4 KiB", optarg);
+				return 2;
+			}
+			break;
+		case OPT_FREE:
+			errno = 0;
+			v = strtoull(optarg, &end, 10);
+			if (errno || *end || v > 90) {
+				log_error("--free %s: a percentage from 0 to 90", optarg);
+				return 2;
+			}
+			io.free_percent = (unsigned)v;
+			break;
+		case OPT_DISK_ID:
+			errno = 0;
+			v = strtoull(optarg, &end, 16);
+			if (errno || *end || v == 0 || v > UINT32_MAX) {
+				log_error("--disk-id %s: a non-zero 32-bit hex number, e.g. "
+					  "0x1234abcd", optarg);
+				return 2;
+			}
+			io.disk_id = (uint32_t)v;
+			break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("rpifs %s\n", RPIFS_VERSION); return 0;
+		default:
+			fprintf(stderr, "Try 'rpifs --help'.\n");
+			return 2;
+		}
+	}
+	if (argc - optind != 2) {
+		log_error(argc - optind < 2 ? "ROOTFS and MNT are required" :
+			  "too many arguments");
+		fprintf(stderr, "Usage: rpifs [OPTIONS] ROOTFS MNT (rpifs --help)\n");
+		return 2;
+	}
+	io.rootfs = argv[optind];
+	so.mnt = argv[optind + 1];
+	if (io.boot_size < 33 * MIB) {
+		log_error("--boot-size must be at least 33M (FAT32 needs 65525 clusters)");
+		return 2;
+	}
+	sde = getenv("SOURCE_DATE_EPOCH");
+	if (sde && *sde) {
+		char *end;
+		long long v;
+
+		errno = 0;
+		v = strtoll(sde, &end, 10);
+		if (errno || *end || v < 0) {
+			log_error("SOURCE_DATE_EPOCH=%s: not a number of seconds", sde);
+			return 2;
+		}
+		io.source_date_epoch = v;
+	}
+
+	if (check_rootfs(io.rootfs) < 0 || check_mnt(so.mnt, io.rootfs) < 0 ||
+	    check_fuse() < 0)
+		return 1;
+
+	ret = image_build(&img, &io);
+	if (ret < 0) {
+		log_error("%s: cannot build the image: %s", io.rootfs, strerror(-ret));
+		return 1;
+	}
+	log_debug("disk %" PRIu64 " bytes, id 0x%08" PRIx32 ", p1 %" PRIu64 "+%" PRIu64
+		  ", p2 %" PRIu64 "+%" PRIu64 ", %zu regions", img.size, img.disk_id,
+		  img.p1_start, img.p1_size, img.p2_start, img.p2_size, img.map.n);
+	ret = fuse_serve(&img, &so);
+	image_free(&img);
+	return ret;
+}

@@ -1,0 +1,205 @@
+/* regions.c - the region map of the virtual disk (see regions.h). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "log.h"
+#include "regions.h"
+
+static const char *const kind_name[] = { "zero", "memory", "file" };
+
+void regions_init(struct regions *r)
+{
+	memset(r, 0, sizeof(*r));
+}
+
+void regions_free(struct regions *r)
+{
+	for (size_t i = 0; i < r->nowned; i++)
+		free(r->owned[i]);
+	free(r->owned);
+	free(r->v);
+	memset(r, 0, sizeof(*r));
+}
+
+void *regions_own(struct regions *r, void *buf)
+{
+	if (!buf)
+		return NULL;
+	if (r->nowned == r->capowned) {
+		size_t cap = r->capowned ? r->capowned * 2 : 64;
+		void **p = realloc(r->owned, cap * sizeof(*p));
+
+		if (!p) {
+			free(buf);
+			return NULL;
+		}
+		r->owned = p;
+		r->capowned = cap;
+	}
+	r->owned[r->nowned++] = buf;
+	return buf;
+}
+
+static int push(struct regions *r, const struct region *reg)
+{
+	if (r->final)
+		return -EINVAL;
+	if (reg->len == 0)
+		return 0;
+	if (reg->start + reg->len < reg->start)
+		return -EOVERFLOW;
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 256;
+		struct region *v = realloc(r->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		r->v = v;
+		r->cap = cap;
+	}
+	r->v[r->n++] = *reg;
+	return 0;
+}
+
+int regions_add_mem(struct regions *r, uint64_t start, uint64_t len, const void *mem)
+{
+	struct region reg = { .start = start, .len = len, .kind = REGION_MEM,
+			      .u.mem = mem };
+	return push(r, &reg);
+}
+
+int regions_add_file(struct regions *r, uint64_t start, uint64_t len,
+		     uint32_t id, uint64_t off)
+{
+	struct region reg = { .start = start, .len = len, .kind = REGION_FILE,
+			      .u.file = { .id = id, .off = off } };
+	return push(r, &reg);
+}
+
+int regions_add_zero(struct regions *r, uint64_t start, uint64_t len)
+{
+	struct region reg = { .start = start, .len = len, .kind = REGION_ZERO };
+	return push(r, &reg);
+}
+
+static int cmp_start(const void *a, const void *b)
+{
+	const struct region *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static void describe(const struct region *g, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s [%" PRIu64 ", %" PRIu64 ")", kind_name[g->kind],
+		 g->start, g->start + g->len);
+}
+
+int regions_finalize(struct regions *r, uint64_t size)
+{
+	struct region *v = NULL;
+	size_t n = 0, cap;
+	uint64_t pos = 0;
+	int ret = 0;
+
+	if (r->final)
+		return -EINVAL;
+	qsort(r->v, r->n, sizeof(*r->v), cmp_start);
+	/* Worst case every region is preceded by a gap, plus the tail. */
+	cap = 2 * r->n + 1;
+	v = malloc(cap * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->n; i++) {
+		const struct region *g = &r->v[i];
+
+		if (g->start < pos) {
+			char a[96], b[96];
+
+			describe(&r->v[i - 1], a, sizeof(a));
+			describe(g, b, sizeof(b));
+			log_error("layout: region %s overlaps %s", b, a);
+			ret = -EINVAL;
+			goto out;
+		}
+		if (g->start + g->len > size) {
+			char b[96];
+
+			describe(g, b, sizeof(b));
+			log_error("layout: region %s ends past the disk size %" PRIu64, b, size);
+			ret = -EINVAL;
+			goto out;
+		}
+		if (g->start > pos)
+			v[n++] = (struct region){ .start = pos, .len = g->start - pos,
+						  .kind = REGION_ZERO };
+		v[n++] = *g;
+		pos = g->start + g->len;
+	}
+	if (pos < size)
+		v[n++] = (struct region){ .start = pos, .len = size - pos, .kind = REGION_ZERO };
+	free(r->v);
+	r->v = v;
+	r->n = n;
+	r->cap = cap;
+	v = NULL;
+	r->size = size;
+	r->final = true;
+out:
+	free(v);
+	return ret;
+}
+
+size_t regions_find(const struct regions *r, uint64_t off)
+{
+	size_t lo = 0, hi = r->n;
+
+	/* Invariant: v[lo].start <= off < v[hi].start (v[n].start = size). */
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (r->v[mid].start <= off)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+int regions_read(const struct regions *r, void *buf, size_t len, uint64_t off,
+		 regions_file_reader reader, void *ctx)
+{
+	uint8_t *out = buf;
+	size_t i;
+	int ret;
+
+	if (!r->final || off > r->size || len > r->size - off)
+		return -EINVAL;
+	if (len == 0)
+		return 0;
+	for (i = regions_find(r, off); len > 0; i++) {
+		const struct region *g = &r->v[i];
+		uint64_t in = off - g->start;
+		size_t n = g->len - in < len ? (size_t)(g->len - in) : len;
+
+		switch (g->kind) {
+		case REGION_ZERO:
+			memset(out, 0, n);
+			break;
+		case REGION_MEM:
+			memcpy(out, g->u.mem + in, n);
+			break;
+		case REGION_FILE:
+			ret = reader(ctx, g->u.file.id, out, n, g->u.file.off + in);
+			if (ret < 0)
+				return ret;
+			break;
+		}
+		out += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}

@@ -1,0 +1,267 @@
+/* srcfile.c - source files: registration, safe opening, an fd cache, and
+ * reads that never come back short (see srcfile.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/openat2.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "log.h"
+#include "srcfile.h"
+
+/* Open fds are cached so a sequential read of a large file does not pay an
+ * open per request. Slots with refs > 0 are in use by a reader and are never
+ * evicted; the cache is small, so a linear scan under the lock is cheap next
+ * to the pread it guards. */
+#define FDCACHE_SLOTS 64
+
+struct fdslot {
+	uint32_t id;
+	int fd;
+	unsigned refs;
+	uint64_t used;          /* LRU clock */
+};
+
+struct fdcache {
+	pthread_mutex_t lock;
+	struct fdslot slot[FDCACHE_SLOTS];
+	uint64_t clock;
+};
+
+int srcfiles_init(struct srcfiles *sf, int root_fd)
+{
+	memset(sf, 0, sizeof(*sf));
+	sf->root_fd = root_fd;
+	sf->cache = calloc(1, sizeof(*sf->cache));
+	if (!sf->cache)
+		return -ENOMEM;
+	pthread_mutex_init(&sf->cache->lock, NULL);
+	for (int i = 0; i < FDCACHE_SLOTS; i++)
+		sf->cache->slot[i].fd = -1;
+	return 0;
+}
+
+void srcfiles_free(struct srcfiles *sf)
+{
+	if (sf->cache) {
+		for (int i = 0; i < FDCACHE_SLOTS; i++)
+			if (sf->cache->slot[i].fd >= 0)
+				close(sf->cache->slot[i].fd);
+		pthread_mutex_destroy(&sf->cache->lock);
+		free(sf->cache);
+	}
+	for (size_t i = 0; i < sf->n; i++)
+		free(sf->v[i].path);
+	free(sf->v);
+	if (sf->root_fd >= 0)
+		close(sf->root_fd);
+	memset(sf, 0, sizeof(*sf));
+	sf->root_fd = -1;
+}
+
+int srcfiles_add(struct srcfiles *sf, const char *relpath, const struct stat *st,
+		 uint32_t *id)
+{
+	if (sf->n >= SRCFILE_NONE)
+		return -EOVERFLOW;
+	if (sf->n == sf->cap) {
+		size_t cap = sf->cap ? sf->cap * 2 : 1024;
+		struct srcfile *v = realloc(sf->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		sf->v = v;
+		sf->cap = cap;
+	}
+	struct srcfile *f = &sf->v[sf->n];
+
+	f->path = strdup(relpath);
+	if (!f->path)
+		return -ENOMEM;
+	f->dev = st->st_dev;
+	f->ino = st->st_ino;
+	f->size = (uint64_t)st->st_size;
+	f->warned = 0;
+	*id = (uint32_t)sf->n++;
+	return 0;
+}
+
+/* Open relpath below root without following any symlink and without
+ * leaving the root. openat2() does it in one call; on kernels without it,
+ * walk the components with O_NOFOLLOW. */
+static int open_beneath(int root_fd, const char *relpath)
+{
+	struct open_how how = {
+		.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	long fd = syscall(SYS_openat2, root_fd, relpath, &how, sizeof(how));
+
+	if (fd >= 0 || errno != ENOSYS)
+		return fd >= 0 ? (int)fd : -errno;
+
+	char *copy = strdup(relpath), *save = NULL, *comp, *next;
+	int dir = root_fd, ret;
+
+	if (!copy)
+		return -ENOMEM;
+	comp = strtok_r(copy, "/", &save);
+	for (;;) {
+		if (!comp || !strcmp(comp, "..")) {
+			ret = -EINVAL;
+			break;
+		}
+		next = strtok_r(NULL, "/", &save);
+		int flags = next ? O_PATH | O_DIRECTORY : O_RDONLY;
+		int nfd = openat(dir, comp, flags | O_NOFOLLOW | O_CLOEXEC);
+
+		if (dir != root_fd)
+			close(dir);
+		if (nfd < 0) {
+			ret = -errno;
+			break;
+		}
+		if (!next) {
+			ret = nfd;
+			break;
+		}
+		dir = nfd;
+		comp = next;
+	}
+	free(copy);
+	return ret;
+}
+
+static void warn_once(struct srcfile *f, const char *what)
+{
+	int expected = 0;
+
+	if (atomic_compare_exchange_strong((_Atomic int *)&f->warned, &expected, 1))
+		log_warn("source file %s %s; serving zeros where its bytes are missing "
+			 "(remount, or reopen disk.img, to pick up the change)", f->path, what);
+}
+
+/* Get an fd for id with a reference held, or -errno. */
+static int fd_get(struct srcfiles *sf, uint32_t id, struct fdslot **out)
+{
+	struct fdcache *c = sf->cache;
+	struct srcfile *f = &sf->v[id];
+	struct fdslot *victim = NULL;
+	struct stat st;
+	int fd;
+
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < FDCACHE_SLOTS; i++) {
+		struct fdslot *s = &c->slot[i];
+
+		if (s->fd >= 0 && s->id == id) {
+			s->refs++;
+			s->used = ++c->clock;
+			pthread_mutex_unlock(&c->lock);
+			*out = s;
+			return s->fd;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+
+	/* Open outside the lock: opening may be slow (network filesystems). */
+	fd = open_beneath(sf->root_fd, f->path);
+	if (fd < 0) {
+		warn_once(f, fd == -ENOENT ? "has vanished" :
+			  fd == -ELOOP || fd == -EXDEV ? "was replaced by a symlink" :
+			  "cannot be opened");
+		return fd;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_dev != f->dev || st.st_ino != f->ino) {
+		close(fd);
+		warn_once(f, "was replaced by another file");
+		return -ESTALE;
+	}
+
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < FDCACHE_SLOTS; i++) {
+		struct fdslot *s = &c->slot[i];
+
+		if (s->refs)
+			continue;
+		if (s->fd < 0) {
+			victim = s;
+			break;
+		}
+		if (!victim || s->used < victim->used)
+			victim = s;
+	}
+	if (!victim) {
+		/* Every slot busy: serve this read uncached. */
+		pthread_mutex_unlock(&c->lock);
+		*out = NULL;
+		return fd;
+	}
+	if (victim->fd >= 0)
+		close(victim->fd);
+	victim->fd = fd;
+	victim->id = id;
+	victim->refs = 1;
+	victim->used = ++c->clock;
+	pthread_mutex_unlock(&c->lock);
+	*out = victim;
+	return fd;
+}
+
+static void fd_put(struct srcfiles *sf, struct fdslot *s, int fd)
+{
+	if (!s) {
+		close(fd);
+		return;
+	}
+	pthread_mutex_lock(&sf->cache->lock);
+	s->refs--;
+	pthread_mutex_unlock(&sf->cache->lock);
+}
+
+int srcfiles_pread(struct srcfiles *sf, uint32_t id, void *buf, size_t len,
+		   uint64_t off)
+{
+	struct srcfile *f;
+	struct fdslot *slot;
+	uint8_t *out = buf;
+	size_t want, done = 0;
+	int fd, ret = 0;
+
+	if (id >= sf->n)
+		return -EINVAL;
+	f = &sf->v[id];
+	/* Bytes past the recorded size are never read: the image promised that
+	 * size, and a grown file must not spill into the next region. */
+	want = off >= f->size ? 0 : (f->size - off < len ? (size_t)(f->size - off) : len);
+	if (want == 0)
+		goto out;
+	fd = fd_get(sf, id, &slot);
+	if (fd < 0)
+		goto out;       /* logged once; zeros are served */
+	while (done < want) {
+		ssize_t n = pread(fd, out + done, want - done, (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = -errno;
+			log_error("reading %s at %" PRIu64 ": %s", f->path, off + done,
+				  strerror(errno));
+			break;
+		}
+		if (n == 0) {
+			warn_once(f, "has shrunk");
+			break;
+		}
+		done += (size_t)n;
+	}
+	fd_put(sf, slot, fd);
+out:
+	memset(out + done, 0, len - done);
+	return ret;
+}

@@ -1,0 +1,502 @@
+/* tree.c - scan the source tree into memory (see tree.h).
+ *
+ * The walk uses directory fds and *at() calls with AT_SYMLINK_NOFOLLOW, so
+ * depth is not limited by PATH_MAX and no symlink is ever followed. Extended
+ * attributes are read through "/proc/self/fd/DIRFD/NAME" with the l*xattr
+ * calls for the same reason. Nothing is opened for writing.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+#include "log.h"
+#include "tree.h"
+
+struct scan {
+	struct tree *t;
+	const struct tree_scan_opts *opts;
+	bool check_read;        /* not root: check every file is readable */
+	struct timespec last_progress;
+	char path[8192];        /* relative path of the current node, for messages */
+};
+
+static void free_node(struct tree_node *n)
+{
+	if (!n)
+		return;
+	for (size_t i = 0; i < n->nkids; i++)
+		free_node(n->kids[i]);
+	free(n->kids);
+	for (size_t i = 0; i < n->nxattrs; i++) {
+		free(n->xattrs[i].name);
+		free(n->xattrs[i].value);
+	}
+	free(n->xattrs);
+	free(n->link);
+	free(n->name);
+	free(n);
+}
+
+void tree_free(struct tree *t)
+{
+	free_node(t->root);
+	srcfiles_free(&t->files);
+	free(t->root_path);
+	memset(t, 0, sizeof(*t));
+}
+
+static int cmp_kids(const void *a, const void *b)
+{
+	const struct tree_node *x = *(struct tree_node *const *)a;
+	const struct tree_node *y = *(struct tree_node *const *)b;
+
+	return strcmp(x->name, y->name);
+}
+
+static void progress(struct scan *s, bool final)
+{
+	struct timespec now;
+
+	if (!s->opts->progress)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!final && (now.tv_sec - s->last_progress.tv_sec) * 1000000000L +
+	    (now.tv_nsec - s->last_progress.tv_nsec) < 250000000L)
+		return;
+	s->last_progress = now;
+	fprintf(stderr, "\rrpifs: scanning %s: %" PRIu64 " entries, %" PRIu64 " MiB%s",
+		s->t->root_path, s->t->nodes, s->t->data_bytes >> 20, final ? "\n" : "");
+}
+
+static ssize_t x_list(const char *p, bool follow, char *l, size_t n)
+{
+	return follow ? listxattr(p, l, n) : llistxattr(p, l, n);
+}
+
+static ssize_t x_get(const char *p, bool follow, const char *name, void *v, size_t n)
+{
+	return follow ? getxattr(p, name, v, n) : lgetxattr(p, name, v, n);
+}
+
+/* Read all xattrs of path p into n; follow only for the root's /proc path. */
+static int read_xattrs(struct scan *s, const char *p, bool follow, struct tree_node *n)
+{
+	char *list = NULL;
+	ssize_t len;
+	int ret = 0;
+
+	len = x_list(p, follow, NULL, 0);
+	if (len < 0) {
+		if (errno == ENOTSUP || errno == ENODATA)
+			return 0;
+		ret = -errno;
+		log_error("%s/%s: listing extended attributes: %s", s->t->root_path,
+			  s->path, strerror(errno));
+		return ret;
+	}
+	if (len == 0)
+		return 0;
+	list = malloc((size_t)len);
+	if (!list)
+		return -ENOMEM;
+	len = x_list(p, follow, list, (size_t)len);
+	if (len < 0) {
+		ret = -errno;
+		goto out;
+	}
+	/* Count, then fetch each value; names in a stable (sorted) order. */
+	size_t count = 0;
+	for (ssize_t i = 0; i < len; i += (ssize_t)strlen(list + i) + 1)
+		count++;
+	n->xattrs = calloc(count, sizeof(*n->xattrs));
+	if (!n->xattrs) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (ssize_t i = 0; i < len; i += (ssize_t)strlen(list + i) + 1) {
+		const char *xn = list + i;
+		ssize_t vl = x_get(p, follow, xn, NULL, 0);
+		struct xattr *x;
+
+		if (vl < 0) {
+			if (errno == ENODATA)
+				continue;
+			ret = -errno;
+			log_error("%s/%s: reading extended attribute %s: %s",
+				  s->t->root_path, s->path, xn, strerror(errno));
+			goto out;
+		}
+		x = &n->xattrs[n->nxattrs];
+		x->name = strdup(xn);
+		x->value = malloc(vl ? (size_t)vl : 1);
+		if (!x->name || !x->value) {
+			free(x->name);
+			free(x->value);
+			ret = -ENOMEM;
+			goto out;
+		}
+		vl = x_get(p, follow, xn, x->value, (size_t)vl);
+		if (vl < 0) {
+			ret = -errno;
+			free(x->name);
+			free(x->value);
+			goto out;
+		}
+		x->len = (size_t)vl;
+		n->nxattrs++;
+	}
+	for (size_t a = 1; a < n->nxattrs; a++)
+		for (size_t b = a; b > 0 && strcmp(n->xattrs[b - 1].name, n->xattrs[b].name) > 0; b--) {
+			struct xattr tmp = n->xattrs[b];
+			n->xattrs[b] = n->xattrs[b - 1];
+			n->xattrs[b - 1] = tmp;
+		}
+out:
+	free(list);
+	return ret;
+}
+
+static void digest_node(struct digest *d, const struct tree_node *n)
+{
+	digest_str(d, n->name);
+	digest_u64(d, n->st.st_mode);
+	digest_u64(d, n->st.st_uid);
+	digest_u64(d, n->st.st_gid);
+	digest_u64(d, S_ISDIR(n->st.st_mode) ? 0 : (uint64_t)n->st.st_size);
+	digest_u64(d, (uint64_t)n->st.st_mtim.tv_sec);
+	digest_u64(d, (uint64_t)n->st.st_mtim.tv_nsec);
+	digest_u64(d, S_ISCHR(n->st.st_mode) || S_ISBLK(n->st.st_mode) ? n->st.st_rdev : 0);
+	if (n->link)
+		digest_str(d, n->link);
+	for (size_t i = 0; i < n->nxattrs; i++) {
+		digest_str(d, n->xattrs[i].name);
+		digest_u64(d, n->xattrs[i].len);
+		digest_bytes(d, n->xattrs[i].value, n->xattrs[i].len);
+	}
+}
+
+static int scan_dir(struct scan *s, int dirfd, struct tree_node *dir, size_t plen);
+
+/* Fill node n (name already set) from dirfd/name. plen = length of s->path
+ * for the parent; on return s->path is restored to that length. */
+static int scan_entry(struct scan *s, int dirfd, struct tree_node *n, size_t plen)
+{
+	size_t nl = strlen(n->name);
+	int ret = 0;
+
+	if (plen + nl + 2 >= sizeof(s->path)) {
+		log_error("%s: path too deep below %s", n->name, s->t->root_path);
+		return -ENAMETOOLONG;
+	}
+	if (plen)
+		s->path[plen++] = '/';
+	memcpy(s->path + plen, n->name, nl + 1);
+
+	if (fstatat(dirfd, n->name, &n->st, AT_SYMLINK_NOFOLLOW) < 0) {
+		ret = -errno;
+		log_error("%s/%s: %s", s->t->root_path, s->path, strerror(errno));
+		goto out;
+	}
+	if (s->opts->xattrs) {
+		char p[64 + NAME_MAX];
+
+		snprintf(p, sizeof(p), "/proc/self/fd/%d/%s", dirfd, n->name);
+		ret = read_xattrs(s, p, false, n);
+		if (ret < 0)
+			goto out;
+	}
+	s->t->nodes++;
+	if (n->st.st_mtim.tv_sec > s->t->newest_mtime)
+		s->t->newest_mtime = n->st.st_mtim.tv_sec;
+
+	if (S_ISLNK(n->st.st_mode)) {
+		size_t cap = (size_t)n->st.st_size + 1;
+		ssize_t l;
+
+		n->link = malloc(cap);
+		if (!n->link) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		l = readlinkat(dirfd, n->name, n->link, cap);
+		if (l < 0 || (size_t)l >= cap) {
+			ret = l < 0 ? -errno : -EAGAIN;
+			log_error("%s/%s: reading symlink: %s", s->t->root_path, s->path,
+				  l < 0 ? strerror(errno) : "it changed during the scan");
+			goto out;
+		}
+		n->link[l] = '\0';
+	} else if (S_ISREG(n->st.st_mode)) {
+		if (s->check_read && faccessat(dirfd, n->name, R_OK, AT_EACCESS) < 0) {
+			ret = -errno;
+			log_error("%s/%s: cannot read it (%s): run rpifs as root or as the "
+				  "owner of the tree", s->t->root_path, s->path, strerror(errno));
+			goto out;
+		}
+		s->t->data_bytes += (uint64_t)n->st.st_size;
+		ret = srcfiles_add(&s->t->files, s->path, &n->st, &n->file);
+		if (ret < 0)
+			goto out;
+	} else if (S_ISDIR(n->st.st_mode)) {
+		int fd = openat(dirfd, n->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+		if (fd < 0) {
+			ret = -errno;
+			log_error("%s/%s: cannot open directory: %s", s->t->root_path, s->path,
+				  strerror(errno));
+			goto out;
+		}
+		ret = scan_dir(s, fd, n, plen + nl);
+		close(fd);
+		if (ret < 0)
+			goto out;
+	}
+	progress(s, false);
+out:
+	s->path[plen ? plen - 1 : 0] = '\0';
+	return ret;
+}
+
+/* Scan the directory open as fd (taken: closed by the caller) into dir. */
+static int scan_dir(struct scan *s, int fd, struct tree_node *dir, size_t plen)
+{
+	int dfd = dup(fd);
+	DIR *d;
+	struct dirent *e;
+	size_t cap = 0;
+	int ret = 0;
+
+	if (dfd < 0)
+		return -errno;
+	d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return -errno;
+	}
+	while ((errno = 0, e = readdir(d))) {
+		struct tree_node *k;
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (dir->nkids == cap) {
+			size_t nc = cap ? cap * 2 : 8;
+			struct tree_node **v = realloc(dir->kids, nc * sizeof(*v));
+
+			if (!v) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			dir->kids = v;
+			cap = nc;
+		}
+		k = calloc(1, sizeof(*k));
+		if (!k || !(k->name = strdup(e->d_name))) {
+			free(k);
+			ret = -ENOMEM;
+			goto out;
+		}
+		k->parent = dir;
+		k->file = SRCFILE_NONE;
+		dir->kids[dir->nkids++] = k;
+	}
+	if (errno) {
+		ret = -errno;
+		log_error("%s/%s: reading directory: %s", s->t->root_path, s->path,
+			  strerror(errno));
+		goto out;
+	}
+	qsort(dir->kids, dir->nkids, sizeof(*dir->kids), cmp_kids);
+	for (size_t i = 0; i < dir->nkids; i++) {
+		ret = scan_entry(s, fd, dir->kids[i], plen);
+		if (ret < 0)
+			goto out;
+	}
+out:
+	closedir(d);
+	return ret;
+}
+
+/* The digest walks the finished tree in its sorted order, so it does not
+ * depend on readdir order. */
+static void digest_tree(struct digest *d, const struct tree_node *n)
+{
+	digest_node(d, n);
+	digest_u64(d, n->nkids);
+	for (size_t i = 0; i < n->nkids; i++)
+		digest_tree(d, n->kids[i]);
+}
+
+int tree_scan(struct tree *t, const char *root_path, const struct tree_scan_opts *opts)
+{
+	static const struct tree_scan_opts defaults = { .xattrs = true };
+	struct scan *s = NULL;
+	int fd = -1, pfd = -1, ret;
+
+	memset(t, 0, sizeof(*t));
+	t->files.root_fd = -1;
+	s = calloc(1, sizeof(*s));
+	t->root_path = strdup(root_path);
+	t->root = calloc(1, sizeof(*t->root));
+	if (!s || !t->root_path || !t->root || !(t->root->name = strdup(""))) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	s->t = t;
+	s->opts = opts ? opts : &defaults;
+	s->check_read = geteuid() != 0;
+	t->root->file = SRCFILE_NONE;
+
+	fd = open(root_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		log_error("%s: %s", root_path, errno == ENOTDIR ? "not a directory" :
+			  strerror(errno));
+		goto out;
+	}
+	pfd = open(root_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (pfd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	ret = srcfiles_init(&t->files, pfd);
+	pfd = -1;
+	if (ret < 0)
+		goto out;
+	if (fstat(fd, &t->root->st) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (s->opts->xattrs) {
+		char p[64];
+
+		/* The root's own xattrs, through its fd (the root is a directory). */
+		snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+		ret = read_xattrs(s, p, true, t->root);
+		if (ret < 0)
+			goto out;
+	}
+	t->nodes = 1;
+	t->newest_mtime = t->root->st.st_mtim.tv_sec;
+	ret = scan_dir(s, fd, t->root, 0);
+	if (ret < 0)
+		goto out;
+	progress(s, true);
+	digest_init(&t->digest);
+	digest_tree(&t->digest, t->root);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (pfd >= 0)
+		close(pfd);
+	free(s);
+	if (ret < 0)
+		tree_free(t);
+	return ret;
+}
+
+struct tree_node *tree_child(const struct tree_node *dir, const char *name)
+{
+	size_t lo = 0, hi = dir->nkids;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(dir->kids[mid]->name, name);
+
+		if (c == 0)
+			return dir->kids[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static struct tree_node *lookup(const struct tree *t, const struct tree_node *dir,
+				const char *path, int *budget)
+{
+	const struct tree_node *cur = *path == '/' ? t->root : dir;
+	const char *p = path;
+
+	while (*p) {
+		const char *e = strchrnul(p, '/');
+		size_t l = (size_t)(e - p);
+		char name[NAME_MAX + 1];
+
+		if (l == 0 || (l == 1 && p[0] == '.')) {
+			/* nothing */
+		} else if (l == 2 && p[0] == '.' && p[1] == '.') {
+			if (!cur->parent)
+				return NULL;    /* would leave the tree */
+			cur = cur->parent;
+		} else {
+			struct tree_node *k;
+
+			if (l > NAME_MAX || !S_ISDIR(cur->st.st_mode))
+				return NULL;
+			memcpy(name, p, l);
+			name[l] = '\0';
+			k = tree_child(cur, name);
+			if (!k)
+				return NULL;
+			if (k->link) {
+				if (--*budget < 0)
+					return NULL;
+				k = lookup(t, cur, k->link, budget);
+				if (!k)
+					return NULL;
+			}
+			cur = k;
+		}
+		p = *e ? e + 1 : e;
+	}
+	return (struct tree_node *)cur;
+}
+
+struct tree_node *tree_lookup(const struct tree *t, const struct tree_node *dir,
+			      const char *path)
+{
+	int budget = 40;
+
+	return lookup(t, dir, path, &budget);
+}
+
+char *tree_path(const struct tree_node *node)
+{
+	size_t len = 0;
+	const struct tree_node *n;
+	char *buf, *p;
+
+	for (n = node; n->parent; n = n->parent)
+		len += strlen(n->name) + 1;
+	if (len)
+		len--;          /* no leading '/' */
+	buf = malloc(len + 1);
+	if (!buf)
+		return NULL;
+	p = buf + len;
+	*p = '\0';
+	for (n = node; n->parent; n = n->parent) {
+		size_t l = strlen(n->name);
+
+		p -= l;
+		memcpy(p, n->name, l);
+		if (p > buf)
+			*--p = '/';
+	}
+	return buf;
+}
+
+bool tree_is_under(const struct tree_node *node, const struct tree_node *anc)
+{
+	for (; node; node = node->parent)
+		if (node == anc)
+			return true;
+	return false;
+}

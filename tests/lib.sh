@@ -1,0 +1,63 @@
+# tests/lib.sh - shared helpers for the shell tests. Source it:
+#   . "$TESTS_DIR/lib.sh"
+# Each test runs in its own scratch directory ($T), removed on exit, and
+# unmounts whatever it mounted. A test fails with `fail MSG` (exit 1);
+# `skip MSG` exits 77 (meson's skip code).
+set -euo pipefail
+
+: "${RPIFS:?RPIFS must point at the rpifs binary}"
+: "${TESTS_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}"
+export LC_ALL=C.UTF-8
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/rpifs-test.XXXXXX")
+_MOUNTS=()
+
+cleanup() {
+	local m
+	for m in "${_MOUNTS[@]}"; do
+		fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+	done
+	rm -rf "$T" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "SKIP: $*" >&2; exit 77; }
+note() { echo "# $*" >&2; }
+
+need() {
+	local c
+	for c in "$@"; do command -v "$c" >/dev/null 2>&1 || skip "$c not installed"; done
+}
+
+# rpifs_mount ROOTFS MNT [rpifs options...]: mount, and register for cleanup.
+# rpifs returns once the mount is live (it daemonises after mounting).
+rpifs_mount() {
+	local root=$1 mnt=$2; shift 2
+	mkdir -p "$mnt"
+	"$RPIFS" "$@" "$root" "$mnt" || fail "rpifs $* $root $mnt exited $?"
+	_MOUNTS+=("$mnt")
+	[ -f "$mnt/disk.img" ] || fail "$mnt/disk.img missing after mount"
+}
+
+rpifs_umount() {
+	fusermount3 -u "$1" || fail "fusermount3 -u $1 failed"
+}
+
+# Partition start and size in bytes from the image's table (sfdisk -J).
+part_start() { sfdisk -J "$1" | python3 -c "import json,sys; p=json.load(sys.stdin)['partitiontable']; print(p['partitions'][$2-1]['start']*512)"; }
+part_size()  { sfdisk -J "$1" | python3 -c "import json,sys; p=json.load(sys.stdin)['partitiontable']; print(p['partitions'][$2-1]['size']*512)"; }
+
+# extract_part IMG N OUT: copy partition N out through the mount.
+extract_part() {
+	local s z
+	s=$(part_start "$1" "$2"); z=$(part_size "$1" "$2")
+	dd if="$1" of="$3" bs=1M iflag=skip_bytes,count_bytes skip="$s" count="$z" status=none
+}
+
+# tree_sums DIR: a listing of every entry with type, mode, owner, size, and
+# content checksum: compare before/after to prove a tree was not touched.
+tree_sums() {
+	(cd "$1" && find . -printf '%y %m %U:%G %s %T@ %p -> %l\n' | sort &&
+	 find . -type f -print0 | sort -z | xargs -0 -r sha256sum)
+}

@@ -1,0 +1,2 @@
+/* placeholder: written by the FAT32 module */
+int main(void) { return 77; }

@@ -1,0 +1,121 @@
+/* test_regions.c - region map: finalize fills gaps, refuses overlaps, find
+ * and read agree with a flat reference buffer at every offset. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "regions.h"
+
+static int failures;
+#define CHECK(c) do { if (!(c)) { failures++; fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #c); } } while (0)
+
+/* "file" i holds bytes (i * 37 + off) & 0xff */
+static int reader(void *ctx, uint32_t id, void *buf, size_t len, uint64_t off)
+{
+	uint8_t *b = buf;
+
+	(void)ctx;
+	for (size_t k = 0; k < len; k++)
+		b[k] = (uint8_t)(id * 37 + off + k);
+	return 0;
+}
+
+static void test_overlap(void)
+{
+	struct regions r;
+	static const uint8_t m[16];
+
+	regions_init(&r);
+	CHECK(regions_add_mem(&r, 100, 16, m) == 0);
+	CHECK(regions_add_file(&r, 110, 10, 1, 0) == 0);
+	CHECK(regions_finalize(&r, 1000) == -EINVAL);
+	regions_free(&r);
+
+	regions_init(&r);
+	CHECK(regions_add_mem(&r, 990, 16, m) == 0);
+	CHECK(regions_finalize(&r, 1000) == -EINVAL);   /* past the end */
+	regions_free(&r);
+}
+
+static void test_random(unsigned seed)
+{
+	enum { SIZE = 1 << 16 };
+	struct regions r;
+	uint8_t *ref = calloc(SIZE, 1), *mem = malloc(SIZE), *got = malloc(SIZE);
+	uint64_t pos = 0;
+	uint32_t id = 0;
+
+	srand(seed);
+	for (size_t i = 0; i < SIZE; i++)
+		mem[i] = (uint8_t)rand();
+	regions_init(&r);
+	/* Random regions with random gaps, added in a shuffled order. */
+	struct { uint64_t s, l; int kind; uint32_t id; } rs[400];
+	int n = 0;
+	while (n < 400) {
+		uint64_t gap = (uint64_t)(rand() % 3 ? 0 : rand() % 300);
+		uint64_t len = 1 + (uint64_t)(rand() % 500);
+
+		if (pos + gap + len > SIZE)
+			break;
+		pos += gap;
+		rs[n].s = pos; rs[n].l = len; rs[n].kind = rand() % 3; rs[n].id = id++;
+		for (uint64_t k = 0; k < len; k++)
+			ref[pos + k] = rs[n].kind == 0 ? 0 : rs[n].kind == 1 ? mem[pos + k] :
+				       (uint8_t)(rs[n].id * 37 + k + 5);
+		pos += len;
+		n++;
+	}
+	for (int i = n - 1; i > 0; i--) {
+		int j = rand() % (i + 1);
+		__typeof__(rs[0]) t = rs[i]; rs[i] = rs[j]; rs[j] = t;
+	}
+	for (int i = 0; i < n; i++) {
+		if (rs[i].kind == 0)
+			CHECK(regions_add_zero(&r, rs[i].s, rs[i].l) == 0);
+		else if (rs[i].kind == 1)
+			CHECK(regions_add_mem(&r, rs[i].s, rs[i].l, mem + rs[i].s) == 0);
+		else
+			CHECK(regions_add_file(&r, rs[i].s, rs[i].l, rs[i].id, 5) == 0);
+	}
+	CHECK(regions_finalize(&r, SIZE) == 0);
+	/* Invariants: contiguous, no empty region, ends at SIZE. */
+	CHECK(r.n > 0 && r.v[0].start == 0);
+	for (size_t i = 0; i + 1 < r.n; i++)
+		CHECK(r.v[i].start + r.v[i].len == r.v[i + 1].start && r.v[i].len > 0);
+	CHECK(r.v[r.n - 1].start + r.v[r.n - 1].len == SIZE);
+	/* find(): every offset maps into its region. */
+	for (uint64_t off = 0; off < SIZE; off += 7) {
+		size_t k = regions_find(&r, off);
+		CHECK(r.v[k].start <= off && off < r.v[k].start + r.v[k].len);
+	}
+	/* read(): random ranges equal the reference, including the last byte. */
+	for (int t = 0; t < 2000; t++) {
+		uint64_t off = (uint64_t)rand() % SIZE;
+		size_t len = (size_t)rand() % (SIZE - off + 1);
+
+		CHECK(regions_read(&r, got, len, off, reader, NULL) == 0);
+		if (memcmp(got, ref + off, len)) {
+			failures++;
+			fprintf(stderr, "seed %u: read %zu at %llu differs\n", seed, len,
+				(unsigned long long)off);
+			break;
+		}
+	}
+	CHECK(regions_read(&r, got, 1, SIZE, reader, NULL) == -EINVAL);
+	CHECK(regions_read(&r, got, 0, SIZE, reader, NULL) == 0);
+	regions_free(&r);
+	free(ref);
+	free(mem);
+	free(got);
+}
+
+int main(void)
+{
+	test_overlap();
+	for (unsigned s = 1; s <= 20; s++)
+		test_random(s);
+	if (failures)
+		fprintf(stderr, "%d failures\n", failures);
+	return failures != 0;
+}
