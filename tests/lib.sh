@@ -9,7 +9,7 @@ set -euo pipefail
 : "${TESTS_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}"
 export LC_ALL=C.UTF-8
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/rpifs-test.XXXXXX")
+export T=$(mktemp -d "${TMPDIR:-/tmp}/rpifs-test.XXXXXX")
 _MOUNTS=()
 
 cleanup() {
