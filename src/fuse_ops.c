@@ -12,6 +12,7 @@
  */
 #define FUSE_USE_VERSION 312
 #include <errno.h>
+#include <signal.h>
 #include <fuse_lowlevel.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,6 +224,11 @@ int fuse_serve(struct image *img, const struct serve_opts *o)
 		log_error("cannot start the FUSE session (check the -o options)");
 		goto out;
 	}
+	/* A shell starts background jobs with SIGINT ignored, and libfuse only
+	 * replaces default dispositions: make INT and TERM always unmount. HUP
+	 * keeps whatever nohup chose. */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out;
 	if (fuse_session_mount(se, o->mnt) != 0) {

@@ -213,6 +213,7 @@ int main(int argc, char **argv)
 	struct serve_opts so = { 0 };
 	struct image img;
 	const char *sde;
+	char mnt_abs[PATH_MAX];
 	int c, ret;
 
 	if (argc > 1 && !strcmp(argv[1], "build"))
@@ -310,6 +311,14 @@ int main(int argc, char **argv)
 	if (check_rootfs(io.rootfs) < 0 || check_mnt(so.mnt, io.rootfs) < 0 ||
 	    check_fuse() < 0)
 		return 1;
+
+	/* fuse_daemonize() changes to "/" even in the foreground: the unmount
+	 * at exit needs an absolute mount point. */
+	if (!realpath(so.mnt, mnt_abs)) {
+		log_error("MNT %s: %s", so.mnt, strerror(errno));
+		return 1;
+	}
+	so.mnt = mnt_abs;
 
 	ret = image_build(&img, &io);
 	if (ret < 0) {
