@@ -39,10 +39,16 @@ struct image {
 	uint64_t p1_start, p1_size;
 	uint64_t p2_start, p2_size;
 	uint8_t mbr[512];
+	uint8_t layout_id[16];      /* tree digest + layout: names this image */
 };
 
 void image_opts_default(struct image_opts *o);
 int image_build(struct image *img, const struct image_opts *opts);
+/* The same from a tree already scanned; the image takes the tree over (on
+ * failure too). */
+int image_build_tree(struct image *img, struct tree *tree, const struct image_opts *opts);
+/* Scan opts->rootfs as image_build() would (for change detection). */
+int image_scan(struct tree *tree, const struct image_opts *opts);
 void image_free(struct image *img);
 /* Read len bytes at off; off+len <= size. 0 or -errno. */
 int image_read(struct image *img, void *buf, size_t len, uint64_t off);

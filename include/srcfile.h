@@ -28,6 +28,7 @@ struct srcfile {
 	dev_t dev;
 	ino_t ino;
 	uint64_t size;      /* size at scan time: the size served */
+	struct timespec mtime;  /* at scan time: a change is logged once */
 	int warned;         /* a change has been logged once (atomic) */
 };
 

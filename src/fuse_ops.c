@@ -1,35 +1,61 @@
 /* fuse_ops.c - the FUSE server (libfuse low-level API).
  *
  * The mount is a directory (inode 1) holding one regular file, disk.img
- * (inode 2), whose bytes are the region map of struct image.
+ * (inode 2), whose bytes are a *generation*: an image (region map, tree,
+ * source file table) plus the overlay holding what was written to it.
  *
- * Thread model: the image (region map, tree, source file table) is built
- * before fuse_serve() and never modified afterwards; the worker threads of
- * fuse_session_loop_mt() read it without locks. The only shared mutable
- * state is the source-file fd cache inside srcfiles, which locks itself.
- * Reads never return short except at the end of the disk (a short read makes
- * the kernel shrink the file).
+ * Generations. The tree is snapshotted per generation. An open() that finds
+ * no open handle rescans the tree; if its digest changed, a new image is
+ * built and becomes current, and the kernel's cached pages and attributes of
+ * disk.img are invalidated. Each handle keeps the generation it opened
+ * (fi->fh) until release, so a reader never sees a mix of two layouts.
+ * The in-memory overlay belongs to its generation and goes with it (a
+ * notice says so when it held blocks); a persistent overlay (--overlay)
+ * pins the generation: tree changes are reported, not served, until the
+ * overlay is reset.
+ *
+ * Thread model: an image is immutable once built; worker threads of
+ * fuse_session_loop_mt() read it without locks through their handle's
+ * generation. srv->lock guards the current-generation pointer, the
+ * reference counts and the open-handle count (open/release/getattr only).
+ * The overlay and the source-file fd cache lock themselves. Reads never
+ * return short except at the end of the disk (a short read makes the kernel
+ * shrink the file).
  */
 #define FUSE_USE_VERSION 312
 #include <errno.h>
-#include <signal.h>
 #include <fuse_lowlevel.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "fuse_ops.h"
 #include "log.h"
+#include "overlay.h"
 
 #define INO_ROOT 1
 #define INO_DISK 2
 #define DISK_NAME "disk.img"
 
+struct generation {
+	struct image img;
+	struct overlay *ov;
+	unsigned refs;          /* open handles, +1 while current */
+	unsigned id;
+};
+
 struct server {
-	struct image *img;
+	const struct serve_opts *o;
+	struct fuse_session *se;
 	uid_t uid;
 	gid_t gid;
-	struct timespec time;   /* shown as the file times: the tree's newest mtime */
+	pthread_mutex_t lock;
+	struct generation *cur;
+	unsigned open_handles;
+	bool pinned_notice;
 };
 
 static struct server *srv(fuse_req_t req)
@@ -37,23 +63,114 @@ static struct server *srv(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-static void fill_attr(const struct server *s, fuse_ino_t ino, struct stat *st)
+static void gen_put(struct generation *g)
+{
+	if (--g->refs)
+		return;
+	overlay_close(g->ov);
+	image_free(&g->img);
+	free(g);
+}
+
+static int gen_new(struct server *s, struct image *img, unsigned id, struct generation **out)
+{
+	struct generation *g = calloc(1, sizeof(*g));
+	int ret;
+
+	if (!g) {
+		image_free(img);
+		return -ENOMEM;
+	}
+	g->img = *img;
+	memset(img, 0, sizeof(*img));
+	g->refs = 1;
+	g->id = id;
+	ret = overlay_open(&g->ov, s->o->overlay, g->img.size, g->img.layout_id,
+			   s->o->overlay_reset && id == 1);
+	if (ret < 0) {
+		image_free(&g->img);
+		free(g);
+		return ret;
+	}
+	*out = g;
+	return 0;
+}
+
+/* Called with srv->lock held and no handle open. Returns true when a new
+ * generation became current. */
+static bool refresh(struct server *s)
+{
+	struct generation *g = NULL;
+	struct image img;
+	struct tree t;
+	int ret;
+
+	ret = image_scan(&t, s->o->image);
+	if (ret < 0) {
+		log_error("rescanning %s failed: still serving generation %u",
+			  s->o->image->rootfs, s->cur->id);
+		return false;
+	}
+	if (!memcmp(&t.digest, &s->cur->img.tree.digest, sizeof(t.digest))) {
+		tree_free(&t);
+		return false;
+	}
+	if (s->o->overlay) {
+		tree_free(&t);
+		if (!s->pinned_notice)
+			log_warn("%s changed, but the overlay %s pins the image it was written "
+				 "for: remount with --overlay-reset to serve the new tree",
+				 s->o->image->rootfs, s->o->overlay);
+		s->pinned_notice = true;
+		return false;
+	}
+	ret = image_build_tree(&img, &t, s->o->image);
+	if (ret < 0) {
+		log_error("%s changed, but the new image cannot be built (above): still "
+			  "serving generation %u", s->o->image->rootfs, s->cur->id);
+		return false;
+	}
+	ret = gen_new(s, &img, s->cur->id + 1, &g);
+	if (ret < 0)
+		return false;
+	if (overlay_blocks(s->cur->ov))
+		log_warn("%s changed: generation %u replaces %u; the %" PRIu64 " blocks "
+			 "written to the old image are dropped (use --overlay FILE to keep "
+			 "writes, which pins the image)", s->o->image->rootfs, g->id,
+			 s->cur->id, overlay_blocks(s->cur->ov));
+	else
+		log_info("%s changed: serving generation %u", s->o->image->rootfs, g->id);
+	gen_put(s->cur);
+	s->cur = g;
+	return true;
+}
+
+static void fill_attr(const struct server *s, const struct generation *g,
+		      fuse_ino_t ino, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
 	st->st_uid = s->uid;
 	st->st_gid = s->gid;
-	st->st_atim = st->st_mtim = st->st_ctim = s->time;
+	st->st_atim = st->st_mtim = st->st_ctim =
+		(struct timespec){ .tv_sec = g->img.tree.newest_mtime };
 	if (ino == INO_ROOT) {
 		st->st_mode = S_IFDIR | 0755;
 		st->st_nlink = 2;
 	} else {
-		st->st_mode = S_IFREG | 0444;
+		st->st_mode = S_IFREG | (s->o->read_only ? 0444 : 0644);
 		st->st_nlink = 1;
-		st->st_size = (off_t)s->img->size;
+		st->st_size = (off_t)g->img.size;
 		st->st_blksize = 4096;
-		st->st_blocks = (blkcnt_t)(s->img->size / 512);
+		st->st_blocks = (blkcnt_t)(g->img.size / 512);
 	}
+}
+
+static void cur_attr(struct server *s, fuse_ino_t ino, struct stat *st)
+{
+	pthread_mutex_lock(&s->lock);
+	fill_attr(s, s->cur, ino, st);
+	pthread_mutex_unlock(&s->lock);
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -61,6 +178,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* qemu with cache=none issues many asynchronous direct reads. */
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;
+	/* The kernel keeps locks (qemu's OFD locks) locally: no lock handlers. */
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -75,7 +193,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	e.ino = INO_DISK;
 	e.attr_timeout = 1.0;
 	e.entry_timeout = 1.0;
-	fill_attr(srv(req), INO_DISK, &e.attr);
+	cur_attr(srv(req), INO_DISK, &e.attr);
 	fuse_reply_entry(req, &e);
 }
 
@@ -87,7 +205,29 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	fill_attr(srv(req), ino, &st);
+	if (fi && fi->fh && ino == INO_DISK)
+		fill_attr(srv(req), (struct generation *)(uintptr_t)fi->fh, ino, &st);
+	else
+		cur_attr(srv(req), ino, &st);
+	fuse_reply_attr(req, &st, 1.0);
+}
+
+/* Only a no-op size change is accepted (O_TRUNC of a disk makes no sense);
+ * mode and time changes are ignored, as on a block device node. */
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	struct stat st;
+
+	if (ino != INO_DISK && ino != INO_ROOT) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	cur_attr(srv(req), ino, &st);
+	if ((to_set & FUSE_SET_ATTR_SIZE) && (ino != INO_DISK || attr->st_size != st.st_size)) {
+		fuse_reply_err(req, srv(req)->o->read_only ? EROFS : EPERM);
+		return;
+	}
 	fuse_reply_attr(req, &st, 1.0);
 }
 
@@ -119,6 +259,10 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct server *s = srv(req);
+	struct generation *g;
+	bool changed = false;
+
 	if (ino == INO_ROOT) {
 		fuse_reply_err(req, EISDIR);
 		return;
@@ -127,38 +271,71 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+	if ((fi->flags & O_ACCMODE) != O_RDONLY && s->o->read_only) {
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	/* The image does not change while mounted: let the page cache keep it,
-	 * except for O_DIRECT opens, which must reach us. */
-	fi->keep_cache = 1;
+	pthread_mutex_lock(&s->lock);
+	if (s->open_handles == 0)
+		changed = refresh(s);
+	g = s->cur;
+	g->refs++;
+	s->open_handles++;
+	pthread_mutex_unlock(&s->lock);
+
+	fi->fh = (uint64_t)(uintptr_t)g;
+	/* Keep the page cache across opens of one generation; a new generation
+	 * must not see the old one's pages. O_DIRECT opens must reach us. */
+	fi->keep_cache = !changed;
 	if (fi->flags & O_DIRECT)
 		fi->direct_io = 1;
 	fuse_reply_open(req, fi);
+	if (changed)
+		fuse_lowlevel_notify_inval_inode(s->se, INO_DISK, 0, 0);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct server *s = srv(req);
+	struct generation *g = (struct generation *)(uintptr_t)fi->fh;
+
+	if (g) {
+		overlay_sync(g->ov);
+		pthread_mutex_lock(&s->lock);
+		s->open_handles--;
+		gen_put(g);
+		pthread_mutex_unlock(&s->lock);
+	}
+	fuse_reply_err(req, 0);
+}
+
+static int base_read(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	return image_read(ctx, buf, len, off);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	struct image *img = srv(req)->img;
+	struct generation *g = (struct generation *)(uintptr_t)fi->fh;
 	uint64_t o = (uint64_t)off;
 	void *buf;
 	int ret;
 
-	if (o >= img->size) {
+	if (o >= g->img.size) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
-	if (size > img->size - o)
-		size = (size_t)(img->size - o);
+	if (size > g->img.size - o)
+		size = (size_t)(g->img.size - o);
 	buf = malloc(size ? size : 1);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	ret = image_read(img, buf, size, o);
+	ret = image_read(&g->img, buf, size, o);
+	if (ret == 0)
+		ret = overlay_read(g->ov, buf, size, o);
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
 	else
@@ -166,14 +343,46 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+		     off_t off, struct fuse_file_info *fi)
+{
+	struct generation *g = (struct generation *)(uintptr_t)fi->fh;
+	uint64_t o = (uint64_t)off;
+	int ret;
+
+	if (o >= g->img.size || size > g->img.size - o) {
+		fuse_reply_err(req, ENOSPC);    /* a disk does not grow */
+		return;
+	}
+	ret = overlay_write(g->ov, buf, size, o, base_read, &g->img);
+	if (ret < 0)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_write(req, size);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct generation *g = (struct generation *)(uintptr_t)fi->fh;
+
+	fuse_reply_err(req, g ? -overlay_sync(g->ov) : 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	op_flush(req, ino, fi);
+}
+
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs sv;
+	struct stat st;
 
+	cur_attr(srv(req), INO_DISK, &st);
 	memset(&sv, 0, sizeof(sv));
 	sv.f_bsize = 4096;
 	sv.f_frsize = 4096;
-	sv.f_blocks = srv(req)->img->size / 4096;
+	sv.f_blocks = (fsblkcnt_t)st.st_size / 4096;
 	sv.f_files = 1;
 	sv.f_namemax = 255;
 	fuse_reply_statfs(req, &sv);
@@ -183,47 +392,47 @@ static const struct fuse_lowlevel_ops ops = {
 	.init = op_init,
 	.lookup = op_lookup,
 	.getattr = op_getattr,
+	.setattr = op_setattr,
 	.readdir = op_readdir,
 	.open = op_open,
+	.release = op_release,
 	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.fsync = op_fsync,
 	.statfs = op_statfs,
 };
 
 int fuse_serve(struct image *img, const struct serve_opts *o)
 {
 	struct server s = {
-		.img = img,
+		.o = o,
 		.uid = getuid(),
 		.gid = getgid(),
-		.time = { .tv_sec = img->tree.newest_mtime },
 	};
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *cfg = NULL;
-	char fsname[256];
+	uint64_t size = img->size;
+	char *opt = NULL;
 	int ret = 1;
 
-	snprintf(fsname, sizeof(fsname), "-ofsname=rpifs,subtype=rpifs,default_permissions");
-	if (fuse_opt_add_arg(&args, "rpifs") || fuse_opt_add_arg(&args, fsname) ||
+	pthread_mutex_init(&s.lock, NULL);
+	if (gen_new(&s, img, 1, &s.cur) < 0)
+		goto out;
+	if (fuse_opt_add_arg(&args, "rpifs") ||
+	    fuse_opt_add_arg(&args, "-ofsname=rpifs,subtype=rpifs,default_permissions") ||
 	    (o->debug && fuse_opt_add_arg(&args, "-odebug")))
 		goto out;
-	if (o->fuse_opts) {
-		char *opt;
-
-		if (asprintf(&opt, "-o%s", o->fuse_opts) < 0)
-			goto out;
-		ret = fuse_opt_add_arg(&args, opt);
-		free(opt);
-		ret = ret ? 1 : 0;
-		if (ret)
-			goto out;
-		ret = 1;
-	}
+	if (o->fuse_opts && (asprintf(&opt, "-o%s", o->fuse_opts) < 0 ||
+			     fuse_opt_add_arg(&args, opt)))
+		goto out;
 	se = fuse_session_new(&args, &ops, sizeof(ops), &s);
 	if (!se) {
 		log_error("cannot start the FUSE session (check the -o options)");
 		goto out;
 	}
+	s.se = se;
 	/* A shell starts background jobs with SIGINT ignored, and libfuse only
 	 * replaces default dispositions: make INT and TERM always unmount. HUP
 	 * keeps whatever nohup chose. */
@@ -237,8 +446,9 @@ int fuse_serve(struct image *img, const struct serve_opts *o)
 			  "allow_other, user_allow_other in /etc/fuse.conf", o->mnt);
 		goto out_signals;
 	}
-	log_info("serving %s/%s (%llu MiB) from %s", o->mnt, DISK_NAME,
-		 (unsigned long long)(img->size >> 20), img->tree.root_path);
+	log_info("serving %s/%s (%" PRIu64 " MiB%s) from %s", o->mnt, DISK_NAME, size >> 20,
+		 o->read_only ? ", read-only" : o->overlay ? ", writes to the overlay" :
+		 ", writes kept in memory", s.cur->img.tree.root_path);
 	if (fuse_daemonize(o->foreground) != 0)
 		goto out_unmount;
 	if (!o->foreground)
@@ -267,5 +477,9 @@ out:
 	if (se)
 		fuse_session_destroy(se);
 	fuse_opt_free_args(&args);
+	free(opt);
+	if (s.cur)
+		gen_put(s.cur);         /* gen_new() consumed img either way */
+	pthread_mutex_destroy(&s.lock);
 	return ret;
 }

@@ -186,10 +186,48 @@ int image_read(struct image *img, void *buf, size_t len, uint64_t off)
 	return regions_read(&img->map, buf, len, off, read_file_region, &img->tree.files);
 }
 
+int image_scan(struct tree *tree, const struct image_opts *o)
+{
+	struct tree_scan_opts so = { .xattrs = true, .progress = isatty(2) };
+
+	return tree_scan(tree, o->rootfs, &so);
+}
+
 int image_build(struct image *img, const struct image_opts *o)
 {
-	static const struct tree_scan_opts scan_opts = { .xattrs = true, .progress = false };
-	struct tree_scan_opts so = scan_opts;
+	struct tree t;
+	int ret;
+
+	memset(img, 0, sizeof(*img));
+	ret = image_scan(&t, o);
+	if (ret < 0)
+		return ret;
+	return image_build_tree(img, &t, o);
+}
+
+/* Everything that decides the bytes of the image, hashed: two images with
+ * the same id are the same image. */
+static void compute_layout_id(struct image *img, const struct image_opts *o)
+{
+	struct digest d = img->tree.digest;
+
+	digest_u64(&d, img->size);
+	digest_u64(&d, img->disk_id);
+	digest_u64(&d, img->p1_start);
+	digest_u64(&d, img->p1_size);
+	digest_u64(&d, img->p2_start);
+	digest_u64(&d, img->p2_size);
+	digest_str(&d, o->boot_dir ? o->boot_dir : "");
+	digest_str(&d, o->boot_label);
+	digest_str(&d, o->root_label);
+	digest_u64(&d, o->root_owner);
+	digest_u64(&d, o->ext4);
+	digest_u64(&d, (uint64_t)o->source_date_epoch);
+	digest_fill(&d, "layout-id", img->layout_id, sizeof(img->layout_id));
+}
+
+int image_build_tree(struct image *img, struct tree *tree, const struct image_opts *o)
+{
 	const struct tree_node *boot = NULL;
 	struct mbr_part parts[2];
 	uint64_t root_min;
@@ -197,10 +235,8 @@ int image_build(struct image *img, const struct image_opts *o)
 
 	memset(img, 0, sizeof(*img));
 	regions_init(&img->map);
-	so.progress = isatty(2);
-	ret = tree_scan(&img->tree, o->rootfs, &so);
-	if (ret < 0)
-		return ret;
+	img->tree = *tree;
+	memset(tree, 0, sizeof(*tree));
 
 	if (o->boot_dir && *o->boot_dir) {
 		boot = tree_lookup(&img->tree, img->tree.root, o->boot_dir);
@@ -227,13 +263,21 @@ int image_build(struct image *img, const struct image_opts *o)
 	ret = layout(img, o, boot, &root_min);
 	if (ret < 0)
 		goto out;
+	compute_layout_id(img, o);
 
 	parts[0] = (struct mbr_part){ img->p1_start, img->p1_size, 0x0c, true };
 	parts[1] = (struct mbr_part){ img->p2_start, img->p2_size, 0x83, false };
 	ret = mbr_build(img->size, img->disk_id, parts, 2, img->mbr);
 	if (ret < 0)
 		goto out;
-	ret = regions_add_mem(&img->map, 0, 512, img->mbr);
+	/* The map must not point into *img: images are moved by value. */
+	uint8_t *mbr = regions_own(&img->map, malloc(512));
+	if (!mbr) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	memcpy(mbr, img->mbr, 512);
+	ret = regions_add_mem(&img->map, 0, 512, mbr);
 	if (ret < 0)
 		goto out;
 

@@ -33,6 +33,14 @@ static void usage(FILE *f)
 "  -s, --single-thread      serve requests on one thread\n"
 "  -o OPT[,OPT...]          FUSE mount options (e.g. allow_other)\n"
 "\n"
+"Writes (qemu opens disk.img read-write; ROOTFS is never written):\n"
+"      --read-only          refuse writes (EROFS)\n"
+"      --overlay FILE       keep written blocks in FILE across remounts (it pins\n"
+"                           the image: tree changes are served after a reset)\n"
+"      --overlay-reset      discard the blocks in the --overlay FILE\n"
+"                           (default: writes are kept in memory and dropped\n"
+"                           when a changed tree makes a new image)\n"
+"\n"
 "Layout:\n"
 "      --boot-dir DIR       boot directory inside ROOTFS (default: boot)\n"
 "      --boot-size SIZE     partition 1 size (default: 256M)\n"
@@ -60,7 +68,7 @@ static void usage(FILE *f)
 enum {
 	OPT_BOOT_DIR = 256, OPT_BOOT_SIZE, OPT_BOOT_LABEL, OPT_ROOT_SIZE,
 	OPT_ROOT_LABEL, OPT_FREE, OPT_SIZE, OPT_ALIGN, OPT_DISK_ID, OPT_ROOT_OWNER,
-	OPT_NO_EXT4,
+	OPT_NO_EXT4, OPT_READ_ONLY, OPT_OVERLAY, OPT_OVERLAY_RESET,
 };
 
 static const struct option long_opts[] = {
@@ -78,6 +86,9 @@ static const struct option long_opts[] = {
 	{ "disk-id", required_argument, NULL, OPT_DISK_ID },
 	{ "root-owner", no_argument, NULL, OPT_ROOT_OWNER },
 	{ "no-ext4", no_argument, NULL, OPT_NO_EXT4 },
+	{ "read-only", no_argument, NULL, OPT_READ_ONLY },
+	{ "overlay", required_argument, NULL, OPT_OVERLAY },
+	{ "overlay-reset", no_argument, NULL, OPT_OVERLAY_RESET },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -236,6 +247,9 @@ int main(int argc, char **argv)
 		case OPT_ROOT_LABEL: io.root_label = optarg; break;
 		case OPT_ROOT_OWNER: io.root_owner = true; break;
 		case OPT_NO_EXT4: io.ext4 = false; break;
+		case OPT_READ_ONLY: so.read_only = true; break;
+		case OPT_OVERLAY: so.overlay = optarg; break;
+		case OPT_OVERLAY_RESET: so.overlay_reset = true; break;
 		case OPT_BOOT_SIZE:
 			if (size_arg("--boot-size", optarg, &io.boot_size) < 0)
 				return 2;
@@ -319,6 +333,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	so.mnt = mnt_abs;
+	if (so.overlay_reset && !so.overlay) {
+		log_error("--overlay-reset needs --overlay FILE");
+		return 2;
+	}
+	so.image = &io;
 
 	ret = image_build(&img, &io);
 	if (ret < 0) {

@@ -84,6 +84,7 @@ int srcfiles_add(struct srcfiles *sf, const char *relpath, const struct stat *st
 	f->dev = st->st_dev;
 	f->ino = st->st_ino;
 	f->size = (uint64_t)st->st_size;
+	f->mtime = st->st_mtim;
 	f->warned = 0;
 	*id = (uint32_t)sf->n++;
 	return 0;
@@ -180,6 +181,16 @@ static int fd_get(struct srcfiles *sf, uint32_t id, struct fdslot **out)
 		close(fd);
 		warn_once(f, "was replaced by another file");
 		return -ESTALE;
+	}
+	if ((uint64_t)st.st_size != f->size || st.st_mtim.tv_sec != f->mtime.tv_sec ||
+	    st.st_mtim.tv_nsec != f->mtime.tv_nsec) {
+		int expected = 0;
+
+		if (atomic_compare_exchange_strong((_Atomic int *)&f->warned, &expected, 1))
+			log_warn("source file %s changed since the image was built: serving "
+				 "its current bytes, clipped or zero-padded to %" PRIu64 " bytes "
+				 "(close disk.img everywhere and reopen it to serve the new tree)",
+				 f->path, f->size);
 	}
 
 	pthread_mutex_lock(&c->lock);
