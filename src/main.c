@@ -16,12 +16,14 @@
 #include "fuse_ops.h"
 #include "image.h"
 #include "log.h"
+#include "qemu.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 "Usage: rpifs [OPTIONS] ROOTFS MNT\n"
 "       rpifs build STAGE ROOTFS [OPTIONS]   (rpifs build --help)\n"
+"       rpifs qemu [OPTIONS] ROOTFS          (rpifs qemu --help)\n"
 "\n"
 "Serve MNT/disk.img: a Raspberry Pi SD-card image computed from ROOTFS without\n"
 "copying it. Partition 1 (FAT32) holds ROOTFS/boot, partition 2 (ext4) the rest.\n"
@@ -229,6 +231,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "build"))
 		return build_main(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "qemu"))
+		return qemu_main(argc - 1, argv + 1);
 
 	image_opts_default(&io);
 	while ((c = getopt_long(argc, argv, "fdso:qvhV", long_opts, NULL)) != -1) {
