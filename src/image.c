@@ -289,8 +289,6 @@ int image_build_tree(struct image *img, struct tree *tree, const struct image_op
 		.clamp_time = o->source_date_epoch,
 	};
 	ret = fat32_build(&img->tree, boot, &fo, &img->map);
-	if (ret == -ENOSYS)
-		ret = 0;        /* TEMPORARY until fat32.c lands */
 	if (ret < 0)
 		goto out;
 

@@ -226,7 +226,7 @@ int main(int argc, char **argv)
 	struct serve_opts so = { 0 };
 	struct image img;
 	const char *sde;
-	char mnt_abs[PATH_MAX];
+	char mnt_abs[PATH_MAX], root_abs[PATH_MAX];
 	int c, ret;
 
 	if (argc > 1 && !strcmp(argv[1], "build"))
@@ -337,6 +337,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	so.mnt = mnt_abs;
+	/* Later generations rescan ROOTFS after the chdir too. */
+	if (!realpath(io.rootfs, root_abs)) {
+		log_error("ROOTFS %s: %s", io.rootfs, strerror(errno));
+		return 1;
+	}
+	io.rootfs = root_abs;
 	if (so.overlay_reset && !so.overlay) {
 		log_error("--overlay-reset needs --overlay FILE");
 		return 2;

@@ -311,7 +311,8 @@ static int scan_dir(struct scan *s, int fd, struct tree_node *dir, size_t plen)
 			  strerror(errno));
 		goto out;
 	}
-	qsort(dir->kids, dir->nkids, sizeof(*dir->kids), cmp_kids);
+	if (dir->nkids)
+		qsort(dir->kids, dir->nkids, sizeof(*dir->kids), cmp_kids);
 	for (size_t i = 0; i < dir->nkids; i++) {
 		ret = scan_entry(s, fd, dir->kids[i], plen);
 		if (ret < 0)

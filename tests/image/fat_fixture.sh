@@ -125,10 +125,16 @@ make_fat_expected() {
 	[ -z "$(find "$out" -type l -o -type p)" ] || fail "expected tree still has links"
 }
 
-# fat_mount LOG ROOTFS MNT [rpifs options]: rpifs_mount, keeping a copy of
-# rpifs's messages in LOG (still shown on stderr, so a failed mount says why).
+# fat_mount LOG ROOTFS MNT [rpifs options]: rpifs_mount with rpifs's
+# messages captured in LOG, then shown on stderr. If the mount fails, LOG
+# is shown on the way out (rpifs_mount's `fail` exits with stderr = LOG).
+# (A pipe through tee does not work: the daemon inherits it.)
 fat_mount() {
-	local log=$1; shift
-	rpifs_mount "$@" 2> >(tee "$log" >&2)
-	wait $! 2>/dev/null || true     # tee has written everything
+	_fat_log=$1; shift
+	exec 4>&2
+	trap 'cat "$_fat_log" >&4; cleanup' EXIT
+	rpifs_mount "$@" 2>"$_fat_log" 4>&-
+	trap cleanup EXIT
+	exec 4>&-
+	cat "$_fat_log" >&2
 }
