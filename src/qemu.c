@@ -7,6 +7,7 @@
  * temporary mount of ROOTFS that lives as long as qemu.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -37,6 +38,8 @@ static void usage(FILE *f)
 "  --overlay FILE    keep the guest's writes in FILE (passed to the mount)\n"
 "  --snapshot        discard the guest's writes at exit (qemu snapshot=on)\n"
 "  --timeout SECS    stop qemu after SECS seconds (exit status 124)\n"
+"  --until TEXT      stop qemu, with exit status 0, once its console prints\n"
+"                    TEXT (e.g. \"login:\"); with --timeout, for scripts\n"
 "  --qemu PATH       qemu binary (default: qemu-system-aarch64)\n"
 "  --dry-run         print the qemu command and exit\n"
 "  -h, --help        this help\n");
@@ -141,15 +144,58 @@ static void on_alarm(int sig)
 	timed_out = 1;
 }
 
-/* Run argv; returns its exit status (124 after --timeout). */
-static int run(char **argv, unsigned timeout)
+/* Copy the child's output to stdout until EOF; true once until was seen
+ * (then the child is stopped). */
+static bool watch(int fd, pid_t pid, const char *until)
 {
-	pid_t pid = fork();
-	int st;
+	char buf[4096 + 256];
+	size_t keep = 0, ul = strlen(until);
+	ssize_t n;
 
+	for (;;) {
+		n = read(fd, buf + keep, sizeof(buf) - keep - 1);
+		if (n < 0 && errno == EINTR) {
+			if (timed_out == 1) {
+				kill(pid, SIGTERM);
+				timed_out = 2;
+			}
+			continue;
+		}
+		if (n <= 0)
+			return false;
+		if (fwrite(buf + keep, 1, (size_t)n, stdout) != (size_t)n)
+			return false;
+		fflush(stdout);
+		keep += (size_t)n;
+		buf[keep] = '\0';
+		if (memmem(buf, keep, until, ul)) {
+			kill(pid, SIGTERM);
+			return true;
+		}
+		/* Keep the tail: the text may straddle two reads. */
+		if (keep >= ul) {
+			memmove(buf, buf + keep - (ul - 1), ul - 1);
+			keep = ul - 1;
+		}
+	}
+}
+
+/* Run argv; returns its exit status (124 after --timeout; 0 once until, if
+ * not NULL, appeared on its output). */
+static int run_until(char **argv, unsigned timeout, const char *until)
+{
+	int pfd[2] = { -1, -1 }, st;
+	bool seen = false;
+	pid_t pid;
+
+	if (until && pipe2(pfd, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
 	if (pid < 0)
 		return -errno;
 	if (pid == 0) {
+		if (until)
+			dup2(pfd[1], 1);
 		execvp(argv[0], argv);
 		fprintf(stderr, "rpifs: qemu: cannot run %s: %s%s\n", argv[0], strerror(errno),
 			errno == ENOENT ? " (install package qemu-system-arm)" : "");
@@ -161,6 +207,11 @@ static int run(char **argv, unsigned timeout)
 		sigaction(SIGALRM, &sa, NULL);
 		alarm(timeout);
 	}
+	if (until) {
+		close(pfd[1]);
+		seen = watch(pfd[0], pid, until);
+		close(pfd[0]);
+	}
 	while (waitpid(pid, &st, 0) < 0) {
 		if (errno != EINTR)
 			return -errno;
@@ -170,9 +221,16 @@ static int run(char **argv, unsigned timeout)
 		}
 	}
 	alarm(0);
+	if (seen)
+		return 0;
 	if (timed_out)
 		return 124;
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int run(char **argv, unsigned timeout)
+{
+	return run_until(argv, timeout, NULL);
 }
 
 static void print_cmd(char **argv)
@@ -187,7 +245,7 @@ static void print_cmd(char **argv)
 }
 
 enum { OPT_IMAGE = 256, OPT_BOOT_DIR, OPT_APPEND, OPT_OVERLAY, OPT_SNAPSHOT,
-       OPT_TIMEOUT, OPT_QEMU, OPT_DRY_RUN };
+       OPT_TIMEOUT, OPT_QEMU, OPT_DRY_RUN, OPT_UNTIL };
 
 int qemu_main(int argc, char **argv)
 {
@@ -200,11 +258,12 @@ int qemu_main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "qemu", required_argument, NULL, OPT_QEMU },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+		{ "until", required_argument, NULL, OPT_UNTIL },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *image = NULL, *boot_dir = "boot", *append = NULL, *overlay = NULL;
-	const char *qemu = "qemu-system-aarch64";
+	const char *qemu = "qemu-system-aarch64", *until = NULL;
 	bool snapshot = false, dry = false;
 	unsigned timeout = 0;
 	struct boot_config bc;
@@ -224,6 +283,7 @@ int qemu_main(int argc, char **argv)
 		case OPT_SNAPSHOT: snapshot = true; break;
 		case OPT_QEMU: qemu = optarg; break;
 		case OPT_DRY_RUN: dry = true; break;
+		case OPT_UNTIL: until = *optarg ? optarg : NULL; break;
 		case OPT_TIMEOUT: timeout = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'h': usage(stdout); return 0;
 		default: fprintf(stderr, "Try 'rpifs qemu --help'.\n"); return 2;
@@ -296,7 +356,9 @@ int qemu_main(int argc, char **argv)
 	print_cmd(qargv);
 	if (dry)
 		return 0;
-	ret = run(qargv, timeout);
+	ret = run_until(qargv, timeout, until);
+	if (until && ret == 0)
+		fprintf(stdout, "\nrpifs: qemu: saw \"%s\": stopped qemu\n", until);
 	if (ret == 124)
 		log_info("qemu: stopped after --timeout %u s", timeout);
 	if (mounted) {
