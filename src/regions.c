@@ -106,7 +106,8 @@ int regions_finalize(struct regions *r, uint64_t size)
 
 	if (r->final)
 		return -EINVAL;
-	qsort(r->v, r->n, sizeof(*r->v), cmp_start);
+	if (r->n)
+		qsort(r->v, r->n, sizeof(*r->v), cmp_start);
 	/* Worst case every region is preceded by a gap, plus the tail. */
 	cap = 2 * r->n + 1;
 	v = malloc(cap * sizeof(*v));
