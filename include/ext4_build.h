@@ -17,6 +17,12 @@ struct ext4_opts {
 	int64_t fs_time;            /* superblock times: SOURCE_DATE_EPOCH or newest mtime */
 	bool root_owner;            /* every inode owned by 0:0 */
 	uint64_t inodes;            /* 0: tree nodes plus headroom */
+	bool keep_atime_ctime;      /* atime and ctime from the source, as
+	                             * mke2fs -d; default (false): atime, ctime
+	                             * and crtime = mtime, so the partition is a
+	                             * function of what the tree digest covers
+	                             * (reads re-time atimes, copies re-time
+	                             * ctimes) */
 };
 
 /* Minimum partition size in bytes for the tree (skip's contents excluded:

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 #include "ext4_build.h"
 #include "fat32.h"
@@ -127,11 +128,8 @@ static int layout(struct image *img, const struct image_opts *o,
 	*root_min = 0;
 	if (o->ext4) {
 		ret = ext4_size_needed(&img->tree, boot, &need);
-		if (ret == -ENOSYS) {
-			need = 0;       /* no ext4 builder yet: partition 2 reads as zeros */
-		} else if (ret < 0) {
+		if (ret < 0)
 			return ret;
-		}
 	}
 	*root_min = align_up(need ? need : o->align, o->align);
 	if (o->root_size) {
@@ -174,6 +172,18 @@ static int layout(struct image *img, const struct image_opts *o,
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/* The filesystems' own times: SOURCE_DATE_EPOCH, else the newest mtime of
+ * the tree (deterministic), but never in the future: e2fsck reports a
+ * superblock written in the future. */
+static int64_t fs_time(const struct image *img, const struct image_opts *o)
+{
+	int64_t now = (int64_t)time(NULL);
+
+	if (o->source_date_epoch >= 0)
+		return o->source_date_epoch;
+	return img->tree.newest_mtime < now ? img->tree.newest_mtime : now;
 }
 
 static int read_file_region(void *ctx, uint32_t id, void *buf, size_t len, uint64_t off)
@@ -297,8 +307,7 @@ int image_build_tree(struct image *img, struct tree *tree, const struct image_op
 			.part_start = img->p2_start,
 			.part_size = img->p2_size,
 			.label = o->root_label,
-			.fs_time = o->source_date_epoch >= 0 ? o->source_date_epoch :
-				   img->tree.newest_mtime,
+			.fs_time = fs_time(img, o),
 			.root_owner = o->root_owner,
 		};
 		digest_fill(&img->tree.digest, "ext4-uuid", eo.uuid, sizeof(eo.uuid));
@@ -308,8 +317,6 @@ int image_build_tree(struct image *img, struct tree *tree, const struct image_op
 		digest_fill(&img->tree.digest, "ext4-hash-seed", eo.hash_seed,
 			    sizeof(eo.hash_seed));
 		ret = ext4_build(&img->tree, boot, &eo, &img->map);
-		if (ret == -ENOSYS)
-			ret = 0;        /* not built yet: partition 2 reads as zeros */
 		if (ret < 0)
 			goto out;
 	}

@@ -95,12 +95,18 @@ int srcfiles_add(struct srcfiles *sf, const char *relpath, const struct stat *st
  * walk the components with O_NOFOLLOW. */
 static int open_beneath(int root_fd, const char *relpath)
 {
+	/* O_NOATIME: serving the image must not touch the tree, atimes
+	 * included. Only the owner (or root) may ask for it: retry without. */
 	struct open_how how = {
-		.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW,
+		.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOATIME,
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 	};
 	long fd = syscall(SYS_openat2, root_fd, relpath, &how, sizeof(how));
 
+	if (fd < 0 && errno == EPERM) {
+		how.flags &= ~(uint64_t)O_NOATIME;
+		fd = syscall(SYS_openat2, root_fd, relpath, &how, sizeof(how));
+	}
 	if (fd >= 0 || errno != ENOSYS)
 		return fd >= 0 ? (int)fd : -errno;
 
@@ -117,7 +123,10 @@ static int open_beneath(int root_fd, const char *relpath)
 		}
 		next = strtok_r(NULL, "/", &save);
 		int flags = next ? O_PATH | O_DIRECTORY : O_RDONLY;
-		int nfd = openat(dir, comp, flags | O_NOFOLLOW | O_CLOEXEC);
+		int nfd = openat(dir, comp, flags | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+
+		if (nfd < 0 && errno == EPERM)
+			nfd = openat(dir, comp, flags | O_NOFOLLOW | O_CLOEXEC);
 
 		if (dir != root_fd)
 			close(dir);

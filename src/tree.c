@@ -244,7 +244,12 @@ static int scan_entry(struct scan *s, int dirfd, struct tree_node *n, size_t ple
 		if (ret < 0)
 			goto out;
 	} else if (S_ISDIR(n->st.st_mode)) {
-		int fd = openat(dirfd, n->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int fl = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+		/* O_NOATIME: scanning must not touch the tree (owner or root only). */
+		int fd = openat(dirfd, n->name, fl | O_NOATIME);
+
+		if (fd < 0 && errno == EPERM)
+			fd = openat(dirfd, n->name, fl);
 
 		if (fd < 0) {
 			ret = -errno;

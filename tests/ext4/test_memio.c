@@ -1,0 +1,224 @@
+/* test_memio.c - the memio page store and io_manager.
+ *
+ * Byte counts (count < 0), block size changes, partial pages, zero pages
+ * never stored, zeroout/discard dropping pages (both the page walk and the
+ * table scan), the hash table under many inserts and deletions against a
+ * reference, ascending traversal with stealing, the store outliving the
+ * channel, and a real filesystem: ext2fs_initialize + close through memio,
+ * then ext2fs_open of the same store reads it back.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ext2fs/ext2fs.h>
+#include <et/com_err.h>
+
+#include "ext4_memio.h"
+
+static int failures;
+
+#define CHECK(c) do { if (!(c)) { fprintf(stderr, "%s:%d: CHECK(%s) failed\n", \
+	__FILE__, __LINE__, #c); failures++; } } while (0)
+
+static io_channel open_chan(struct memio_store *s)
+{
+	char name[64];
+	io_channel ch = NULL;
+
+	CHECK(memio_io_manager->open(memio_name(s, name, sizeof(name)),
+				     IO_FLAG_RW, &ch) == 0);
+	return ch;
+}
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+	while (n--)
+		if (*p++)
+			return 0;
+	return 1;
+}
+
+static void test_basic(void)
+{
+	struct memio_store *s = memio_store_new(1 << 20);
+	io_channel ch = open_chan(s);
+	uint8_t buf[8192], out[8192];
+
+	CHECK(ch->flags & CHANNEL_FLAGS_DISCARD_ZEROES);
+	/* The superblock: 1024 bytes at byte 1024 with 1024-byte blocks. */
+	memset(buf, 0xab, 1024);
+	CHECK(io_channel_set_blksize(ch, 1024) == 0);
+	CHECK(io_channel_write_blk64(ch, 1, -1024, buf) == 0);
+	CHECK(memio_store_pages(s) == 1);
+	/* Read back with 4096-byte blocks: page 0 holds it at 1024. */
+	CHECK(io_channel_set_blksize(ch, 4096) == 0);
+	CHECK(io_channel_read_blk64(ch, 0, 1, out) == 0);
+	CHECK(all_zero(out, 1024));
+	CHECK(out[1024] == 0xab && out[2047] == 0xab);
+	CHECK(all_zero(out + 2048, 2048));
+	/* Blocks across pages, positive count. */
+	memset(buf, 0x11, sizeof(buf));
+	CHECK(io_channel_write_blk64(ch, 3, 2, buf) == 0);
+	CHECK(memio_store_pages(s) == 3);
+	CHECK(io_channel_read_blk64(ch, 2, 2, out) == 0);
+	CHECK(all_zero(out, 4096) && out[4096] == 0x11 && out[8191] == 0x11);
+	/* Unaligned byte write spanning two pages, via write_byte. */
+	CHECK(io_channel_write_byte(ch, 4096 * 10 - 3, 6, "ABCDEF") == 0);
+	CHECK(io_channel_read_blk64(ch, 9, 2, out) == 0);
+	CHECK(memcmp(out + 4093, "ABCDEF", 6) == 0);
+	CHECK(memio_store_pages(s) == 5);
+	/* Zeros over an absent page store nothing; over a page drop it. */
+	memset(buf, 0, sizeof(buf));
+	CHECK(io_channel_write_blk64(ch, 100, 1, buf) == 0);
+	CHECK(memio_store_pages(s) == 5);
+	CHECK(io_channel_write_byte(ch, 4096 * 10 - 3, 6, buf) == 0);
+	CHECK(memio_store_pages(s) == 3);
+	/* Out of range. */
+	CHECK(io_channel_read_blk64(ch, 256, 1, out) != 0);
+	CHECK(io_channel_write_blk64(ch, 255, 2, buf) != 0);
+	/* zeroout, small range: page walk; partial page keeps the rest. */
+	CHECK(io_channel_set_blksize(ch, 1024) == 0);
+	CHECK(io_channel_zeroout(ch, 1, 1) == 0);    /* the 0xab bytes */
+	CHECK(memio_store_pages(s) == 2);
+	CHECK(io_channel_set_blksize(ch, 4096) == 0);
+	CHECK(io_channel_discard(ch, 3, 1) == 0);
+	CHECK(memio_store_pages(s) == 1);
+	CHECK(io_channel_read_blk64(ch, 3, 2, out) == 0);
+	CHECK(all_zero(out, 4096) && out[4096] == 0x11);
+	/* Close: the store lives on. */
+	CHECK(io_channel_close(ch) == 0);
+	CHECK(memio_store_pages(s) == 1);
+	memio_store_free(s);
+}
+
+struct walk {
+	struct memio_store *s;
+	const uint8_t *ref;
+	uint64_t last;
+	size_t seen;
+	int ok;
+};
+
+/* Pages must come in ascending order, with the right bytes; stealing the
+ * page being visited is allowed. */
+static int walk_fn(void *vc, uint64_t off, const uint8_t *page)
+{
+	struct walk *w = vc;
+	uint8_t *p;
+
+	if (w->seen && off <= w->last)
+		w->ok = 0;
+	w->last = off;
+	w->seen++;
+	if (page[0] != w->ref[off / 4096])
+		w->ok = 0;
+	p = memio_store_steal(w->s, off);
+	if (p != page)
+		w->ok = 0;
+	free(p);
+	return 0;
+}
+
+/* Many pages, random writes and zeroouts, checked against a reference. */
+static void test_table(void)
+{
+	enum { NP = 20000 };
+	struct memio_store *s = memio_store_new((uint64_t)NP * 4096);
+	io_channel ch = open_chan(s);
+	uint8_t *ref = calloc(NP, 1), buf[4096];
+	struct walk w;
+	size_t i, n = 0;
+	unsigned seed = 12345;
+	int round;
+
+	CHECK(ref != NULL);
+	CHECK(io_channel_set_blksize(ch, 4096) == 0);
+	for (round = 0; round < 200000; round++) {
+		size_t p;
+
+		seed = seed * 1103515245 + 12345;
+		p = (seed >> 8) % NP;
+		if ((seed & 7) == 0) {
+			/* zeroout of a short run (page walk), or of half the
+			 * device (table scan) */
+			size_t len = (seed & 0x300) ? 3 : NP / 2;
+
+			if (p + len > NP)
+				len = NP - p;
+			CHECK(io_channel_zeroout(ch, p, len) == 0);
+			memset(ref + p, 0, len);
+		} else {
+			uint8_t v = (uint8_t)(seed >> 24);
+
+			memset(buf, v, sizeof(buf));
+			CHECK(io_channel_write_blk64(ch, p, 1, buf) == 0);
+			ref[p] = v;
+		}
+	}
+	for (i = 0; i < NP; i++) {
+		CHECK(io_channel_read_blk64(ch, i, 1, buf) == 0);
+		if (buf[0] != ref[i] || buf[4095] != ref[i]) {
+			CHECK(!"page content differs from the reference");
+			break;
+		}
+		n += ref[i] != 0;
+	}
+	CHECK(memio_store_pages(s) == n);
+	CHECK(io_channel_close(ch) == 0);
+
+	w = (struct walk){ s, ref, 0, 0, 1 };
+	CHECK(memio_store_foreach(s, walk_fn, &w) == 0);
+	CHECK(w.ok);
+	CHECK(w.seen == n);
+	CHECK(memio_store_pages(s) == 0);
+	free(ref);
+	memio_store_free(s);
+}
+
+/* A real filesystem through memio, read back by ext2fs_open. */
+static void test_fs(void)
+{
+	struct memio_store *s = memio_store_new(64 << 20);
+	struct ext2_super_block param;
+	ext2_filsys fs = NULL;
+	char name[64];
+	size_t pages;
+
+	memset(&param, 0, sizeof(param));
+	ext2fs_blocks_count_set(&param, (64 << 20) / 4096);
+	param.s_log_block_size = 2;
+	param.s_rev_level = 1;
+	param.s_inode_size = 256;
+	ext2fs_set_feature_64bit(&param);
+	ext2fs_set_feature_extents(&param);
+	memio_name(s, name, sizeof(name));
+	CHECK(ext2fs_initialize(name, EXT2_FLAG_64BITS, &param,
+				memio_io_manager, &fs) == 0);
+	if (!fs)
+		return;
+	strcpy((char *)fs->super->s_volume_name, "memio-test");
+	CHECK(ext2fs_allocate_tables(fs) == 0);
+	CHECK(ext2fs_close_free(&fs) == 0);
+	pages = memio_store_pages(s);
+	CHECK(pages > 0 && pages < 64);      /* metadata only, never 16384 */
+	CHECK(ext2fs_open(name, 0, 0, 0, memio_io_manager, &fs) == 0);
+	if (fs) {
+		CHECK(strcmp((char *)fs->super->s_volume_name, "memio-test") == 0);
+		CHECK(ext2fs_blocks_count(fs->super) == 16384);
+		ext2fs_close_free(&fs);
+	}
+	CHECK(memio_store_pages(s) == pages); /* reading wrote nothing */
+	memio_store_free(s);
+}
+
+int main(void)
+{
+	initialize_ext2_error_table();
+	test_basic();
+	test_table();
+	test_fs();
+	if (failures)
+		fprintf(stderr, "%d failures\n", failures);
+	return failures ? 1 : 0;
+}
