@@ -1,4 +1,124 @@
-/* build.c - placeholder until `rpifs build` lands. */
+/* build.c - `rpifs build STAGE ROOTFS [OPTIONS]`: run one stage or all. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
 #include "build.h"
-int build_main(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "rpifs: build: not implemented yet\n"); return 2; }
+#include "build_config.h"
+#include "build_firmware.h"
+#include "build_fs.h"
+#include "build_kernel.h"
+#include "build_opts.h"
+#include "build_rootfs.h"
+#include "build_stage.h"
+#include "log.h"
+
+struct stage_def {
+	enum build_cmd cmd;
+	int (*check)(struct build_opts *o);
+	int (*run)(struct build_opts *o, int index, int count);
+};
+
+/* The order `build all` runs them in: each needs the ones before. */
+static const struct stage_def stages[] = {
+	{ CMD_ROOTFS, rootfs_check, rootfs_run },
+	{ CMD_KERNEL, kernel_check, kernel_run },
+	{ CMD_FIRMWARE, firmware_check, firmware_run },
+	{ CMD_CONFIG, config_check, config_run },
+};
+#define N_STAGES (int)(sizeof(stages) / sizeof(stages[0]))
+
+/* One build per ROOTFS at a time: two would trample each other's scratch
+ * trees and stamps. The lock lives (and dies) with the process. */
+static int lock_state(const struct build_opts *o, int *fd)
+{
+	char *p = xasprintf("%s/lock", o->state_dir);
+	int ret = fs_mkdir_p(o->state_dir, 0755);
+
+	*fd = -1;
+	if (ret) {
+		log_error("%s: cannot create the state directory: %s", o->state_dir, strerror(-ret));
+		goto out;
+	}
+	*fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (*fd < 0) {
+		ret = -errno;
+		log_error("%s: %s", p, strerror(-ret));
+		goto out;
+	}
+	if (flock(*fd, LOCK_EX | LOCK_NB) < 0) {
+		ret = -errno;
+		log_error("another `rpifs build` is working on %s (lock %s held)", o->rootfs, p);
+	}
+out:
+	free(p);
+	return ret;
+}
+
+/* With the lock held, anything in STATE/tmp is a leftover of an
+ * interrupted run (a half-built tree, maybe with /proc still mounted in
+ * it): remove it before it piles up. */
+static void clean_scratch(const struct build_opts *o)
+{
+	char *tmp = xasprintf("%s/tmp", o->state_dir);
+	int ret = fs_is_dir(tmp) && !fs_dir_is_empty(tmp) ? fs_remove_tree(tmp) : 0;
+
+	if (ret)
+		log_warn("%s: cannot remove leftovers: %s", tmp, strerror(-ret));
+	free(tmp);
+}
+
+int build_main(int argc, char **argv)
+{
+	struct build_opts o;
+	struct timespec t0, t1;
+	char el[32];
+	int ret, lockfd = -1, count = 0, index = 0;
+
+	ret = build_opts_parse(&o, argc, argv);
+	if (ret) {
+		build_opts_free(&o);
+		return ret > 0 ? 0 : 2;
+	}
+	if (o.cmd == CMD_ALL && !o.src) {
+		log_error("build all: --src LINUX_TREE is required (the kernel stage needs it)");
+		ret = -EINVAL;
+		goto out;
+	}
+	/* Check every selected stage's inputs before the first one starts:
+	 * a bad --src must not surface after a 5-minute debootstrap. */
+	for (int i = 0; i < N_STAGES; i++) {
+		if (!(o.cmd & stages[i].cmd))
+			continue;
+		count++;
+		ret = stages[i].check(&o);
+		if (ret)
+			goto out;
+	}
+	ret = lock_state(&o, &lockfd);
+	if (ret)
+		goto out;
+	clean_scratch(&o);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < N_STAGES && !ret; i++)
+		if (o.cmd & stages[i].cmd)
+			ret = stages[i].run(&o, ++index, count);
+	if (count > 1) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		stage_fmt_elapsed((double)(t1.tv_sec - t0.tv_sec), el, sizeof(el));
+		fprintf(stderr, "rpifs: build %s: %s after %s\n", o.cmd_name,
+			ret ? "stopped" : "done", el);
+	}
+	if (!ret && o.cmd & CMD_CONFIG)
+		fprintf(stderr, "rpifs: %s is ready: serve it with `rpifs %s MNT` (MNT/disk.img)\n",
+			o.rootfs, o.rootfs);
+out:
+	if (lockfd >= 0)
+		close(lockfd);
+	build_opts_free(&o);
+	return ret ? 1 : 0;
+}

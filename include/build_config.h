@@ -1,0 +1,20 @@
+/* build_config.h - `rpifs build config`: boot/config.txt and cmdline.txt.
+ *
+ * cmdline.txt carries root=PARTUUID=DISKID-02; `rpifs ROOTFS MNT` reads the
+ * disk id back from it and writes it into the image's MBR, so the two always
+ * agree. This stage chooses the id: --disk-id, else the one cmdline.txt
+ * already has (stable across runs), else one derived from ROOTFS's path.
+ */
+#ifndef RPIFS_BUILD_CONFIG_H
+#define RPIFS_BUILD_CONFIG_H
+
+#include <stdint.h>
+#include "build_opts.h"
+
+/* The disk id this ROOTFS uses (never 0). */
+uint32_t config_disk_id(const struct build_opts *o);
+
+int config_check(struct build_opts *o);
+int config_run(struct build_opts *o, int index, int count);
+
+#endif

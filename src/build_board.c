@@ -1,0 +1,161 @@
+/* build_board.c - parse board profiles (data/boards/NAME.conf). */
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "build_board.h"
+#include "build_data.h"
+#include "build_fs.h"
+#include "log.h"
+
+/* "rpi02w rpi3 rpi4" from the directory holding path. */
+static char *known_boards(const char *dir)
+{
+	struct dirent **ents = NULL;
+	char *list = xstrdup("");
+	int n = dir ? scandir(dir, &ents, NULL, alphasort) : -1;
+
+	for (int i = 0; i < n; i++) {
+		size_t len = strlen(ents[i]->d_name);
+
+		if (len > 5 && !strcmp(ents[i]->d_name + len - 5, ".conf")) {
+			char *l = xasprintf("%s%s%.*s", list, *list ? " " : "", (int)(len - 5),
+					    ents[i]->d_name);
+
+			free(list);
+			list = l;
+		}
+		free(ents[i]);
+	}
+	free(ents);
+	return list;
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+		*--e = '\0';
+	return s;
+}
+
+static int parse(struct board *b, const char *path, char *text)
+{
+	char *save = NULL, *line;
+	int lineno = 0;
+
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *eq, *key, *val;
+
+		lineno++;
+		line = trim(line);
+		if (!*line || *line == '#')
+			continue;
+		eq = strchr(line, '=');
+		if (!eq) {
+			log_error("%s:%d: expected key=value", path, lineno);
+			return -EINVAL;
+		}
+		*eq = '\0';
+		key = trim(line);
+		val = trim(eq + 1);
+		if (!strcmp(key, "description")) {
+			free(b->description);
+			b->description = xstrdup(val);
+		} else if (!strcmp(key, "dtb")) {
+			free(b->dtb);
+			b->dtb = xstrdup(val);
+		} else if (!strcmp(key, "console")) {
+			free(b->console);
+			b->console = xstrdup(val);
+		} else if (!strcmp(key, "firmware")) {
+			char *s2 = NULL, *f;
+
+			for (f = strtok_r(val, " \t", &s2); f; f = strtok_r(NULL, " \t", &s2)) {
+				if (b->n_firmware == BOARD_MAX_FILES || strchr(f, '/') ||
+				    !strcmp(f, "..")) {
+					log_error("%s:%d: bad firmware list", path, lineno);
+					return -EINVAL;
+				}
+				b->firmware[b->n_firmware++] = xstrdup(f);
+			}
+		} else if (!strcmp(key, "config")) {
+			if (b->n_config == BOARD_MAX_CONFIG) {
+				log_error("%s:%d: too many config lines", path, lineno);
+				return -EINVAL;
+			}
+			b->config[b->n_config++] = xstrdup(val);
+		} else {
+			log_error("%s:%d: unknown key '%s'", path, lineno, key);
+			return -EINVAL;
+		}
+	}
+	if (!b->n_firmware || !b->dtb || !b->console) {
+		log_error("%s: a profile needs firmware=, dtb= and console=", path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int board_load(const char *name, struct board *b)
+{
+	char *rel = NULL, *path = NULL, *searched = NULL, *text = NULL;
+	int ret;
+
+	memset(b, 0, sizeof(*b));
+	if (!name[0] || strchr(name, '/') || name[0] == '.') {
+		ret = -ENOENT;
+		log_error("--board %s: not a board name", name);
+		goto out;
+	}
+	rel = xasprintf("boards/%s.conf", name);
+	ret = data_find(rel, &path, &searched);
+	if (ret) {
+		char *probe = NULL, *dir = NULL, *known;
+
+		if (!data_find("boards/rpi3.conf", &probe, NULL))
+			dir = xasprintf("%.*s", (int)(strlen(probe) - strlen("/rpi3.conf")), probe);
+		known = known_boards(dir);
+		if (*known)
+			log_error("--board %s: unknown board (known: %s)", name, known);
+		else
+			log_error("board profiles not found (looked in %s): set RPIFS_DATADIR to"
+				  " rpifs's data directory", searched);
+		free(known);
+		free(dir);
+		free(probe);
+		goto out;
+	}
+	ret = fs_read(path, &text, NULL);
+	if (ret) {
+		log_error("%s: %s", path, strerror(-ret));
+		goto out;
+	}
+	b->name = xstrdup(name);
+	ret = parse(b, path, text);
+out:
+	if (ret)
+		board_free(b);
+	free(text);
+	free(searched);
+	free(path);
+	free(rel);
+	return ret;
+}
+
+void board_free(struct board *b)
+{
+	free(b->name);
+	free(b->description);
+	free(b->dtb);
+	free(b->console);
+	for (int i = 0; i < b->n_firmware; i++)
+		free(b->firmware[i]);
+	for (int i = 0; i < b->n_config; i++)
+		free(b->config[i]);
+	memset(b, 0, sizeof(*b));
+}

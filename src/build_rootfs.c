@@ -1,0 +1,505 @@
+/* build_rootfs.c - debootstrap a Debian arm64 root file system. */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "build_binfmt.h"
+#include "build_config.h"
+#include "build_fs.h"
+#include "build_mirror.h"
+#include "build_rootfs.h"
+#include "build_stage.h"
+#include "digest.h"
+#include "log.h"
+
+#define COMPONENTS "main,contrib,non-free,non-free-firmware"
+#define GETTY_TEMPLATE "/lib/systemd/system/serial-getty@.service"
+
+/* What a debootstrap child sees: no host locale, no questions. */
+static const char *const child_env[] = {
+	"LC_ALL=C", "LANGUAGE=C", "LANG=C", "DEBIAN_FRONTEND=noninteractive",
+	"DEBCONF_NONINTERACTIVE_SEEN=true", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL,
+};
+
+/* The password given with "--root-password -", read once. */
+static char *stdin_password;
+
+static char *base_key(const struct build_opts *o)
+{
+	return xasprintf("suite=%s\nvariant=%s\ninclude=%s\narch=arm64\ncomponents=" COMPONENTS "\n",
+			 o->suite, o->variant, o->include ? o->include : "");
+}
+
+static const char *password(const struct build_opts *o)
+{
+	if (o->root_password && !strcmp(o->root_password, "-"))
+		return stdin_password ? stdin_password : "";
+	return o->root_password;
+}
+
+static char *setup_key(const struct build_opts *o)
+{
+	const char *pw = password(o);
+	char pwd[32] = "none";
+
+	/* The stamp is a plain file: keep a digest, never the password. */
+	if (pw) {
+		struct digest d;
+
+		digest_init(&d);
+		digest_str(&d, pw);
+		snprintf(pwd, sizeof(pwd), "%016llx", (unsigned long long)digest_derive(&d, "pw"));
+	}
+	return xasprintf("hostname=%s\nserial=%s\nroot-password=%s\ndisk-id=%08" PRIx32 "\n",
+			 o->hostname, o->serial, pwd, config_disk_id(o));
+}
+
+static bool base_built(const struct build_opts *o, const char *key)
+{
+	char *p = xasprintf("%s/etc/debian_version", o->rootfs);
+	bool ok = stage_stamp_matches(o->state_dir, "rootfs", key) && fs_exists(p);
+
+	free(p);
+	return ok;
+}
+
+static int read_stdin_password(void)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+
+	if (stdin_password)
+		return 0;
+	n = getline(&line, &cap, stdin);
+	if (n < 0) {
+		free(line);
+		log_error("--root-password -: nothing to read on stdin");
+		return -EINVAL;
+	}
+	line[strcspn(line, "\r\n")] = '\0';
+	stdin_password = line;
+	return 0;
+}
+
+static int check_mountpoint(const char *rootfs)
+{
+	char *copy = xstrdup(rootfs);
+	struct stat a, b;
+	int ret = 0;
+
+	if (stat(rootfs, &a) == 0 && stat(dirname(copy), &b) == 0 && a.st_dev != b.st_dev) {
+		log_error("%s is a mount point: rpifs builds the tree next to it and renames it"
+			  " into place, which a mount point cannot take. Use a directory on the"
+			  " file system it is mounted on", rootfs);
+		ret = -EINVAL;
+	}
+	free(copy);
+	return ret;
+}
+
+int rootfs_check(struct build_opts *o)
+{
+	char *bk = base_key(o), *sk = NULL, *m = NULL;
+	int ret = 0;
+
+	if (o->root_password && !strcmp(o->root_password, "-")) {
+		ret = read_stdin_password();
+		if (ret)
+			goto out;
+	}
+	sk = setup_key(o);
+	if (!o->force && base_built(o, bk) && stage_stamp_matches(o->state_dir, "rootfs-setup", sk))
+		goto out;           /* nothing to do: no root needed */
+	if (geteuid() != 0) {
+		log_error("build rootfs needs root: debootstrap chroots into the new tree, creates"
+			  " device nodes and sets owners. Run it as root (sudo rpifs build rootfs"
+			  " ...), or build the tree unprivileged with `mmdebstrap --mode=unshare"
+			  " --architectures=arm64 --variant=minbase --components=" COMPONENTS
+			  " %s ROOTFS.tar` and unpack ROOTFS.tar as root", o->suite);
+		ret = -EPERM;
+		goto out;
+	}
+	if (fs_exists(o->rootfs) && !fs_is_dir(o->rootfs)) {
+		log_error("%s exists and is not a directory", o->rootfs);
+		ret = -ENOTDIR;
+		goto out;
+	}
+	if (!base_built(o, bk) && fs_is_dir(o->rootfs) && !fs_dir_is_empty(o->rootfs) && !o->force) {
+		log_error("%s is not empty and was not built by `rpifs build rootfs` with these"
+			  " options (suite %s, variant %s%s%s): --force replaces it, deleting what"
+			  " it holds", o->rootfs, o->suite, o->variant, o->include ? ", include " : "",
+			  o->include ? o->include : "");
+		ret = -EEXIST;
+		goto out;
+	}
+	ret = check_mountpoint(o->rootfs);
+	if (ret)
+		goto out;
+	if (!fs_have_program("debootstrap")) {
+		log_error("rootfs: debootstrap not found: install the Debian package debootstrap");
+		ret = -ENOENT;
+		goto out;
+	}
+	ret = binfmt_check_tools();
+	if (ret)
+		goto out;
+	if (!o->mirror && mirror_default(&m)) {
+		log_error("rootfs: no Debian archive in the host's apt configuration"
+			  " (/etc/apt/sources.list, sources.list.d): pass --mirror URL");
+		ret = -ENOENT;
+	}
+out:
+	free(m);
+	free(sk);
+	free(bk);
+	return ret;
+}
+
+/* Fail in seconds, naming the mirror, rather than deep in debootstrap. */
+static int check_mirror(struct stage *s, const char *mirror, const char *suite)
+{
+	char *url = xasprintf("%s/dists/%s/Release", mirror, suite);
+	int ret = 0;
+
+	stage_step(s, "checking the mirror %s", mirror);
+	if (!strncmp(mirror, "file:", 5)) {
+		const char *p = mirror + 5;
+
+		while (p[0] == '/' && p[1] == '/')
+			p++;
+		free(url);
+		url = xasprintf("%s/dists/%s/Release", p, suite);
+		if (!fs_exists(url)) {
+			log_error("--mirror %s: %s does not exist (not a Debian archive, or no suite"
+				  " %s)", mirror, url, suite);
+			ret = -ENOENT;
+		}
+	} else if (fs_have_program("wget")) {
+		struct run r = {
+			.argv = (char *[]){ "wget", "-q", "--tries=1", "--timeout=20", "-O",
+					    "/dev/null", url, NULL },
+			.log_fd = s->log_fd,
+		};
+
+		ret = run_child(&r);
+		if (ret == -EIO) {
+			/* wget's exit codes: 4 network, 5 TLS, 8 an HTTP error. */
+			log_error("mirror %s unreachable: cannot fetch %s (%s). Check --mirror"
+				  " (default: the host's apt configuration)", mirror, url,
+				  r.status == 4 ? "network failure: connection refused or timed out" :
+				  r.status == 5 ? "TLS failure" :
+				  r.status == 8 ? "the server answered with an error: no such suite?" :
+				  "wget failed");
+		} else if (ret) {
+			log_error("cannot run wget: %s", strerror(-ret));
+		}
+	}
+	free(url);
+	return ret;
+}
+
+/* debootstrap's "I: Retrieving libc6 2.36-9" lines make the progress. */
+static void progress_line(void *ctx, const char *line)
+{
+	struct stage *s = ctx;
+
+	if (!strncmp(line, "I: ", 3))
+		stage_detail(s, "%.100s", line + 3);
+}
+
+static int write_text(const char *tree, const char *rel, const char *text)
+{
+	char *p = xasprintf("%s/%s", tree, rel);
+	int ret = fs_write_atomic(p, text, strlen(text), 0644);
+
+	if (ret)
+		log_error("%s: %s", p, strerror(-ret));
+	free(p);
+	return ret;
+}
+
+static int enable_getty(const char *tree, const char *tty)
+{
+	char *dir = xasprintf("%s/etc/systemd/system/getty.target.wants", tree), *link = NULL;
+	struct dirent *e;
+	DIR *d;
+	int ret = fs_mkdir_p(dir, 0755);
+
+	if (ret)
+		goto out;
+	/* One serial getty, the one asked for now: drop earlier choices. */
+	d = opendir(dir);
+	while (d && (e = readdir(d))) {
+		if (!strncmp(e->d_name, "serial-getty@", 13)) {
+			char *p = xasprintf("%s/%s", dir, e->d_name);
+			struct stat st;
+
+			if (lstat(p, &st) == 0 && S_ISLNK(st.st_mode))
+				unlink(p);
+			free(p);
+		}
+	}
+	if (d)
+		closedir(d);
+	link = xasprintf("%s/serial-getty@%s.service", dir, tty);
+	if (symlink(GETTY_TEMPLATE, link) < 0)
+		ret = -errno;
+out:
+	if (ret)
+		log_error("%s: cannot enable a serial getty: %s", dir, strerror(-ret));
+	free(link);
+	free(dir);
+	return ret;
+}
+
+/* fstab, hostname, hosts, getty, root password: applied to a finished
+ * tree, and again whenever these options change. */
+static int setup(struct stage *s, const struct build_opts *o, const char *tree)
+{
+	uint32_t id = config_disk_id(o);
+	const char *pw = password(o);
+	char *fstab, *hosts, *host;
+	int ret;
+
+	stage_step(s, "configuring the tree (fstab, hostname, getty)");
+	fstab = xasprintf(
+		"# Written by `rpifs build rootfs`. The SD card: partition 2 is /, partition 1\n"
+		"# (FAT32, ROOTFS/boot in the image) is /boot. The disk id is the one\n"
+		"# boot/cmdline.txt names; `rpifs build config --disk-id` keeps both in step.\n"
+		"# /boot has fsck pass 0 and nofail: a minimal tree has no fsck.vfat, and a\n"
+		"# kernel without VFAT support must still boot.\n"
+		"# <file system>      <mount point> <type> <options>                <dump> <pass>\n"
+		"PARTUUID=%08" PRIx32 "-02  /             ext4   defaults,noatime         0      1\n"
+		"PARTUUID=%08" PRIx32 "-01  /boot         vfat   defaults,noatime,nofail  0      0\n",
+		id, id);
+	host = xasprintf("%s\n", o->hostname);
+	hosts = xasprintf("127.0.0.1\tlocalhost\n127.0.1.1\t%s\n"
+			  "::1\t\tlocalhost ip6-localhost ip6-loopback\n"
+			  "ff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n", o->hostname);
+	ret = write_text(tree, "etc/fstab", fstab);
+	if (!ret)
+		ret = write_text(tree, "etc/hostname", host);
+	if (!ret)
+		ret = write_text(tree, "etc/hosts", hosts);
+	if (!ret)
+		ret = enable_getty(tree, o->serial);
+	if (!ret && pw) {
+		char *in = xasprintf("root:%s\n", pw);
+
+		stage_step(s, "setting root's password");
+		ret = binfmt_ensure(s);
+		if (!ret && !*pw)
+			ret = stage_run(s, (char *[]){ "chroot", (char *)tree, "passwd", "-d", "root", NULL },
+					NULL, child_env, NULL, NULL, NULL);
+		else if (!ret)
+			ret = stage_run(s, (char *[]){ "chroot", (char *)tree, "chpasswd", NULL },
+					NULL, child_env, in, NULL, NULL);
+		free(in);
+	}
+	free(fstab);
+	free(hosts);
+	free(host);
+	return ret;
+}
+
+static int count_packages(const char *tree)
+{
+	char *p = xasprintf("%s/var/lib/dpkg/status", tree), *text = NULL;
+	int n = 0;
+
+	if (fs_read(p, &text, NULL) == 0)
+		for (char *q = text; (q = strstr(q, "Package: ")); q += 9)
+			if (q == text || q[-1] == '\n')
+				n++;
+	free(text);
+	free(p);
+	return n;
+}
+
+/* debootstrap keeps its own log in the tree: copy its end into ours. */
+static void keep_debootstrap_log(struct stage *s, const char *tree)
+{
+	char *p = xasprintf("%s/debootstrap/debootstrap.log", tree), *text = NULL;
+	size_t len = 0;
+
+	if (fs_read(p, &text, &len) == 0 && len) {
+		const char *start = len > 8192 ? text + len - 8192 : text;
+
+		stage_log(s, "# ---- end of %s ----\n%s", p, start);
+	}
+	free(text);
+	free(p);
+}
+
+/* Swap the finished tree in: ROOTFS is never half-built. */
+static int place(struct stage *s, const struct build_opts *o, const char *tree)
+{
+	char *old = NULL;
+	int ret = 0;
+
+	if (fs_exists(o->rootfs)) {
+		if (fs_dir_is_empty(o->rootfs)) {
+			if (rmdir(o->rootfs) < 0)
+				ret = -errno;
+		} else {
+			old = xasprintf("%s/tmp/rootfs-old.%d", o->state_dir, (int)getpid());
+			if (rename(o->rootfs, old) < 0)
+				ret = -errno;
+		}
+		if (ret) {
+			log_error("%s: cannot move it aside: %s", o->rootfs, strerror(-ret));
+			goto out;
+		}
+	}
+	if (rename(tree, o->rootfs) < 0) {
+		ret = -errno;
+		log_error("%s -> %s: %s", tree, o->rootfs, strerror(-ret));
+		if (old && rename(old, o->rootfs) == 0) {
+			free(old);
+			old = NULL;
+		}
+		goto out;
+	}
+	if (old) {
+		stage_step(s, "removing the previous tree");
+		fs_remove_tree(old);
+	}
+out:
+	free(old);
+	return ret;
+}
+
+static int build_tree(struct stage *s, const struct build_opts *o, const char *mirror,
+		      const char *tree)
+{
+	char *variant = xasprintf("--variant=%s", o->variant);
+	char *include = o->include ? xasprintf("--include=%s", o->include) : NULL;
+	char *argv[16], t1[16], t2[16];
+	double t0;
+	int n = 0, ret;
+
+	argv[n++] = "debootstrap";
+	argv[n++] = "--arch=arm64";
+	argv[n++] = "--foreign";
+	argv[n++] = "--components=" COMPONENTS;
+	if (strcmp(o->variant, "default"))
+		argv[n++] = variant;
+	if (include)
+		argv[n++] = include;
+	argv[n++] = (char *)o->suite;
+	argv[n++] = (char *)tree;
+	argv[n++] = (char *)mirror;
+	argv[n] = NULL;
+
+	t0 = stage_elapsed(s);
+	stage_step(s, "debootstrap, first stage (download, unpack)");
+	ret = stage_run(s, argv, NULL, child_env, NULL, progress_line, s);
+	if (ret)
+		goto out;
+	stage_fmt_elapsed(stage_elapsed(s) - t0, t1, sizeof(t1));
+	stage_log(s, "# first stage took %s", t1);
+	if (!strcmp(o->suite, "trixie"))
+		stage_say(s, "note: trixie's second stage under qemu with bookworm's debootstrap"
+			  " took over an hour on a 2-core machine");
+
+	t0 = stage_elapsed(s);
+	stage_step(s, "debootstrap, second stage (configure, under qemu)");
+	ret = stage_run(s, (char *[]){ "chroot", (char *)tree, "/debootstrap/debootstrap",
+				       "--second-stage", NULL },
+			NULL, child_env, NULL, progress_line, s);
+	if (ret)
+		goto out;
+	stage_fmt_elapsed(stage_elapsed(s) - t0, t2, sizeof(t2));
+	stage_log(s, "# second stage took %s", t2);
+	stage_say(s, "debootstrap: first stage %s, second stage %s, %d packages", t1, t2,
+		  count_packages(tree));
+out:
+	if (ret)
+		keep_debootstrap_log(s, tree);
+	free(variant);
+	free(include);
+	return ret;
+}
+
+int rootfs_run(struct build_opts *o, int index, int count)
+{
+	char *bk = base_key(o), *sk = NULL, *mirror = NULL, *tree = NULL;
+	struct stage s;
+	int ret;
+
+	ret = stage_begin(&s, o->state_dir, "rootfs", index, count);
+	if (ret)
+		goto out_nostage;
+	ret = rootfs_check(o);
+	if (ret)
+		goto out;
+	sk = setup_key(o);
+	if (!o->force && base_built(o, bk)) {
+		if (stage_stamp_matches(o->state_dir, "rootfs-setup", sk)) {
+			stage_skip(&s, o->suite);
+			goto out_nostage;
+		}
+		/* Only hostname, getty, password or disk id changed. */
+		stage_stamp_clear(o->state_dir, "rootfs-setup");
+		ret = setup(&s, o, o->rootfs);
+		if (!ret)
+			ret = stage_stamp_write(o->state_dir, "rootfs-setup", sk);
+		stage_detail(&s, "tree up to date; fstab, hostname, getty%s reapplied",
+			     password(o) ? ", password" : "");
+		goto out;
+	}
+	stage_stamp_clear(o->state_dir, "rootfs");
+	stage_stamp_clear(o->state_dir, "rootfs-setup");
+	mirror = o->mirror ? xstrdup(o->mirror) : NULL;
+	if (!mirror && mirror_default(&mirror)) {
+		log_error("no Debian archive in the host's apt configuration: pass --mirror URL");
+		ret = -ENOENT;
+		goto out;
+	}
+	for (size_t n = strlen(mirror); n > 1 && mirror[n - 1] == '/'; n--)
+		mirror[n - 1] = '\0';
+	stage_log(&s, "# mirror %s, suite %s, variant %s", mirror, o->suite, o->variant);
+	ret = check_mirror(&s, mirror, o->suite);
+	if (!ret)
+		ret = binfmt_ensure(&s);
+	if (!ret)
+		ret = stage_tmpdir(o->state_dir, "rootfs", &tree);
+	if (ret)
+		goto out;
+	/* mkdtemp made it 0700: it becomes "/". */
+	if (chmod(tree, 0755) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	ret = build_tree(&s, o, mirror, tree);
+	if (!ret)
+		ret = setup(&s, o, tree);
+	if (!ret)
+		ret = place(&s, o, tree);
+	if (ret)
+		goto out;
+	free(tree);
+	tree = NULL;
+	ret = stage_stamp_write(o->state_dir, "rootfs", bk);
+	if (!ret)
+		ret = stage_stamp_write(o->state_dir, "rootfs-setup", sk);
+	stage_detail(&s, "%s %s, %d packages", o->suite, o->variant, count_packages(o->rootfs));
+out:
+	if (tree) {
+		stage_step(&s, "removing the unfinished tree");
+		fs_remove_tree(tree);
+	}
+	ret = stage_end(&s, ret);
+out_nostage:
+	free(tree);
+	free(mirror);
+	free(sk);
+	free(bk);
+	return ret;
+}
