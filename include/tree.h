@@ -53,6 +53,13 @@ int tree_scan(struct tree *t, const char *root_path,
 	      const struct tree_scan_opts *opts);
 void tree_free(struct tree *t);
 
+/* Quick change check: true when every scanned entry still has the same
+ * inode, type, size and change time (ctime moves with any change of data,
+ * mode, owner, xattrs, or, for a directory, its entries) -- a few syscalls
+ * per entry, no readdir, no xattr reads. False means "rescan": some entry
+ * changed or cannot be checked. */
+bool tree_unchanged(const struct tree *t);
+
 /* The child of dir called name, or NULL. */
 struct tree_node *tree_child(const struct tree_node *dir, const char *name);
 /* Look up a relative path from dir ("a/b", "../c", "/abs" is relative to the

@@ -105,6 +105,9 @@ static bool refresh(struct server *s)
 	struct tree t;
 	int ret;
 
+	/* Most opens find nothing changed: check that cheaply first. */
+	if (tree_unchanged(&s->cur->img.tree))
+		return false;
 	ret = image_scan(&t, s->o->image);
 	if (ret < 0) {
 		log_error("rescanning %s failed: still serving generation %u",

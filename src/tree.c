@@ -506,3 +506,52 @@ bool tree_is_under(const struct tree_node *node, const struct tree_node *anc)
 			return true;
 	return false;
 }
+
+static bool same(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev &&
+	       a->st_mode == b->st_mode && a->st_size == b->st_size &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
+	       a->st_ctim.tv_nsec == b->st_ctim.tv_nsec &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static bool dir_unchanged(int fd, const struct tree_node *dir)
+{
+	for (size_t i = 0; i < dir->nkids; i++) {
+		const struct tree_node *k = dir->kids[i];
+		struct stat st;
+
+		if (fstatat(fd, k->name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !same(&st, &k->st))
+			return false;
+		if (S_ISDIR(k->st.st_mode)) {
+			int sub = openat(fd, k->name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			bool ok;
+
+			if (sub < 0)
+				return false;
+			ok = dir_unchanged(sub, k);
+			close(sub);
+			if (!ok)
+				return false;
+		}
+	}
+	return true;
+}
+
+bool tree_unchanged(const struct tree *t)
+{
+	struct stat st;
+	int fd;
+	bool ok;
+
+	if (!t->root)
+		return false;
+	fd = open(t->root_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ok = fstat(fd, &st) == 0 && same(&st, &t->root->st) && dir_unchanged(fd, t->root);
+	close(fd);
+	return ok;
+}
