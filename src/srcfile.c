@@ -17,6 +17,7 @@
  * evicted; the cache is small, so a linear scan under the lock is cheap next
  * to the pread it guards. */
 #define FDCACHE_SLOTS 64
+#define SRCFILE_READAHEAD (8u << 20)
 
 struct fdslot {
 	uint32_t id;
@@ -263,6 +264,10 @@ int srcfiles_pread(struct srcfiles *sf, uint32_t id, void *buf, size_t len,
 	fd = fd_get(sf, id, &slot);
 	if (fd < 0)
 		goto out;       /* logged once; zeros are served */
+	/* Ask the kernel to read ahead of us: image readers (dd, qemu) go
+	 * sequentially, and a pread that waits on the disk stalls the FUSE
+	 * request behind it. Cheap when the pages are already cached. */
+	posix_fadvise(fd, (off_t)off, (off_t)(want + SRCFILE_READAHEAD), POSIX_FADV_WILLNEED);
 	while (done < want) {
 		ssize_t n = pread(fd, out + done, want - done, (off_t)(off + done));
 

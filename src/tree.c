@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@ struct scan {
 	const struct tree_scan_opts *opts;
 	bool check_read;        /* not root: check every file is readable */
 	struct timespec last_progress;
+	bool own_cwd;           /* this thread has its own cwd: xattrs by name */
 	char path[8192];        /* relative path of the current node, for messages */
 };
 
@@ -206,7 +208,13 @@ static int scan_entry(struct scan *s, int dirfd, struct tree_node *n, size_t ple
 	if (s->opts->xattrs) {
 		char p[64 + NAME_MAX];
 
-		snprintf(p, sizeof(p), "/proc/self/fd/%d/%s", dirfd, n->name);
+		/* There is no llistxattrat(): either change into the directory
+		 * (this thread's own cwd) and use the name, or go through
+		 * /proc/self/fd, which costs a walk of proc's magic links. */
+		if (s->own_cwd && fchdir(dirfd) == 0)
+			snprintf(p, sizeof(p), "%s", n->name);
+		else
+			snprintf(p, sizeof(p), "/proc/self/fd/%d/%s", dirfd, n->name);
 		ret = read_xattrs(s, p, false, n);
 		if (ret < 0)
 			goto out;
@@ -342,7 +350,7 @@ int tree_scan(struct tree *t, const char *root_path, const struct tree_scan_opts
 {
 	static const struct tree_scan_opts defaults = { .xattrs = true };
 	struct scan *s = NULL;
-	int fd = -1, pfd = -1, ret;
+	int fd = -1, pfd = -1, cwd, ret;
 
 	memset(t, 0, sizeof(*t));
 	t->files.root_fd = -1;
@@ -389,7 +397,17 @@ int tree_scan(struct tree *t, const char *root_path, const struct tree_scan_opts
 	}
 	t->nodes = 1;
 	t->newest_mtime = t->root->st.st_mtim.tv_sec;
+	/* A private cwd for this thread (unshare(CLONE_FS) affects only the
+	 * caller), restored afterwards: relative paths given by the user, such
+	 * as --overlay FILE, still mean what they meant. */
+	cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	s->own_cwd = cwd >= 0 && unshare(CLONE_FS) == 0;
 	ret = scan_dir(s, fd, t->root, 0);
+	if (cwd >= 0) {
+		if (fchdir(cwd) < 0)
+			log_warn("cannot return to the working directory: %s", strerror(errno));
+		close(cwd);
+	}
 	if (ret < 0)
 		goto out;
 	progress(s, true);

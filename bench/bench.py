@@ -1,0 +1,966 @@
+#!/usr/bin/env python3
+"""bench.py - the rpifs benchmark. Run it through bench/run, which builds
+rpifs and the helpers (memfuse, gentree) and passes their paths.
+
+Every figure is a median over --runs runs, and each is printed next to its
+peer measured in the same runs. The report ends with the five targets, each
+"met" or "missed". Exit status: 0 whenever the bench ran (missed targets
+included), 1 when the bench itself broke.
+"""
+import argparse
+import glob
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import struct
+import subprocess
+import sys
+import time
+
+MiB = 1 << 20
+GiB = 1 << 30
+KERNEL_SIZE = 30 * MiB
+now = time.perf_counter
+
+
+class BenchError(Exception):
+    pass
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def run(cmd, input=None, quiet=False):
+    """Run cmd; return its stdout; raise BenchError with its stderr on failure."""
+    r = subprocess.run(cmd, input=input, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        raise BenchError(f"{' '.join(map(str, cmd))}: exit {r.returncode}: "
+                         f"{r.stderr.strip()[-3000:]}")
+    return r.stdout
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def parse_size(s):
+    m = re.fullmatch(r"(\d+)([KMGT]?)", s)
+    if not m:
+        raise BenchError(f"bad size {s}")
+    return int(m.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30, "T": 40}[m.group(2)]
+
+
+# ---- the machine -----------------------------------------------------------
+
+def drop_caches():
+    """Drop the page cache, dentries and inodes. False where not permitted."""
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def first_line(cmd):
+    try:
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for line in r.stdout.splitlines():
+            if line.strip():
+                return line.strip()
+    except OSError:
+        pass
+    return "not found"
+
+
+def pkg_version(pkg):
+    try:
+        r = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        return r.stdout.strip() or "not installed"
+    except OSError:
+        return "?"
+
+
+def git_state():
+    top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "-C", top, "rev-parse", "--short", "HEAD"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", top, "status", "--porcelain", "--", "src",
+                                "include"], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True).stdout.strip()
+    except OSError:
+        return "no git"
+    return f"commit {head or '?'}{', src/ modified' if dirty else ''}"
+
+
+def machine_lines(rpifs):
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem = int(f.readline().split()[1]) >> 20
+    return [
+        f"machine: {os.cpu_count()} CPUs ({cpu}), {mem} GiB RAM, "
+        f"kernel {platform.release()}, load average {loadavg()} at start",
+        f"versions: {first_line([rpifs, '--version'])} ({git_state()}); libfuse3 "
+        f"{pkg_version('libfuse3-3')}; e2fsprogs {pkg_version('e2fsprogs')}; "
+        f"dosfstools {pkg_version('dosfstools')}; mtools {pkg_version('mtools')}; "
+        f"fdisk {pkg_version('fdisk')}; genimage {pkg_version('genimage')}; "
+        f"debootstrap {pkg_version('debootstrap')}",
+    ]
+
+
+# ---- source trees ----------------------------------------------------------
+
+def apt_mirror():
+    """The Debian mirror the host's apt configuration names."""
+    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+        with open(path) as f:
+            text = f.read()
+        for stanza in re.split(r"\n\s*\n", text):
+            if re.search(r"^Suites:.*\bbookworm\b(?!-)", stanza, re.M) or \
+               re.search(r"^Suites:\s*bookworm\s*$", stanza, re.M):
+                m = re.search(r"^URIs:\s*(\S+)", stanza, re.M)
+                if m and "security" not in m.group(1):
+                    return m.group(1)
+        m = re.search(r"^URIs:\s*(\S+)", text, re.M)
+        if m and "security" not in m.group(1):
+            return m.group(1)
+    for path in ["/etc/apt/sources.list"] + sorted(glob.glob("/etc/apt/sources.list.d/*.list")):
+        try:
+            with open(path) as f:
+                for line in f:
+                    w = line.split("#", 1)[0].split()
+                    if len(w) >= 3 and w[0] == "deb":
+                        uri = next((x for x in w[1:] if not x.startswith("[")
+                                    and not x.endswith("]") and "=" not in x), None)
+                        if uri and "security" not in uri:
+                            return uri
+        except OSError:
+            pass
+    raise BenchError("no Debian mirror in the apt configuration: pass --mirror URL")
+
+
+def write_file(path, data):
+    tmp = path + ".new"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, path)
+
+
+def add_boot_files(root):
+    """Pi 3 boot files: the 30 MiB kernel (random bytes), firmware-sized blobs,
+    config.txt, cmdline.txt. Idempotent."""
+    boot = os.path.join(root, "boot")
+    os.makedirs(boot, exist_ok=True)
+    blobs = {"kernel8.img": KERNEL_SIZE, "bootcode.bin": 52 * 1024,
+             "start.elf": 2900 * 1024, "fixup.dat": 7 * 1024,
+             "bcm2710-rpi-3-b.dtb": 32 * 1024}
+    for name, size in blobs.items():
+        p = os.path.join(boot, name)
+        if not os.path.isfile(p) or os.path.getsize(p) != size:
+            write_file(p, os.urandom(size))
+    texts = {"config.txt": "arm_64bit=1\nkernel=kernel8.img\nenable_uart=1\n",
+             "cmdline.txt": "console=serial0,115200 root=PARTUUID=5eed0001-02 "
+                            "rootfstype=ext4 rootwait\n"}
+    for name, text in texts.items():
+        p = os.path.join(boot, name)
+        if not os.path.isfile(p):
+            write_file(p, text.encode())
+
+
+def tree_stats(root):
+    files = dirs = other = 0
+    size = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirs += 1
+        for n in filenames:
+            st = os.lstat(os.path.join(dirpath, n))
+            if os.path.stat.S_ISREG(st.st_mode):
+                files += 1
+                size += st.st_size
+            else:
+                other += 1
+        for n in dirnames:
+            if os.path.islink(os.path.join(dirpath, n)):
+                other += 1
+    return {"files": files, "dirs": dirs, "other": other, "bytes": size}
+
+
+def prepare_debian(cfg):
+    """CACHE/debian-bookworm-arm64: debootstrap's first stage plus boot files."""
+    root = os.path.join(cfg.cache, "debian-bookworm-arm64")
+    if not os.path.isdir(root):
+        mirror = cfg.mirror or apt_mirror()
+        tmp = root + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        log(f"debootstrap --arch arm64 --foreign bookworm (first stage) from {mirror}")
+        t = now()
+        r = subprocess.run(["debootstrap", "--arch", "arm64", "--foreign", "bookworm",
+                            tmp, mirror], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise BenchError("debootstrap failed:\n" + r.stdout[-3000:])
+        log(f"debootstrap took {now() - t:.0f} s")
+        os.rename(tmp, root)
+    add_boot_files(root)
+    return root
+
+
+def prepare_synthetic_rootfs(cfg):
+    """Offline stand-in for the Debian tree (quick mode only)."""
+    root = os.path.join(cfg.cache, "synthetic-rootfs")
+    if not os.path.isdir(root):
+        shutil.rmtree(root + ".tmp", ignore_errors=True)
+        run([cfg.gentree, root, "8000", "500"])
+    add_boot_files(root)
+    return root
+
+
+def prepare_noboot(cfg, root):
+    """A copy of root with an empty boot directory: mke2fs -d's input (a copy,
+    not hard links, so that rpifs's tree has no hard links it would not have
+    otherwise)."""
+    dst = root + ".noboot"
+    stamp = dst + ".ok"
+    if not (os.path.isdir(dst) and os.path.exists(stamp)):
+        shutil.rmtree(dst, ignore_errors=True)
+        log(f"copying {root} without boot/ for mke2fs -d")
+        run(["cp", "-a", root, dst])
+        boot = os.path.join(dst, "boot")
+        shutil.rmtree(boot)
+        os.mkdir(boot)
+        shutil.copystat(os.path.join(root, "boot"), boot)
+        open(stamp, "w").close()
+    return dst
+
+
+def prepare_tree(cfg, n):
+    root = os.path.join(cfg.cache, "trees", f"files-{n}")
+    if not os.path.isdir(root):
+        os.makedirs(os.path.dirname(root), exist_ok=True)
+        shutil.rmtree(root + ".tmp", ignore_errors=True)
+        log(f"generating {n} files under {root}")
+        t = now()
+        run([cfg.gentree, root, str(n), "1000"])
+        log(f"generated in {now() - t:.1f} s")
+    return root
+
+
+# ---- mounts ----------------------------------------------------------------
+
+def pids_of(binary, mnt):
+    """Processes whose command line runs binary with mnt as an argument."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) == os.path.basename(binary).encode() \
+                and mnt.encode() in argv:
+            out.append(int(d))
+    return out
+
+
+def proc_status(pid, key):
+    """A kB figure of /proc/PID/status, in bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise BenchError(f"no {key} for pid {pid}")
+
+
+def proc_cpu(pid):
+    """User + system CPU seconds of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def is_mounted(mnt):
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            if line.split()[4] == mnt:
+                return True
+    return False
+
+
+class Mounts:
+    """The mounts and daemons this bench started (and only those)."""
+
+    def __init__(self):
+        self.live = {}          # mnt -> pid (or None)
+
+    def start(self, argv, mnt, binary):
+        """Start a daemonising FUSE server; returns (pid, seconds until it
+        returned, i.e. until the mount is up)."""
+        if is_mounted(mnt):
+            raise BenchError(f"{mnt} is still mounted")
+        t = now()
+        r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        dt = now() - t
+        if r.returncode != 0:
+            raise BenchError(f"{' '.join(argv)}: exit {r.returncode}: {r.stderr.strip()}")
+        pids = pids_of(binary, mnt)
+        if len(pids) != 1:
+            raise BenchError(f"cannot find the daemon serving {mnt} (pids {pids})")
+        self.live[mnt] = pids[0]
+        return pids[0], dt
+
+    def start_foreground(self, argv, mnt):
+        """Start a server with -f; returns (Popen, seconds until disk.img could
+        be stat()ed, polled every 0.5 ms)."""
+        if is_mounted(mnt):
+            raise BenchError(f"{mnt} is still mounted")
+        img = os.path.join(mnt, "disk.img")
+        errpath = mnt + ".stderr"
+        with open(errpath, "w") as err:     # a file: a full pipe would block the server
+            t = now()
+            p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
+        self.live[mnt] = p.pid
+        while True:
+            try:
+                os.stat(img)
+                break
+            except FileNotFoundError:
+                pass
+            if p.poll() is not None:
+                self.live.pop(mnt, None)
+                with open(errpath) as f:
+                    raise BenchError(f"{' '.join(argv)}: exit {p.returncode}: {f.read()}")
+            time.sleep(0.0005)
+        return p, now() - t
+
+    def stop(self, mnt):
+        pid = self.live.pop(mnt, None)
+        if is_mounted(mnt):
+            r = subprocess.run(["fusermount3", "-u", mnt], stderr=subprocess.PIPE, text=True)
+            if r.returncode != 0:
+                time.sleep(0.5)
+                r = subprocess.run(["fusermount3", "-u", mnt], stderr=subprocess.PIPE, text=True)
+                if r.returncode != 0:
+                    subprocess.run(["fusermount3", "-uz", mnt])
+        if pid:
+            deadline = now() + 30
+            while os.path.exists(f"/proc/{pid}") and now() < deadline:
+                try:
+                    # reap it when it is our child (the -f servers)
+                    if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                        break
+                except ChildProcessError:
+                    pass
+                time.sleep(0.01)
+            if os.path.exists(f"/proc/{pid}"):
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+
+    def stop_all(self):
+        for mnt in list(self.live):
+            self.stop(mnt)
+
+
+# ---- reads -----------------------------------------------------------------
+
+def dd_read(path, expect):
+    """dd bs=4M of=/dev/null; returns seconds. Checks the byte count."""
+    t = now()
+    r = subprocess.run(["dd", f"if={path}", "bs=4M", "of=/dev/null"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    dt = now() - t
+    m = re.search(r"^(\d+) bytes", r.stderr, re.M)
+    if r.returncode != 0 or not m or int(m.group(1)) != expect:
+        raise BenchError(f"dd {path}: {r.stderr.strip()} (expected {expect} bytes)")
+    return dt
+
+
+def read_first_byte(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if len(os.pread(fd, 512, 0)) != 512:
+            raise BenchError(f"{path}: short first read")
+    finally:
+        os.close(fd)
+
+
+# ---- the materialising pipeline --------------------------------------------
+
+class Layout:
+    """The partition layout of an rpifs image (from sfdisk -J)."""
+
+    def __init__(self, img):
+        self.size = os.stat(img).st_size
+        pt = json.loads(run(["sfdisk", "-J", img]))["partitiontable"]
+        self.label_id = pt["id"]
+        parts = pt["partitions"]
+        if len(parts) != 2:
+            raise BenchError(f"{img}: expected 2 partitions, found {len(parts)}")
+        self.p1_start, self.p1_size = parts[0]["start"], parts[0]["size"]
+        self.p2_start, self.p2_size = parts[1]["start"], parts[1]["size"]
+
+    def sfdisk_script(self):
+        return (f"label: dos\nlabel-id: {self.label_id}\nunit: sectors\n"
+                f"start={self.p1_start}, size={self.p1_size}, type=c, bootable\n"
+                f"start={self.p2_start}, size={self.p2_size}, type=83\n")
+
+
+def mke2fs_cmd(noboot, out, layout):
+    return ["mke2fs", "-q", "-F", "-t", "ext4", "-L", "rootfs", "-d", noboot, out,
+            f"{layout.p2_size // 2}k"]
+
+
+def clean(*paths):
+    for p in paths:
+        if os.path.isdir(p):
+            shutil.rmtree(p)
+        elif os.path.lexists(p):
+            os.unlink(p)
+    os.sync()
+
+
+def pipeline(root, noboot, layout, out):
+    """mkfs.vfat -C + mcopy -s, mke2fs -d, sfdisk, dd conv=notrunc; no root,
+    no loop device. Returns seconds (outputs removed before the clock starts)."""
+    p1, p2, disk = out + ".p1.vfat", out + ".p2.ext4", out
+    clean(p1, p2, disk)
+    boot = os.path.join(root, "boot")
+    t = now()
+    run(["mkfs.vfat", "-C", "-F", "32", "-n", "BOOT", p1, str(layout.p1_size // 2)])
+    entries = sorted(os.path.join(boot, e) for e in os.listdir(boot))
+    if entries:
+        run(["mcopy", "-s", "-m", "-i", p1, *entries, "::/"])
+    run(mke2fs_cmd(noboot, p2, layout))
+    run(["truncate", "-s", str(layout.size), disk])
+    run(["sfdisk", "-q", "--no-reread", "--no-tell-kernel", disk], input=layout.sfdisk_script())
+    for part, start in ((p1, layout.p1_start), (p2, layout.p2_start)):
+        run(["dd", f"if={part}", f"of={disk}", "bs=4M", f"seek={start * 512}",
+             "oflag=seek_bytes", "conv=notrunc,sparse", "status=none"])
+    dt = now() - t
+    clean(p1, p2)
+    return dt
+
+
+def mke2fs_alone(noboot, layout, out):
+    clean(out)
+    t = now()
+    run(mke2fs_cmd(noboot, out, layout))
+    dt = now() - t
+    clean(out)
+    return dt
+
+
+def genimage_run(root, layout, work):
+    cfgfile = os.path.join(work, "genimage.cfg")
+    out, tmp, inp = (os.path.join(work, d) for d in ("gi-out", "gi-tmp", "gi-in"))
+    clean(out, tmp, inp)
+    os.makedirs(inp)
+    with open(cfgfile, "w") as f:
+        f.write(f"""
+image boot.vfat {{
+	vfat {{ label = "BOOT" extraargs = "-F 32" }}
+	mountpoint = "/boot"
+	size = {layout.p1_size * 512}
+	temporary = true
+}}
+image rootfs.ext4 {{
+	ext4 {{ use-mke2fs = true label = "rootfs" }}
+	mountpoint = "/"
+	size = {layout.p2_size * 512}
+	temporary = true
+}}
+image disk.img {{
+	hdimage {{ partition-table-type = "mbr" disk-signature = {layout.label_id} }}
+	size = {layout.size}
+	partition boot {{
+		partition-type = 0xC
+		bootable = true
+		offset = {layout.p1_start * 512}
+		image = "boot.vfat"
+	}}
+	partition rootfs {{
+		partition-type = 0x83
+		offset = {layout.p2_start * 512}
+		image = "rootfs.ext4"
+	}}
+}}
+""")
+    t = now()
+    run(["genimage", "--config", cfgfile, "--rootpath", root, "--tmppath", tmp,
+         "--inputpath", inp, "--outputpath", out])
+    dt = now() - t
+    if os.path.getsize(os.path.join(out, "disk.img")) != layout.size:
+        raise BenchError("genimage wrote an image of another size")
+    clean(out, tmp, inp)
+    return dt
+
+
+# ---- FAT lookup of the kernel (item 3) ---------------------------------------
+
+def kernel_offset(img, layout, name="kernel8.img"):
+    """Byte offset in img of the first cluster of /name in partition 1."""
+    p1 = layout.p1_start * 512
+    with open(img, "rb") as f:
+        f.seek(p1)
+        bs = f.read(512)
+    bps, spc, reserved, nfats = struct.unpack_from("<HBHB", bs, 11)
+    fatsz = struct.unpack_from("<I", bs, 36)[0]
+    out = run(["mshowfat", "-i", f"{img}@@{p1}", f"::/{name}"])
+    m = re.search(r"<(\d+)", out)
+    if not m:
+        raise BenchError(f"mshowfat: {out.strip()}")
+    cluster = int(m.group(1))
+    return p1 + (reserved + nfats * fatsz) * bps + (cluster - 2) * spc * bps
+
+
+def extract_kernel(img, layout, dest, name="kernel8.img"):
+    run(["mcopy", "-n", "-i", f"{img}@@{layout.p1_start * 512}", f"::/{name}", dest])
+    with open(dest, "rb") as f:
+        data = f.read()
+    os.unlink(dest)
+    return data
+
+
+# ---- report ------------------------------------------------------------------
+
+class Report:
+    def __init__(self):
+        self.lines = []
+        self.targets = []
+        self.raw = {}
+
+    def section(self, title):
+        self.lines.append("")
+        self.lines.append(title)
+        print("\n" + title, flush=True)
+
+    def row(self, what, value, peer=""):
+        line = f"  {what:<58} {value:>12}  {peer}".rstrip()
+        self.lines.append(line)
+        print(line, flush=True)
+
+    def note(self, text):
+        line = f"  ({text})"
+        self.lines.append(line)
+        print(line, flush=True)
+
+    def target(self, n, met, text):
+        word = "met" if met else "missed"
+        line = f"  target {n}: {word:<6} {text}"
+        self.targets.append(f"  {n}. {word:<6} {text}")
+        self.lines.append(line)
+        print(line, flush=True)
+
+
+def secs(x):
+    return f"{x:.3f} s" if x < 10 else f"{x:.1f} s"
+
+
+def mib(x):
+    return f"{x / MiB:.1f} MiB"
+
+
+def rate(size, t):
+    return f"{size / MiB / t:.0f} MiB/s"
+
+
+# ---- the measurements ----------------------------------------------------------
+
+class Bench:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.work = os.path.join(cfg.cache, "work")
+        self.mnt = os.path.join(self.work, "mnt-rpifs")
+        self.mnt_mem = os.path.join(self.work, "mnt-memfuse")
+        self.mounts = Mounts()
+        self.rep = Report()
+        self.can_drop = True
+
+    def rpifs_argv(self, root, extra=(), foreground=False):
+        return [self.cfg.rpifs, "-q"] + (["-f"] if foreground else []) + list(extra) + \
+            [root, self.mnt]
+
+    def mount(self, root, extra=()):
+        return self.mounts.start(self.rpifs_argv(root, extra), self.mnt, self.cfg.rpifs)
+
+    def umount(self):
+        self.mounts.stop(self.mnt)
+
+    def drop(self):
+        ok = drop_caches()
+        if not ok and self.can_drop:
+            log("cannot write /proc/sys/vm/drop_caches: first reads are not cold")
+        self.can_drop = self.can_drop and ok
+        return ok
+
+    # 1 ---------------------------------------------------------------------
+    def readable(self, root, noboot, layout, genimage):
+        cfg, R = self.cfg, self.rep
+        img = os.path.join(self.mnt, "disk.img")
+        out = os.path.join(self.work, "pipeline.img")
+        first, last, mnt, pipe, mk, gi = [], [], [], [], [], []
+        for i in range(cfg.runs):
+            log(f"1. readable: run {i + 1}/{cfg.runs}")
+            os.sync()
+            t = now()
+            _, dt = self.mount(root)
+            mnt.append(dt)
+            read_first_byte(img)
+            first.append(now() - t)
+            dd_read(img, layout.size)
+            last.append(now() - t)
+            self.umount()
+            pipe.append(pipeline(root, noboot, layout, out))
+            mk.append(mke2fs_alone(noboot, layout, os.path.join(self.work, "alone.ext4")))
+            if genimage:
+                gi.append(genimage_run(root, layout, self.work))
+        f, p, m = median(first), median(pipe), median(mk)
+        R.section(f"1. Time until disk.img is readable (source tree in page cache; "
+                  f"median of {cfg.runs})")
+        R.row("rpifs: start -> first byte of disk.img read", secs(f))
+        R.row("  of which: start -> rpifs returned (mounted)", secs(median(mnt)),
+              "the rest: open (rescan of the tree) + read")
+        R.row(f"rpifs: start -> last byte read ({layout.size // MiB} MiB, dd bs=4M)",
+              secs(median(last)), f"{median(last) / f:.1f}x first byte")
+        R.row("materialise: mkfs.vfat -C, mcopy -s, mke2fs -d, sfdisk, dd", secs(p),
+              f"{p / f:.1f}x rpifs first byte")
+        R.row("mke2fs -t ext4 -d alone (partition 2 only)", secs(m),
+              f"{m / f:.1f}x rpifs first byte")
+        if genimage:
+            g = median(gi)
+            R.row("genimage (vfat + ext4 with mke2fs, hdimage)", secs(g),
+                  f"{g / f:.1f}x rpifs first byte")
+        else:
+            R.note("genimage not installed: apt-get install genimage")
+        R.target(1, p / f >= 30 and m / f >= 5,
+                 f"readable {secs(f)}: {p / f:.1f}x faster than the pipeline (>= 30x), "
+                 f"{m / f:.1f}x faster than mke2fs -d alone (>= 5x)")
+        self.rep.raw["readable"] = {"mounted": mnt, "first": first, "last": last, "pipeline": pipe,
+                                    "mke2fs": mk, "genimage": gi}
+        return out
+
+    # 2 ---------------------------------------------------------------------
+    def sequential(self, root, layout, materialised):
+        cfg, R = self.cfg, self.rep
+        img = os.path.join(self.mnt, "disk.img")
+        mimg = os.path.join(self.mnt_mem, "disk.img")
+        size = layout.size
+        r1, r2, rw, m1, m2, f1, f2 = [], [], [], [], [], [], []
+        for i in range(cfg.runs):
+            log(f"2. sequential read: run {i + 1}/{cfg.runs}")
+            self.mount(root)
+            self.drop()
+            r1.append(dd_read(img, size))
+            r2.append(dd_read(img, size))
+            self.umount()
+            self.mount(root)                    # the source files stay cached
+            rw.append(dd_read(img, size))
+            self.umount()
+            self.mounts.start([cfg.memfuse, str(size), self.mnt_mem], self.mnt_mem,
+                              cfg.memfuse)
+            self.drop()
+            m1.append(dd_read(mimg, size))
+            m2.append(dd_read(mimg, size))
+            self.mounts.stop(self.mnt_mem)
+            self.drop()
+            f1.append(dd_read(materialised, size))
+            f2.append(dd_read(materialised, size))
+        cold = "caches dropped" if self.can_drop else "caches NOT dropped (not permitted)"
+        R.section(f"2. Full sequential read of disk.img, {size // MiB} MiB, dd bs=4M "
+                  f"(first read after remount, {cold}; median of {cfg.runs})")
+        for name, a, b in (("rpifs", r1, r2), ("memfuse (trivial FUSE file in memory)", m1, m2),
+                           ("materialised file (ext4 on the host disk)", f1, f2)):
+            R.row(f"{name}: first read", secs(median(a)), rate(size, median(a)))
+            R.row(f"{name}: second read", secs(median(b)), rate(size, median(b)))
+            if a is r1:
+                R.row("rpifs: first read after a remount, source files cached",
+                      secs(median(rw)), f"{rate(size, median(rw))}, "
+                      f"{median(m1) / median(rw):.2f}x memfuse's first read")
+        ra, rb = median(m1) / median(r1), median(m2) / median(r2)
+        R.note(f"rpifs/memfuse throughput: first read {ra:.2f}x, second read {rb:.2f}x; "
+               f"the cold first read also reads the source files from the host disk")
+        R.target(2, ra >= 0.8,
+                 f"rpifs first read {rate(size, median(r1))} = {ra:.2f}x the trivial FUSE "
+                 f"file's {rate(size, median(m1))} (>= 0.8x; second read {rb:.2f}x)")
+        self.rep.raw["sequential"] = {"rpifs": [r1, r2], "rpifs_warm_source": rw, "memfuse": [m1, m2],
+                                      "materialised": [f1, f2]}
+
+    # 3 ---------------------------------------------------------------------
+    def edit(self, root, noboot, layout, materialised):
+        cfg, R = self.cfg, self.rep
+        img = os.path.join(self.mnt, "disk.img")
+        kpath = os.path.join(root, "boot", "kernel8.img")
+        serve, opens, pipe, mc = [], [], [], []
+        self.mount(root)
+        try:
+            koff = kernel_offset(img, layout)
+            dd_read(img, layout.size)           # the old generation is in the page cache
+            for i in range(cfg.runs):
+                log(f"3. edit to image: run {i + 1}/{cfg.runs}")
+                new = os.urandom(KERNEL_SIZE)
+                write_file(kpath, new)          # new inode, new bytes: not timed
+                time.sleep(0.05)                # let the last release reach rpifs
+                t = now()
+                n = 0
+                while True:
+                    n += 1
+                    fd = os.open(img, os.O_RDONLY)
+                    got = os.pread(fd, 4096, koff)
+                    os.close(fd)
+                    if got == new[:4096]:
+                        break
+                    if now() - t > 30:
+                        raise BenchError("rpifs still serves the old kernel after 30 s")
+                    time.sleep(0.001)
+                serve.append(now() - t)
+                opens.append(n)
+                if extract_kernel(img, layout, os.path.join(self.work, "k.out")) != new:
+                    raise BenchError("the new generation's kernel differs from the tree's")
+                pipe.append(pipeline(root, noboot, layout, materialised))
+                kcopy = os.path.join(self.work, "kernel.copy")
+                with open(kcopy, "wb") as f:
+                    f.write(os.urandom(KERNEL_SIZE))
+                os.sync()
+                t = now()
+                run(["mcopy", "-o", "-m", "-i", f"{materialised}@@{layout.p1_start * 512}",
+                     kcopy, "::/kernel8.img"])
+                mc.append(now() - t)
+                os.unlink(kcopy)
+        finally:
+            self.umount()
+        s, p = median(serve), median(pipe)
+        R.section(f"3. Edit to image: replace the 30 MiB boot/kernel8.img (median of {cfg.runs})")
+        R.row("rpifs: new open of disk.img returns the new kernel", secs(s),
+              f"opens needed: {max(opens)} at most")
+        R.row("materialise again (whole pipeline)", secs(p), f"{p / s:.1f}x rpifs")
+        R.row("(for reference) mcopy -o into the materialised image", secs(median(mc)),
+              f"{median(mc) / s:.1f}x rpifs")
+        R.target(3, s <= 0.2, f"new kernel served {secs(s)} after the edit (<= 0.2 s)")
+        self.rep.raw["edit"] = {"rpifs": serve, "opens": opens, "pipeline": pipe, "mcopy": mc}
+
+    # 4 ---------------------------------------------------------------------
+    def memory(self, root, sizes):
+        cfg, R = self.cfg, self.rep
+        img = os.path.join(self.mnt, "disk.img")
+        hwm = {s: [] for s in sizes}
+        rd = {s: [] for s in sizes}
+        runs = min(cfg.runs, 3)         # VmHWM barely moves; a 64 GiB read is long
+        for i in range(runs):
+            for s in sizes:
+                log(f"4. memory --size {s}: run {i + 1}/{runs}")
+                p, _ = self.mounts.start_foreground(
+                    self.rpifs_argv(root, ["--size", s], foreground=True), self.mnt)
+                size = parse_size(s)
+                rd[s].append(dd_read(img, size))
+                hwm[s].append(proc_status(p.pid, "VmHWM"))
+                self.umount()
+                p.wait()
+        R.section(f"4. Memory: daemon peak RSS (VmHWM) after a full read, same tree "
+                  f"(median of {runs})")
+        for s in sizes:
+            R.row(f"rpifs --size {s}", mib(median(hwm[s])),
+                  f"full read {secs(median(rd[s]))}, {rate(parse_size(s), median(rd[s]))}")
+        vals = [median(hwm[s]) for s in sizes]
+        spread = max(vals) / min(vals) - 1
+        R.target(4, max(vals) <= 32 * MiB and spread <= 0.10,
+                 f"peak RSS {mib(min(vals))} .. {mib(max(vals))} (<= 32 MiB), "
+                 f"{spread * 100:.1f} % apart across {', '.join(sizes)} (<= 10 %)")
+        self.rep.raw["memory"] = {"hwm": hwm, "read": rd}
+
+    # 5 ---------------------------------------------------------------------
+    def scaling(self, counts):
+        cfg, R = self.cfg, self.rep
+        img = os.path.join(self.mnt, "disk.img")
+        res = {}
+        for n in counts:
+            root = prepare_tree(cfg, n)
+            ts, ms, hw, cpu, sizes = [], [], [], [], []
+            # warm-up (untimed): the tree's inodes in the cache, as for item 1
+            p, _ = self.mounts.start_foreground(self.rpifs_argv(root, foreground=True), self.mnt)
+            self.umount()
+            p.wait()
+            for i in range(cfg.runs):
+                log(f"5. scaling {n} files: run {i + 1}/{cfg.runs}")
+                os.sync()
+                t = now()
+                p, dt = self.mounts.start_foreground(
+                    self.rpifs_argv(root, foreground=True), self.mnt)
+                ms.append(dt)
+                read_first_byte(img)
+                ts.append(now() - t)
+                hw.append(proc_status(p.pid, "VmHWM"))
+                cpu.append(proc_cpu(p.pid))
+                sizes.append(os.stat(img).st_size)
+                self.umount()
+                p.wait()
+            res[n] = {"readable": median(ts), "mounted": median(ms), "hwm": median(hw),
+                      "cpu": median(cpu), "size": sizes[0],
+                      "runs": {"readable": ts, "mounted": ms, "hwm": hw, "cpu": cpu}}
+        R.section(f"5. Scaling: synthetic trees, 1000 files a directory, 1-2048 bytes each "
+                  f"(rpifs -f; median of {cfg.runs})")
+        for n in counts:
+            r = res[n]
+            t, m, h = r["readable"], r["mounted"], r["hwm"]
+            R.row(f"{n:>8} files: start -> first byte read ({r['size'] // MiB} MiB image)",
+                  secs(t), f"{t / n * 1e6:.2f} us/file")
+            R.row(f"{n:>8} files: of which start -> mounted", secs(m),
+                  f"{m / n * 1e6:.2f} us/file; the rest is the open's rescan")
+            R.row(f"{n:>8} files: CPU time of rpifs (user + system)", secs(r["cpu"]),
+                  f"{r['cpu'] / n * 1e6:.2f} us/file (less sensitive to load)")
+            R.row(f"{n:>8} files: peak RSS", mib(h), f"{h / n:.0f} B/file")
+        a, b = counts[0], counts[-1]
+        pa, pb = res[a]["readable"] / a, res[b]["readable"] / b
+        if len(counts) >= 3:
+            x, y = counts[-2], counts[-1]
+            slope = (res[y]["readable"] - res[x]["readable"]) / (y - x)
+            R.note(f"marginal cost between {x} and {y} files: {slope * 1e6:.2f} us/file")
+        ca, cb = res[a]["cpu"] / a, res[b]["cpu"] / b
+        R.note(f"CPU time per file at {b} files = {cb / ca:.2f}x that at {a} files")
+        R.target(5, pb <= 1.2 * pa,
+                 f"time per file at {b} files {pb * 1e6:.2f} us = {pb / pa:.2f}x that at "
+                 f"{a} files, {pa * 1e6:.2f} us (<= 1.2x)")
+        self.rep.raw["scaling"] = {str(n): res[n] for n in counts}
+
+
+def main():
+    ap = argparse.ArgumentParser(prog="bench/run", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--runs", type=int)
+    ap.add_argument("--cache", default=os.environ.get("RPIFS_BENCH_CACHE", "/var/tmp/rpifs-bench"))
+    ap.add_argument("--mirror")
+    ap.add_argument("--rootfs", help="use this tree instead of debootstrap's")
+    ap.add_argument("--only", default="12345", help="items to run, e.g. 15")
+    ap.add_argument("--rpifs", required=True)
+    ap.add_argument("--memfuse", required=True)
+    ap.add_argument("--gentree", required=True)
+    cfg = ap.parse_args()
+    cfg.cache = os.path.abspath(cfg.cache)
+    if cfg.runs is None:
+        cfg.runs = 1 if cfg.quick else 5
+    mem_sizes = ["2G", "8G"] if cfg.quick else ["2G", "64G"]
+    counts = [10000, 20000] if cfg.quick else [10000, 100000, 1000000]
+
+    b = Bench(cfg)
+    os.makedirs(b.mnt, exist_ok=True)
+    os.makedirs(b.mnt_mem, exist_ok=True)
+    for m in (b.mnt, b.mnt_mem):
+        if is_mounted(m):
+            subprocess.run(["fusermount3", "-u", m])
+    started = time.time()
+    t0 = now()
+
+    def on_signal(sig, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        R = b.rep
+        head = [f"rpifs benchmark ({'quick' if cfg.quick else 'full'} mode, {cfg.runs} "
+                f"run(s) per figure), {time.strftime('%Y-%m-%d %H:%M %Z')}"]
+        head += machine_lines(cfg.rpifs)
+        if cfg.rootfs:
+            root = os.path.abspath(cfg.rootfs)
+            add_boot_files(root)
+            kind = "given tree"
+        else:
+            try:
+                root = prepare_debian(cfg)
+                kind = "Debian bookworm arm64, debootstrap --foreign first stage"
+            except BenchError as e:
+                if not cfg.quick:
+                    raise
+                log(f"{e}\nbench: quick mode: using a synthetic tree instead")
+                root = prepare_synthetic_rootfs(cfg)
+                kind = "SYNTHETIC stand-in (debootstrap failed)"
+        noboot = prepare_noboot(cfg, root)
+        st = tree_stats(root)
+        head.append(f"tree: {root} ({kind}): {st['files']} files, {st['dirs']} directories, "
+                    f"{st['other']} other entries, {st['bytes'] / MiB:.0f} MiB, including "
+                    f"a 30 MiB boot/kernel8.img")
+        for line in head:
+            print(line, flush=True)
+        R.lines += head
+
+        # the layout rpifs picks, which every peer reproduces
+        b.mount(root)
+        layout = Layout(os.path.join(b.mnt, "disk.img"))
+        b.umount()
+        line = (f"image: {layout.size // MiB} MiB; p1 FAT32 {layout.p1_size // 2048} MiB at "
+                f"{layout.p1_start // 2048} MiB; p2 ext4 {layout.p2_size // 2048} MiB at "
+                f"{layout.p2_start // 2048} MiB (rpifs's layout; the peers use the same)")
+        print(line, flush=True)
+        R.lines.append(line)
+        genimage = shutil.which("genimage") is not None
+        materialised = os.path.join(b.work, "pipeline.img")
+
+        # warm the page cache with the tree (item 1 is measured warm)
+        pipeline(root, noboot, layout, materialised)
+        if "1" in cfg.only:
+            b.readable(root, noboot, layout, genimage)
+        if "2" in cfg.only:
+            if not os.path.exists(materialised):
+                pipeline(root, noboot, layout, materialised)
+            b.sequential(root, layout, materialised)
+        if "3" in cfg.only:
+            b.edit(root, noboot, layout, materialised)
+        if "4" in cfg.only:
+            b.memory(root, mem_sizes)
+        if "5" in cfg.only:
+            b.scaling(counts)
+
+        R.lines.append("")
+        R.lines.append("Targets:")
+        R.lines += R.targets
+        tail = (f"bench took {(now() - t0) / 60:.1f} min; load average {loadavg()} at the end")
+        R.lines.append(tail)
+        print("\nTargets:\n" + "\n".join(R.targets) + "\n" + tail, flush=True)
+        res = os.path.join(cfg.cache, "results")
+        os.makedirs(res, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started))
+        with open(os.path.join(res, f"{stamp}.txt"), "w") as f:
+            f.write("\n".join(R.lines) + "\n")
+        with open(os.path.join(res, f"{stamp}.json"), "w") as f:
+            json.dump(R.raw, f, indent=1)
+        log(f"report and raw samples: {res}/{stamp}.txt, .json")
+        return 0
+    except BenchError as e:
+        log(f"error: {e}")
+        return 1
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    finally:
+        b.mounts.stop_all()
+        for p in glob.glob(os.path.join(b.work, "*.img")) + \
+                glob.glob(os.path.join(b.work, "*.p[12].*")):
+            os.unlink(p)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
