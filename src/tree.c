@@ -366,7 +366,9 @@ int tree_scan(struct tree *t, const char *root_path, const struct tree_scan_opts
 	s->check_read = geteuid() != 0;
 	t->root->file = SRCFILE_NONE;
 
-	fd = open(root_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = open(root_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOATIME);
+	if (fd < 0 && errno == EPERM)
+		fd = open(root_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		ret = -errno;
 		log_error("%s: %s", root_path, errno == ENOTDIR ? "not a directory" :
