@@ -679,6 +679,37 @@ static int file_alloc(struct build *b, ext2_ino_t ino, uint64_t first,
 	return 0;
 }
 
+/* openat() of a path longer than PATH_MAX (the scan takes paths to 8 KiB),
+ * one component at a time, following no symlink. -1 with errno. */
+static int open_deep(int root_fd, const char *path, int flags)
+{
+	char *copy = strdup(path), *save = NULL, *comp, *next;
+	int dir = root_fd, fd = -1, e = ENOENT;
+
+	if (!copy) {
+		errno = ENOMEM;
+		return -1;
+	}
+	for (comp = strtok_r(copy, "/", &save); comp; comp = next) {
+		int nfd;
+
+		next = strtok_r(NULL, "/", &save);
+		nfd = openat(dir, comp, next ? O_PATH | O_DIRECTORY | O_NOFOLLOW |
+			     O_CLOEXEC : flags);
+		e = errno;
+		if (dir != root_fd)
+			close(dir);
+		if (nfd < 0 || !next) {
+			fd = nfd;
+			break;
+		}
+		dir = nfd;
+	}
+	free(copy);
+	errno = e;
+	return fd;
+}
+
 /* Allocate the file's data: one fallocate per data segment of the source,
  * so holes stay holes. A source that cannot be opened is allocated densely
  * (reads of it then fail and are logged by srcfile, as they would anyway). */
@@ -693,6 +724,9 @@ static int file_data(struct build *b, ext2_ino_t ino, const struct tree_node *n)
 
 	fd = openat(b->t->files.root_fd, sf->path,
 		    O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0 && errno == ENAMETOOLONG)
+		fd = open_deep(b->t->files.root_fd, sf->path,
+			       O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0 || fstat(fd, &st) ||
 	    st.st_dev != n->st.st_dev || st.st_ino != n->st.st_ino) {
 		log_warn("ext4: /%s: %s; allocating it without holes",
@@ -1662,9 +1696,19 @@ static int fs_init(struct build *b, uint64_t inodes)
 	fs->super->s_flags |= EXT2_FLAGS_SIGNED_HASH;
 	fs->super->s_checksum_type = EXT2_CRC32C_CHKSUM;
 	memset(fs->super->s_volume_name, 0, sizeof(fs->super->s_volume_name));
-	if (b->o->label)
-		strncpy((char *)fs->super->s_volume_name, b->o->label,
-			sizeof(fs->super->s_volume_name));
+	if (b->o->label) {
+		size_t n = strlen(b->o->label), max = sizeof(fs->super->s_volume_name);
+
+		/* 16 bytes, as mke2fs: say so (as the FAT label does), and
+		 * do not cut a UTF-8 character in two. */
+		if (n > max) {
+			n = max;
+			while (n && ((unsigned char)b->o->label[n] & 0xC0) == 0x80)
+				n--;
+			log_warn("ext4 label \"%s\" cut to %zu bytes", b->o->label, n);
+		}
+		memcpy(fs->super->s_volume_name, b->o->label, n);
+	}
 	ext2fs_mark_super_dirty(fs);
 
 	err = ext2fs_allocate_tables(fs);

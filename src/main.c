@@ -209,14 +209,19 @@ static int check_fuse(void)
 	}
 	if (geteuid() == 0)
 		return 0;
-	if (access("/dev/fuse", R_OK | W_OK) == 0)
-		return 0;
+	/* libfuse opens /dev/fuse itself, then lets fusermount3 mount: an
+	 * ordinary user needs both (the usual desktop has /dev/fuse 0666). */
+	if (access("/dev/fuse", R_OK | W_OK) < 0) {
+		log_error("cannot mount as an ordinary user: /dev/fuse is not readable and "
+			  "writable for you (%s; it is usually mode 0666): ask an "
+			  "administrator to allow it, or run rpifs as root", strerror(errno));
+		return -EPERM;
+	}
 	for (size_t i = 0; i < sizeof(fm) / sizeof(fm[0]); i++)
 		if (stat(fm[i], &st) == 0 && (st.st_mode & S_ISUID) && st.st_uid == 0)
 			return 0;
-	log_error("cannot mount as an ordinary user: /dev/fuse is not accessible and "
-		  "no setuid-root fusermount3 was found (install package fuse3, or "
-		  "run rpifs as root)");
+	log_error("cannot mount as an ordinary user: no setuid-root fusermount3 "
+		  "(install package fuse3, or run rpifs as root)");
 	return -EPERM;
 }
 
@@ -225,6 +230,7 @@ int main(int argc, char **argv)
 	struct image_opts io;
 	struct serve_opts so = { 0 };
 	struct image img;
+	struct tree tree;
 	const char *sde;
 	char mnt_abs[PATH_MAX], root_abs[PATH_MAX];
 	int c, ret;
@@ -326,8 +332,7 @@ int main(int argc, char **argv)
 		io.source_date_epoch = v;
 	}
 
-	if (check_rootfs(io.rootfs) < 0 || check_mnt(so.mnt, io.rootfs) < 0 ||
-	    check_fuse() < 0)
+	if (check_rootfs(io.rootfs) < 0 || check_mnt(so.mnt, io.rootfs) < 0)
 		return 1;
 
 	/* fuse_daemonize() changes to "/" even in the foreground: the unmount
@@ -349,7 +354,18 @@ int main(int argc, char **argv)
 	}
 	so.image = &io;
 
-	ret = image_build(&img, &io);
+	/* Scan first (problems in the tree are named even for a user who
+	 * cannot mount), then check FUSE, then build: no work is wasted. */
+	ret = image_scan(&tree, &io);
+	if (ret < 0) {
+		log_error("%s: cannot build the image: %s", io.rootfs, strerror(-ret));
+		return 1;
+	}
+	if (check_fuse() < 0) {
+		tree_free(&tree);
+		return 1;
+	}
+	ret = image_build_tree(&img, &tree, &io);
 	if (ret < 0) {
 		log_error("%s: cannot build the image: %s", io.rootfs, strerror(-ret));
 		return 1;

@@ -99,7 +99,9 @@ static int open_beneath(int root_fd, const char *relpath)
 	/* O_NOATIME: serving the image must not touch the tree, atimes
 	 * included. Only the owner (or root) may ask for it: retry without. */
 	struct open_how how = {
-		.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOATIME,
+		/* O_NONBLOCK: a file swapped for a fifo must not block the open
+		 * (the fstat that follows refuses anything but a regular file). */
+		.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOATIME | O_NONBLOCK | O_NOCTTY,
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 	};
 	long fd = syscall(SYS_openat2, root_fd, relpath, &how, sizeof(how));
@@ -108,7 +110,9 @@ static int open_beneath(int root_fd, const char *relpath)
 		how.flags &= ~(uint64_t)O_NOATIME;
 		fd = syscall(SYS_openat2, root_fd, relpath, &how, sizeof(how));
 	}
-	if (fd >= 0 || errno != ENOSYS)
+	/* Paths beyond PATH_MAX (the scan accepts them) and kernels without
+	 * openat2 walk the components instead. */
+	if (fd >= 0 || (errno != ENOSYS && errno != ENAMETOOLONG))
 		return fd >= 0 ? (int)fd : -errno;
 
 	char *copy = strdup(relpath), *save = NULL, *comp, *next;
@@ -123,7 +127,7 @@ static int open_beneath(int root_fd, const char *relpath)
 			break;
 		}
 		next = strtok_r(NULL, "/", &save);
-		int flags = next ? O_PATH | O_DIRECTORY : O_RDONLY;
+		int flags = next ? O_PATH | O_DIRECTORY : O_RDONLY | O_NONBLOCK | O_NOCTTY;
 		int nfd = openat(dir, comp, flags | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
 
 		if (nfd < 0 && errno == EPERM)

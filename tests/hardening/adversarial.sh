@@ -142,7 +142,7 @@ print(i["entries"], " ".join(i["big"]))' "$T/info.$seed" 2>/dev/null || echo 0)
 		note "seed $seed: ok, $e entries, $((SECONDS - t0)) s $big"
 	else
 		failed+=("$seed")
-		note "seed $seed: FAILED, $e entries $big (reproduce: python3 tests/hardening/advtree.py $seed DIR${args:+ $args})"
+		note "seed $seed: FAILED, $e entries $big (again: RPIFS_ADV_FIRST=$seed RPIFS_ADV_SEEDS=1${args:+ RPIFS_LONG=1} $0; the tree: tests/hardening/advtree.py $seed DIR${args:+ $args})"
 	fi
 	rm -rf "${T:?}/s$seed"
 done
