@@ -722,6 +722,14 @@ static int file_data(struct build *b, ext2_ino_t ino, const struct tree_node *n)
 	off_t data, hole;
 	int fd, ret = 0;
 
+	/* A file with as many bytes allocated as its size has no hole worth
+	 * keeping: skip the open and the SEEK_DATA walk (a quarter of the
+	 * mount's time on a Debian tree). Content is the same either way. */
+	if ((uint64_t)n->st.st_blocks * 512 >= size) {
+		fd = -1;
+		ret = file_alloc(b, ino, 0, end, sf->path);
+		goto map;
+	}
 	fd = openat(b->t->files.root_fd, sf->path,
 		    O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0 && errno == ENAMETOOLONG)
