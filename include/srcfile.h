@@ -29,6 +29,8 @@ struct srcfile {
 	ino_t ino;
 	uint64_t size;      /* size at scan time: the size served */
 	struct timespec mtime;  /* at scan time: a change is logged once */
+	struct timespec btime;  /* birth time, {0,0} if the fs has none: tells
+				 * a file recreated on a reused inode number */
 	int warned;         /* a change has been logged once (atomic) */
 };
 
@@ -44,9 +46,11 @@ struct srcfiles {
 /* root_fd is taken over (closed by srcfiles_free). */
 int srcfiles_init(struct srcfiles *sf, int root_fd);
 void srcfiles_free(struct srcfiles *sf);
-/* Register a regular file; *id receives its id. */
+/* Register a regular file (btime may be NULL); *id receives its id. */
 int srcfiles_add(struct srcfiles *sf, const char *relpath,
-		 const struct stat *st, uint32_t *id);
+		 const struct stat *st, const struct timespec *btime, uint32_t *id);
+/* Birth time of fd, or {0,0} where the filesystem does not record it. */
+struct timespec srcfile_btime(int dirfd, const char *name, int flags);
 /* Read exactly len bytes at off of file id into buf. Bytes past the recorded
  * size, or past the current end of a file that shrank, read as zeros.
  * A file that vanished, cannot be opened, or is no longer the file that was

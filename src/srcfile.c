@@ -63,8 +63,17 @@ void srcfiles_free(struct srcfiles *sf)
 	sf->root_fd = -1;
 }
 
+struct timespec srcfile_btime(int dirfd, const char *name, int flags)
+{
+	struct statx sx;
+
+	if (statx(dirfd, name, flags, STATX_BTIME, &sx) < 0 || !(sx.stx_mask & STATX_BTIME))
+		return (struct timespec){ 0, 0 };
+	return (struct timespec){ sx.stx_btime.tv_sec, sx.stx_btime.tv_nsec };
+}
+
 int srcfiles_add(struct srcfiles *sf, const char *relpath, const struct stat *st,
-		 uint32_t *id)
+		 const struct timespec *btime, uint32_t *id)
 {
 	if (sf->n >= SRCFILE_NONE)
 		return -EOVERFLOW;
@@ -86,6 +95,7 @@ int srcfiles_add(struct srcfiles *sf, const char *relpath, const struct stat *st
 	f->ino = st->st_ino;
 	f->size = (uint64_t)st->st_size;
 	f->mtime = st->st_mtim;
+	f->btime = btime ? *btime : (struct timespec){ 0, 0 };
 	f->warned = 0;
 	*id = (uint32_t)sf->n++;
 	return 0;
@@ -190,8 +200,14 @@ static int fd_get(struct srcfiles *sf, uint32_t id, struct fdslot **out)
 			  "cannot be opened");
 		return fd;
 	}
+	struct timespec bt = f->btime.tv_sec || f->btime.tv_nsec ?
+			     srcfile_btime(fd, "", AT_EMPTY_PATH) : f->btime;
+
+	/* Same device and inode is not enough: a file deleted and written
+	 * again often gets the old inode number back; its birth time differs. */
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    st.st_dev != f->dev || st.st_ino != f->ino) {
+	    st.st_dev != f->dev || st.st_ino != f->ino ||
+	    bt.tv_sec != f->btime.tv_sec || bt.tv_nsec != f->btime.tv_nsec) {
 		close(fd);
 		warn_once(f, "was replaced by another file");
 		return -ESTALE;

@@ -248,7 +248,9 @@ static int scan_entry(struct scan *s, int dirfd, struct tree_node *n, size_t ple
 			goto out;
 		}
 		s->t->data_bytes += (uint64_t)n->st.st_size;
-		ret = srcfiles_add(&s->t->files, s->path, &n->st, &n->file);
+		struct timespec bt = srcfile_btime(dirfd, n->name, AT_SYMLINK_NOFOLLOW);
+
+		ret = srcfiles_add(&s->t->files, s->path, &n->st, &bt, &n->file);
 		if (ret < 0)
 			goto out;
 	} else if (S_ISDIR(n->st.st_mode)) {

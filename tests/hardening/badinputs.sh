@@ -42,7 +42,7 @@
 need_root
 need setpriv unshare e2fsck fsck.fat sfdisk python3 timeout
 
-KNOWN_BUGS=${RPIFS_KNOWN_BUGS-"inode-reuse"}
+KNOWN_BUGS=${RPIFS_KNOWN_BUGS-""}
 H=$TESTS_DIR/hardening
 cases=0
 
