@@ -1649,6 +1649,18 @@ static int fs_init(struct build *b, uint64_t inodes)
 	param.s_inodes_count = (uint32_t)inodes;
 	param.s_log_groups_per_flex = FLEX_LOG;
 	param.s_desc_size = EXT2_MIN_DESC_SIZE_64BIT;
+	/* Reserved GDT blocks (for online resize) are written pages in the
+	 * store: mke2fs reserves for 1024x growth, which makes memory grow with
+	 * the image size. An SD card ends at 2 TiB (SDXC): reserve for that. */
+	{
+		uint64_t groups = div_up(blocks, 8 * BS);
+		uint64_t per_block = BS / EXT2_MIN_DESC_SIZE_64BIT;
+		uint64_t max_groups = div_up((2ull << 40) / BS, 8 * BS);
+		uint64_t have = div_up(groups, per_block), want = div_up(max_groups, per_block);
+
+		if (want > have && want - have <= BS / 4)
+			param.s_reserved_gdt_blocks = (uint16_t)(want - have);
+	}
 	param.s_min_extra_isize = param.s_want_extra_isize =
 		sizeof(struct ext2_inode_large) - EXT2_GOOD_OLD_INODE_SIZE;
 	param.s_max_mnt_count = -1;
