@@ -45,6 +45,7 @@ struct generation {
 	struct overlay *ov;
 	unsigned refs;          /* open handles, +1 while current */
 	unsigned id;
+	struct generation *next; /* server's list of live generations */
 };
 
 struct server {
@@ -54,6 +55,7 @@ struct server {
 	gid_t gid;
 	pthread_mutex_t lock;
 	struct generation *cur;
+	struct generation *live;  /* every generation not yet freed */
 	unsigned open_handles;
 	bool pinned_notice;
 };
@@ -63,13 +65,26 @@ static struct server *srv(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-static void gen_put(struct generation *g)
+static void gen_free(struct server *s, struct generation *g)
 {
-	if (--g->refs)
-		return;
+	struct generation **p;
+
+	for (p = &s->live; *p; p = &(*p)->next)
+		if (*p == g) {
+			*p = g->next;
+			break;
+		}
 	overlay_close(g->ov);
 	image_free(&g->img);
 	free(g);
+}
+
+/* Called with s->lock held (or, at teardown, with no worker left). */
+static void gen_put(struct server *s, struct generation *g)
+{
+	if (--g->refs)
+		return;
+	gen_free(s, g);
 }
 
 static int gen_new(struct server *s, struct image *img, unsigned id, struct generation **out)
@@ -92,6 +107,8 @@ static int gen_new(struct server *s, struct image *img, unsigned id, struct gene
 		free(g);
 		return ret;
 	}
+	g->next = s->live;
+	s->live = g;
 	*out = g;
 	return 0;
 }
@@ -143,7 +160,7 @@ static bool refresh(struct server *s)
 			 s->cur->id, overlay_blocks(s->cur->ov));
 	else
 		log_info("%s changed: serving generation %u", s->o->image->rootfs, g->id);
-	gen_put(s->cur);
+	gen_put(s, s->cur);
 	s->cur = g;
 	return true;
 }
@@ -306,7 +323,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		overlay_sync(g->ov);
 		pthread_mutex_lock(&s->lock);
 		s->open_handles--;
-		gen_put(g);
+		gen_put(s, g);
 		pthread_mutex_unlock(&s->lock);
 	}
 	fuse_reply_err(req, 0);
@@ -481,8 +498,12 @@ out:
 		fuse_session_destroy(se);
 	fuse_opt_free_args(&args);
 	free(opt);
-	if (s.cur)
-		gen_put(s.cur);         /* gen_new() consumed img either way */
+	/* gen_new() consumed img either way. The session is gone, so no
+	 * release will come for handles still open at unmount (a reader that
+	 * closed just before it, whose RELEASE the kernel had not sent yet):
+	 * free every generation, referenced or not. */
+	while (s.live)
+		gen_free(&s, s.live);
 	pthread_mutex_destroy(&s.lock);
 	return ret;
 }

@@ -25,6 +25,20 @@ for sig in INT TERM; do
 	[ -z "$(ls -A "$T/mnt")" ] || fail "SIG$sig: mount point not empty"
 done
 
+# SIGTERM while a reader still holds disk.img open: the kernel never sends
+# that handle's RELEASE, and the daemon must still exit 0 and free it (the
+# valgrind suite runs this case with leak checking).
+"$RPIFS" -f "$T/root" "$T/mnt" 2>"$T/log" &
+pid=$!
+wait_mounted
+exec 3<"$T/mnt/disk.img"
+head -c 512 <&3 | od -An -tx1 | tail -1 | grep -q "55 aa" || fail "held open: MBR not read"
+kill -s TERM "$pid"
+rc=0; wait "$pid" || rc=$?
+exec 3<&-
+[ "$rc" -eq 0 ] || { cat "$T/log"; fail "SIGTERM with disk.img open: exit status $rc"; }
+! mounted || fail "SIGTERM with disk.img open: still mounted"
+
 "$RPIFS" -f "$T/root" "$T/mnt" 2>"$T/log" &
 pid=$!
 wait_mounted
