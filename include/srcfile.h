@@ -49,8 +49,10 @@ void srcfiles_free(struct srcfiles *sf);
 /* Register a regular file (btime may be NULL); *id receives its id. */
 int srcfiles_add(struct srcfiles *sf, const char *relpath,
 		 const struct stat *st, const struct timespec *btime, uint32_t *id);
-/* Birth time of fd, or {0,0} where the filesystem does not record it. */
-struct timespec srcfile_btime(int dirfd, const char *name, int flags);
+/* fstatat(dirfd, name, st, flags) and the birth time in one statx() call;
+ * *btime is {0,0} where the filesystem does not record it. 0 or -errno. */
+int srcfile_stat(int dirfd, const char *name, int flags, struct stat *st,
+		 struct timespec *btime);
 /* Read exactly len bytes at off of file id into buf. Bytes past the recorded
  * size, or past the current end of a file that shrank, read as zeros.
  * A file that vanished, cannot be opened, or is no longer the file that was

@@ -151,6 +151,13 @@ static bool page_is_zero(const uint8_t *p)
 	return true;
 }
 
+/* Whether n bytes at b are all zero: glibc's memcmp is vectorised, a byte
+ * loop is not (this runs for every block libext2fs writes). */
+static bool bytes_are_zero(const uint8_t *b, size_t n)
+{
+	return !n || (!b[0] && !memcmp(b, b + 1, n - 1));
+}
+
 /* ---- byte-level access ----------------------------------------------- */
 
 static void store_read(const struct memio_store *s, uint64_t off, size_t len,
@@ -197,23 +204,21 @@ static int store_write(struct memio_store *s, uint64_t off, size_t len,
 					free(page_remove(s, idx));
 			}
 		} else {
+			bool zero = bytes_are_zero(buf, n);
+
 			p = page_get(s, idx);
 			if (!p) {
 				/* Writing zeros over an absent page changes
 				 * nothing: skip the allocation. */
-				uint8_t z = 0;
-				size_t k;
-
-				for (k = 0; k < n; k++)
-					z |= buf[k];
-				if (!z)
+				if (zero)
 					goto next;
 				p = page_get_or_add(s, idx);
 				if (!p)
 					return -ENOMEM;
 			}
 			memcpy(p + in, buf, n);
-			if (page_is_zero(p))
+			/* Only zeros written can leave the page all zeros. */
+			if (zero && page_is_zero(p))
 				free(page_remove(s, idx));
 		}
 next:

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 #include "log.h"
 #include "srcfile.h"
@@ -63,13 +64,34 @@ void srcfiles_free(struct srcfiles *sf)
 	sf->root_fd = -1;
 }
 
-struct timespec srcfile_btime(int dirfd, const char *name, int flags)
+int srcfile_stat(int dirfd, const char *name, int flags, struct stat *st,
+		 struct timespec *btime)
 {
 	struct statx sx;
 
-	if (statx(dirfd, name, flags, STATX_BTIME, &sx) < 0 || !(sx.stx_mask & STATX_BTIME))
-		return (struct timespec){ 0, 0 };
-	return (struct timespec){ sx.stx_btime.tv_sec, sx.stx_btime.tv_nsec };
+	/* One path walk instead of fstatat() + statx(): the scan does this for
+	 * every entry. The conversion is glibc's own (fstatat is statx there). */
+	if (statx(dirfd, name, flags, STATX_BASIC_STATS | STATX_BTIME, &sx) < 0)
+		return -errno;
+	memset(st, 0, sizeof(*st));
+	st->st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+	st->st_ino = sx.stx_ino;
+	st->st_mode = sx.stx_mode;
+	st->st_nlink = sx.stx_nlink;
+	st->st_uid = sx.stx_uid;
+	st->st_gid = sx.stx_gid;
+	st->st_rdev = makedev(sx.stx_rdev_major, sx.stx_rdev_minor);
+	st->st_size = (off_t)sx.stx_size;
+	st->st_blksize = (blksize_t)sx.stx_blksize;
+	st->st_blocks = (blkcnt_t)sx.stx_blocks;
+	st->st_atim = (struct timespec){ sx.stx_atime.tv_sec, sx.stx_atime.tv_nsec };
+	st->st_mtim = (struct timespec){ sx.stx_mtime.tv_sec, sx.stx_mtime.tv_nsec };
+	st->st_ctim = (struct timespec){ sx.stx_ctime.tv_sec, sx.stx_ctime.tv_nsec };
+	if (btime)
+		*btime = sx.stx_mask & STATX_BTIME ?
+			 (struct timespec){ sx.stx_btime.tv_sec, sx.stx_btime.tv_nsec } :
+			 (struct timespec){ 0, 0 };
+	return 0;
 }
 
 int srcfiles_add(struct srcfiles *sf, const char *relpath, const struct stat *st,
@@ -200,12 +222,11 @@ static int fd_get(struct srcfiles *sf, uint32_t id, struct fdslot **out)
 			  "cannot be opened");
 		return fd;
 	}
-	struct timespec bt = f->btime.tv_sec || f->btime.tv_nsec ?
-			     srcfile_btime(fd, "", AT_EMPTY_PATH) : f->btime;
+	struct timespec bt;
 
 	/* Same device and inode is not enough: a file deleted and written
 	 * again often gets the old inode number back; its birth time differs. */
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	if (srcfile_stat(fd, "", AT_EMPTY_PATH, &st, &bt) < 0 || !S_ISREG(st.st_mode) ||
 	    st.st_dev != f->dev || st.st_ino != f->ino ||
 	    bt.tv_sec != f->btime.tv_sec || bt.tv_nsec != f->btime.tv_nsec) {
 		close(fd);

@@ -1,9 +1,12 @@
 /* tree.c - scan the source tree into memory (see tree.h).
  *
  * The walk uses directory fds and *at() calls with AT_SYMLINK_NOFOLLOW, so
- * depth is not limited by PATH_MAX and no symlink is ever followed. Extended
- * attributes are read through "/proc/self/fd/DIRFD/NAME" with the l*xattr
- * calls for the same reason. Nothing is opened for writing.
+ * depth is not limited by PATH_MAX and no symlink is ever followed. There is
+ * no l*xattr call relative to a directory fd: the scan gives itself a private
+ * cwd (unshare(CLONE_FS)), changes into each directory once and reads the
+ * xattrs by name; without that it goes through "/proc/self/fd/DIRFD/NAME".
+ * One statx() per entry gives both the stat and the birth time. Nothing is
+ * opened for writing. The change check of an open is in tree_check.c.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -25,6 +28,7 @@ struct scan {
 	bool check_read;        /* not root: check every file is readable */
 	struct timespec last_progress;
 	bool own_cwd;           /* this thread has its own cwd: xattrs by name */
+	const struct tree_node *cwd_dir; /* the directory that cwd is, or NULL */
 	char path[8192];        /* relative path of the current node, for messages */
 };
 
@@ -187,9 +191,25 @@ static int scan_dir(struct scan *s, int dirfd, struct tree_node *dir, size_t ple
 
 /* Fill node n (name already set) from dirfd/name. plen = length of s->path
  * for the parent; on return s->path is restored to that length. */
+/* Make cwd the directory dir (open as dirfd) unless it already is. */
+static bool in_dir(struct scan *s, int dirfd, const struct tree_node *dir)
+{
+	if (!s->own_cwd)
+		return false;
+	if (s->cwd_dir != dir) {
+		if (fchdir(dirfd) < 0) {
+			s->cwd_dir = NULL;
+			return false;
+		}
+		s->cwd_dir = dir;
+	}
+	return true;
+}
+
 static int scan_entry(struct scan *s, int dirfd, struct tree_node *n, size_t plen)
 {
 	size_t nl = strlen(n->name);
+	struct timespec bt;
 	int ret = 0;
 
 	if (plen + nl + 2 >= sizeof(s->path)) {
@@ -200,18 +220,20 @@ static int scan_entry(struct scan *s, int dirfd, struct tree_node *n, size_t ple
 		s->path[plen++] = '/';
 	memcpy(s->path + plen, n->name, nl + 1);
 
-	if (fstatat(dirfd, n->name, &n->st, AT_SYMLINK_NOFOLLOW) < 0) {
-		ret = -errno;
-		log_error("%s/%s: %s", s->t->root_path, s->path, strerror(errno));
+	ret = srcfile_stat(dirfd, n->name, AT_SYMLINK_NOFOLLOW, &n->st, &bt);
+	if (ret < 0) {
+		log_error("%s/%s: %s", s->t->root_path, s->path, strerror(-ret));
 		goto out;
 	}
 	if (s->opts->xattrs) {
 		char p[64 + NAME_MAX];
 
 		/* There is no llistxattrat(): either change into the directory
-		 * (this thread's own cwd) and use the name, or go through
-		 * /proc/self/fd, which costs a walk of proc's magic links. */
-		if (s->own_cwd && fchdir(dirfd) == 0)
+		 * (this thread's own cwd; once per directory, as the entries of
+		 * a directory are scanned in a row except for its subdirectories)
+		 * and use the name, or go through /proc/self/fd, which costs a
+		 * walk of proc's magic links. */
+		if (in_dir(s, dirfd, n->parent))
 			snprintf(p, sizeof(p), "%s", n->name);
 		else
 			snprintf(p, sizeof(p), "/proc/self/fd/%d/%s", dirfd, n->name);
@@ -248,8 +270,6 @@ static int scan_entry(struct scan *s, int dirfd, struct tree_node *n, size_t ple
 			goto out;
 		}
 		s->t->data_bytes += (uint64_t)n->st.st_size;
-		struct timespec bt = srcfile_btime(dirfd, n->name, AT_SYMLINK_NOFOLLOW);
-
 		ret = srcfiles_add(&s->t->files, s->path, &n->st, &bt, &n->file);
 		if (ret < 0)
 			goto out;
@@ -527,53 +547,4 @@ bool tree_is_under(const struct tree_node *node, const struct tree_node *anc)
 		if (node == anc)
 			return true;
 	return false;
-}
-
-static bool same(const struct stat *a, const struct stat *b)
-{
-	return a->st_ino == b->st_ino && a->st_dev == b->st_dev &&
-	       a->st_mode == b->st_mode && a->st_size == b->st_size &&
-	       a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
-	       a->st_ctim.tv_nsec == b->st_ctim.tv_nsec &&
-	       a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
-	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
-}
-
-static bool dir_unchanged(int fd, const struct tree_node *dir)
-{
-	for (size_t i = 0; i < dir->nkids; i++) {
-		const struct tree_node *k = dir->kids[i];
-		struct stat st;
-
-		if (fstatat(fd, k->name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !same(&st, &k->st))
-			return false;
-		if (S_ISDIR(k->st.st_mode)) {
-			int sub = openat(fd, k->name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			bool ok;
-
-			if (sub < 0)
-				return false;
-			ok = dir_unchanged(sub, k);
-			close(sub);
-			if (!ok)
-				return false;
-		}
-	}
-	return true;
-}
-
-bool tree_unchanged(const struct tree *t)
-{
-	struct stat st;
-	int fd;
-	bool ok;
-
-	if (!t->root)
-		return false;
-	fd = open(t->root_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	ok = fstat(fd, &st) == 0 && same(&st, &t->root->st) && dir_unchanged(fd, t->root);
-	close(fd);
-	return ok;
 }
