@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 #include "build.h"
@@ -142,6 +143,13 @@ static int check_rootfs(const char *rootfs)
 	return 0;
 }
 
+static int stale_mount(const char *mnt)
+{
+	log_error("MNT %s: a stale FUSE mount (its daemon has died): run "
+		  "'fusermount3 -u %s' and mount again", mnt, mnt);
+	return -ENOTCONN;
+}
+
 static int check_mnt(const char *mnt, const char *rootfs)
 {
 	char rm[PATH_MAX], rr[PATH_MAX];
@@ -151,11 +159,8 @@ static int check_mnt(const char *mnt, const char *rootfs)
 	int n = 0;
 
 	if (stat(mnt, &st) < 0) {
-		if (errno == ENOTCONN) {
-			log_error("MNT %s: a stale FUSE mount (its daemon has died): run "
-				  "'fusermount3 -u %s' and mount again", mnt, mnt);
-			return -ENOTCONN;
-		}
+		if (errno == ENOTCONN)
+			return stale_mount(mnt);
 		log_error("MNT %s: %s%s", mnt, strerror(errno),
 			  errno == ENOENT ? " (create the directory first)" : "");
 		return -errno;
@@ -173,6 +178,12 @@ static int check_mnt(const char *mnt, const char *rootfs)
 			return -EINVAL;
 		}
 		if (is_mount_point(rm)) {
+			struct statfs sfs;
+
+			/* stat() may still answer from the attributes the kernel
+			 * cached before the daemon died; statfs() always asks it. */
+			if (statfs(mnt, &sfs) < 0 && errno == ENOTCONN)
+				return stale_mount(mnt);
 			log_error("MNT %s is already a mount point (unmount it first: "
 				  "fusermount3 -u %s)", mnt, mnt);
 			return -EBUSY;
