@@ -31,6 +31,7 @@ struct tree_node {
 	struct xattr *xattrs;
 	size_t nxattrs;
 	uint32_t file;          /* srcfiles id of a regular file, else SRCFILE_NONE */
+	struct timespec btime;  /* birth time of a regular file, {0,0} if unknown */
 };
 
 struct tree {

@@ -7,12 +7,22 @@
  * xattrs by name; without that it goes through "/proc/self/fd/DIRFD/NAME".
  * One statx() per entry gives both the stat and the birth time. Nothing is
  * opened for writing. The change check of an open is in tree_check.c.
+ *
+ * Two passes. The first scans down to UNIT_DEPTH on the calling thread and
+ * leaves the directories found there as units; the units are then scanned
+ * on up to MAX_THREADS threads (each with its own cwd, path buffer and
+ * newest mtime; node and byte counts are atomic). Each unit fills only its
+ * own subtree. Source files get their ids afterwards, in tree order
+ * (register_files), so the tree and the image are the same whichever
+ * thread scanned what.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +32,19 @@
 #include "log.h"
 #include "tree.h"
 
+/* Directories this deep are scanned as separate units, on several threads
+ * (the sequential first pass stats them and leaves them for later). */
+#define UNIT_DEPTH 2
+#define MAX_THREADS 4
+
+struct units {
+	struct tree_node **v;
+	size_t n, cap;
+	atomic_size_t next;
+	atomic_int error;       /* first -errno of a unit; the others stop */
+};
+
+/* One per scanning thread. */
 struct scan {
 	struct tree *t;
 	const struct tree_scan_opts *opts;
@@ -29,6 +52,8 @@ struct scan {
 	struct timespec last_progress;
 	bool own_cwd;           /* this thread has its own cwd: xattrs by name */
 	const struct tree_node *cwd_dir; /* the directory that cwd is, or NULL */
+	struct units *defer;    /* first pass: where UNIT_DEPTH directories go */
+	int64_t newest_mtime;
 	char path[8192];        /* relative path of the current node, for messages */
 };
 
@@ -77,7 +102,8 @@ static void progress(struct scan *s, bool final)
 		return;
 	s->last_progress = now;
 	fprintf(stderr, "\rrpifs: scanning %s: %" PRIu64 " entries, %" PRIu64 " MiB%s",
-		s->t->root_path, s->t->nodes, s->t->data_bytes >> 20, final ? "\n" : "");
+		s->t->root_path, __atomic_load_n(&s->t->nodes, __ATOMIC_RELAXED),
+		__atomic_load_n(&s->t->data_bytes, __ATOMIC_RELAXED) >> 20, final ? "\n" : "");
 }
 
 static ssize_t x_list(const char *p, bool follow, char *l, size_t n)
@@ -187,7 +213,8 @@ static void digest_node(struct digest *d, const struct tree_node *n)
 	}
 }
 
-static int scan_dir(struct scan *s, int dirfd, struct tree_node *dir, size_t plen);
+static int scan_dir(struct scan *s, int dirfd, struct tree_node *dir, size_t plen,
+		    unsigned depth);
 
 /* Fill node n (name already set) from dirfd/name. plen = length of s->path
  * for the parent; on return s->path is restored to that length. */
@@ -206,7 +233,9 @@ static bool in_dir(struct scan *s, int dirfd, const struct tree_node *dir)
 	return true;
 }
 
-static int scan_entry(struct scan *s, int dirfd, struct tree_node *n, size_t plen)
+/* Scan entry n, depth levels below the root (1 for the root's entries). */
+static int scan_entry(struct scan *s, int dirfd, struct tree_node *n, size_t plen,
+		      unsigned depth)
 {
 	size_t nl = strlen(n->name);
 	struct timespec bt;
@@ -241,9 +270,10 @@ static int scan_entry(struct scan *s, int dirfd, struct tree_node *n, size_t ple
 		if (ret < 0)
 			goto out;
 	}
-	s->t->nodes++;
-	if (n->st.st_mtim.tv_sec > s->t->newest_mtime)
-		s->t->newest_mtime = n->st.st_mtim.tv_sec;
+	/* Counters shared by the scanning threads. */
+	__atomic_fetch_add(&s->t->nodes, 1, __ATOMIC_RELAXED);
+	if (n->st.st_mtim.tv_sec > s->newest_mtime)
+		s->newest_mtime = n->st.st_mtim.tv_sec;
 
 	if (S_ISLNK(n->st.st_mode)) {
 		size_t cap = (size_t)n->st.st_size + 1;
@@ -269,10 +299,23 @@ static int scan_entry(struct scan *s, int dirfd, struct tree_node *n, size_t ple
 				  "owner of the tree", s->t->root_path, s->path, strerror(errno));
 			goto out;
 		}
-		s->t->data_bytes += (uint64_t)n->st.st_size;
-		ret = srcfiles_add(&s->t->files, s->path, &n->st, &bt, &n->file);
-		if (ret < 0)
-			goto out;
+		__atomic_fetch_add(&s->t->data_bytes, (uint64_t)n->st.st_size, __ATOMIC_RELAXED);
+		n->btime = bt;  /* registered in order by register_files() */
+	} else if (S_ISDIR(n->st.st_mode) && s->defer && depth == UNIT_DEPTH) {
+		struct units *u = s->defer;
+
+		if (u->n == u->cap) {
+			size_t nc = u->cap ? u->cap * 2 : 64;
+			struct tree_node **v = realloc(u->v, nc * sizeof(*v));
+
+			if (!v) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			u->v = v;
+			u->cap = nc;
+		}
+		u->v[u->n++] = n;
 	} else if (S_ISDIR(n->st.st_mode)) {
 		int fl = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 		/* O_NOATIME: scanning must not touch the tree (owner or root only). */
@@ -287,7 +330,7 @@ static int scan_entry(struct scan *s, int dirfd, struct tree_node *n, size_t ple
 				  strerror(errno));
 			goto out;
 		}
-		ret = scan_dir(s, fd, n, plen + nl);
+		ret = scan_dir(s, fd, n, plen + nl, depth);
 		close(fd);
 		if (ret < 0)
 			goto out;
@@ -298,8 +341,10 @@ out:
 	return ret;
 }
 
-/* Scan the directory open as fd (taken: closed by the caller) into dir. */
-static int scan_dir(struct scan *s, int fd, struct tree_node *dir, size_t plen)
+/* Scan the directory open as fd (taken: closed by the caller) into dir,
+ * which is depth levels below the root. */
+static int scan_dir(struct scan *s, int fd, struct tree_node *dir, size_t plen,
+		    unsigned depth)
 {
 	int dfd = dup(fd);
 	DIR *d;
@@ -349,7 +394,7 @@ static int scan_dir(struct scan *s, int fd, struct tree_node *dir, size_t plen)
 	if (dir->nkids)
 		qsort(dir->kids, dir->nkids, sizeof(*dir->kids), cmp_kids);
 	for (size_t i = 0; i < dir->nkids; i++) {
-		ret = scan_entry(s, fd, dir->kids[i], plen);
+		ret = scan_entry(s, fd, dir->kids[i], plen, depth + 1);
 		if (ret < 0)
 			goto out;
 	}
@@ -368,10 +413,142 @@ static void digest_tree(struct digest *d, const struct tree_node *n)
 		digest_tree(d, n->kids[i]);
 }
 
+struct unit_worker {
+	const struct scan *proto;
+	struct units *u;
+	int root_fd;
+	bool main_thread;       /* its cwd is already private */
+	int64_t newest_mtime;
+};
+
+/* Scan units from the shared counter until none is left or one failed.
+ * Each unit is a directory UNIT_DEPTH levels down, already stat'ed by the
+ * first pass, opened here by its path of UNIT_DEPTH names (each at most
+ * NAME_MAX: never near PATH_MAX) without following a symlink. */
+static void *unit_worker(void *arg)
+{
+	struct unit_worker *w = arg;
+	struct scan *s = malloc(sizeof(*s));
+	size_t i;
+
+	if (!s) {
+		atomic_store(&w->u->error, -ENOMEM);
+		return NULL;
+	}
+	*s = *w->proto;
+	s->defer = NULL;
+	s->cwd_dir = NULL;
+	s->newest_mtime = INT64_MIN;
+	/* Threads share the creator's cwd: a helper needs one of its own. */
+	if (!w->main_thread)
+		s->own_cwd = s->own_cwd && unshare(CLONE_FS) == 0;
+	while ((i = atomic_fetch_add(&w->u->next, 1)) < w->u->n &&
+	       !atomic_load(&w->u->error)) {
+		struct tree_node *d = w->u->v[i];
+		int fl = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, fd, ret;
+		size_t plen;
+
+		plen = (size_t)snprintf(s->path, sizeof(s->path), "%s/%s", d->parent->name, d->name);
+		fd = openat(w->root_fd, s->path, fl | O_NOATIME);
+		if (fd < 0 && errno == EPERM)
+			fd = openat(w->root_fd, s->path, fl);
+		if (fd < 0) {
+			ret = -errno;
+			log_error("%s/%s: cannot open directory: %s", s->t->root_path, s->path,
+				  strerror(errno));
+		} else {
+			ret = scan_dir(s, fd, d, plen, UNIT_DEPTH);
+			close(fd);
+		}
+		if (ret < 0) {
+			int none = 0;
+
+			atomic_compare_exchange_strong(&w->u->error, &none, ret);
+		}
+	}
+	w->newest_mtime = s->newest_mtime;
+	free(s);
+	return NULL;
+}
+
+/* Scan the deferred directories on up to MAX_THREADS threads (the caller
+ * is one). Which thread scans a unit changes nothing in the tree: every
+ * unit fills only its own subtree, and the source files are registered
+ * afterwards in tree order. */
+static int scan_units(struct scan *s, struct units *u, int root_fd)
+{
+	struct unit_worker w[MAX_THREADS];
+	pthread_t th[MAX_THREADS];
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned nth = cpus > MAX_THREADS ? MAX_THREADS : cpus > 1 ? (unsigned)cpus : 1;
+	unsigned started = 0;
+
+	if (!u->n)
+		return 0;
+	if (nth > u->n)
+		nth = (unsigned)u->n;
+	for (unsigned i = 0; i < nth; i++)
+		w[i] = (struct unit_worker){ s, u, root_fd, i == 0, INT64_MIN };
+	/* A helper that cannot be started only means fewer threads. */
+	for (unsigned i = 1; i < nth; i++)
+		if (pthread_create(&th[started], NULL, unit_worker, &w[started + 1]) == 0)
+			started++;
+	unit_worker(&w[0]);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	for (unsigned i = 0; i <= started; i++)
+		if (w[i].newest_mtime > s->newest_mtime)
+			s->newest_mtime = w[i].newest_mtime;
+	return atomic_load(&u->error);
+}
+
+/* Give every regular file its source id, in tree order (sorted names,
+ * depth first): the ids, and so the image, do not depend on which thread
+ * scanned what. */
+static int register_dir(struct tree *t, struct tree_node *dir, char *path, size_t plen)
+{
+	for (size_t i = 0; i < dir->nkids; i++) {
+		struct tree_node *k = dir->kids[i];
+		size_t nl = strlen(k->name), l = plen;
+		int ret = 0;
+
+		if (!S_ISREG(k->st.st_mode) && !S_ISDIR(k->st.st_mode))
+			continue;
+		/* The scan refused deeper paths already. */
+		if (l + nl + 2 > 8192)
+			return -ENAMETOOLONG;
+		if (l)
+			path[l++] = '/';
+		memcpy(path + l, k->name, nl + 1);
+		if (S_ISREG(k->st.st_mode))
+			ret = srcfiles_add(&t->files, path, &k->st, &k->btime, &k->file);
+		else
+			ret = register_dir(t, k, path, l + nl);
+		path[plen] = '\0';
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+static int register_files(struct tree *t)
+{
+	char *path = malloc(8192);
+	int ret;
+
+	if (!path)
+		return -ENOMEM;
+	path[0] = '\0';
+	ret = register_dir(t, t->root, path, 0);
+	free(path);
+	return ret;
+}
+
 int tree_scan(struct tree *t, const char *root_path, const struct tree_scan_opts *opts)
 {
 	static const struct tree_scan_opts defaults = { .xattrs = true };
 	struct scan *s = NULL;
+	struct units units = { 0 };
 	int fd = -1, pfd = -1, cwd, ret;
 
 	memset(t, 0, sizeof(*t));
@@ -420,18 +597,26 @@ int tree_scan(struct tree *t, const char *root_path, const struct tree_scan_opts
 			goto out;
 	}
 	t->nodes = 1;
-	t->newest_mtime = t->root->st.st_mtim.tv_sec;
+	s->newest_mtime = t->root->st.st_mtim.tv_sec;
 	/* A private cwd for this thread (unshare(CLONE_FS) affects only the
 	 * caller), restored afterwards: relative paths given by the user, such
 	 * as --overlay FILE, still mean what they meant. */
 	cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	s->own_cwd = cwd >= 0 && unshare(CLONE_FS) == 0;
-	ret = scan_dir(s, fd, t->root, 0);
+	/* First pass: everything down to UNIT_DEPTH; then the units. */
+	s->defer = &units;
+	ret = scan_dir(s, fd, t->root, 0, 0);
+	if (!ret)
+		ret = scan_units(s, &units, fd);
 	if (cwd >= 0) {
 		if (fchdir(cwd) < 0)
 			log_warn("cannot return to the working directory: %s", strerror(errno));
 		close(cwd);
 	}
+	if (ret < 0)
+		goto out;
+	t->newest_mtime = s->newest_mtime;
+	ret = register_files(t);
 	if (ret < 0)
 		goto out;
 	progress(s, true);
@@ -443,6 +628,7 @@ out:
 	if (pfd >= 0)
 		close(pfd);
 	free(s);
+	free(units.v);
 	if (ret < 0)
 		tree_free(t);
 	return ret;
