@@ -218,6 +218,18 @@ static int scan_dir(struct scan *s, int dirfd, struct tree_node *dir, size_t ple
 
 /* Fill node n (name already set) from dirfd/name. plen = length of s->path
  * for the parent; on return s->path is restored to that length. */
+/* Open a directory to read it. O_NOATIME: scanning must not touch the tree;
+ * only the owner (or root) may ask for it, so retry without. -1 and errno. */
+static int open_dir(int dirfd, const char *path, int flags)
+{
+	int fl = O_RDONLY | O_DIRECTORY | O_CLOEXEC | flags;
+	int fd = openat(dirfd, path, fl | O_NOATIME);
+
+	if (fd < 0 && errno == EPERM)
+		fd = openat(dirfd, path, fl);
+	return fd;
+}
+
 /* Make cwd the directory dir (open as dirfd) unless it already is. */
 static bool in_dir(struct scan *s, int dirfd, const struct tree_node *dir)
 {
@@ -317,12 +329,7 @@ static int scan_entry(struct scan *s, int dirfd, struct tree_node *n, size_t ple
 		}
 		u->v[u->n++] = n;
 	} else if (S_ISDIR(n->st.st_mode)) {
-		int fl = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
-		/* O_NOATIME: scanning must not touch the tree (owner or root only). */
-		int fd = openat(dirfd, n->name, fl | O_NOATIME);
-
-		if (fd < 0 && errno == EPERM)
-			fd = openat(dirfd, n->name, fl);
+		int fd = open_dir(dirfd, n->name, O_NOFOLLOW);
 
 		if (fd < 0) {
 			ret = -errno;
@@ -445,13 +452,11 @@ static void *unit_worker(void *arg)
 	while ((i = atomic_fetch_add(&w->u->next, 1)) < w->u->n &&
 	       !atomic_load(&w->u->error)) {
 		struct tree_node *d = w->u->v[i];
-		int fl = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, fd, ret;
 		size_t plen;
+		int fd, ret;
 
 		plen = (size_t)snprintf(s->path, sizeof(s->path), "%s/%s", d->parent->name, d->name);
-		fd = openat(w->root_fd, s->path, fl | O_NOATIME);
-		if (fd < 0 && errno == EPERM)
-			fd = openat(w->root_fd, s->path, fl);
+		fd = open_dir(w->root_fd, s->path, O_NOFOLLOW);
 		if (fd < 0) {
 			ret = -errno;
 			log_error("%s/%s: cannot open directory: %s", s->t->root_path, s->path,
@@ -565,9 +570,7 @@ int tree_scan(struct tree *t, const char *root_path, const struct tree_scan_opts
 	s->check_read = geteuid() != 0;
 	t->root->file = SRCFILE_NONE;
 
-	fd = open(root_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOATIME);
-	if (fd < 0 && errno == EPERM)
-		fd = open(root_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = open_dir(AT_FDCWD, root_path, 0);
 	if (fd < 0) {
 		ret = -errno;
 		log_error("%s: %s", root_path, errno == ENOTDIR ? "not a directory" :
