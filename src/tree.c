@@ -216,8 +216,6 @@ static void digest_node(struct digest *d, const struct tree_node *n)
 static int scan_dir(struct scan *s, int dirfd, struct tree_node *dir, size_t plen,
 		    unsigned depth);
 
-/* Fill node n (name already set) from dirfd/name. plen = length of s->path
- * for the parent; on return s->path is restored to that length. */
 /* Open a directory to read it. O_NOATIME: scanning must not touch the tree;
  * only the owner (or root) may ask for it, so retry without. -1 and errno. */
 static int open_dir(int dirfd, const char *path, int flags)
@@ -245,7 +243,9 @@ static bool in_dir(struct scan *s, int dirfd, const struct tree_node *dir)
 	return true;
 }
 
-/* Scan entry n, depth levels below the root (1 for the root's entries). */
+/* Fill node n (name already set) from dirfd/name; n is depth levels below
+ * the root (1 for the root's entries). plen = length of s->path for the
+ * parent; on return s->path is restored to that length. */
 static int scan_entry(struct scan *s, int dirfd, struct tree_node *n, size_t plen,
 		      unsigned depth)
 {
