@@ -53,6 +53,11 @@ int srcfiles_add(struct srcfiles *sf, const char *relpath,
  * *btime is {0,0} where the filesystem does not record it. 0 or -errno. */
 int srcfile_stat(int dirfd, const char *name, int flags, struct stat *st,
 		 struct timespec *btime);
+/* Open file id read-only below the root, following no symlink, and check
+ * that it is still the file that was registered (a regular file with the
+ * same device, inode and birth time). The fd, with its current stat in *st,
+ * or -errno: -ESTALE when another file stands there now. */
+int srcfiles_open(const struct srcfiles *sf, uint32_t id, struct stat *st);
 /* Read exactly len bytes at off of file id into buf. Bytes past the recorded
  * size, or past the current end of a file that shrank, read as zeros.
  * A file that vanished, cannot be opened, or is no longer the file that was

@@ -679,37 +679,6 @@ static int file_alloc(struct build *b, ext2_ino_t ino, uint64_t first,
 	return 0;
 }
 
-/* openat() of a path longer than PATH_MAX (the scan takes paths to 8 KiB),
- * one component at a time, following no symlink. -1 with errno. */
-static int open_deep(int root_fd, const char *path, int flags)
-{
-	char *copy = strdup(path), *save = NULL, *comp, *next;
-	int dir = root_fd, fd = -1, e = ENOENT;
-
-	if (!copy) {
-		errno = ENOMEM;
-		return -1;
-	}
-	for (comp = strtok_r(copy, "/", &save); comp; comp = next) {
-		int nfd;
-
-		next = strtok_r(NULL, "/", &save);
-		nfd = openat(dir, comp, next ? O_PATH | O_DIRECTORY | O_NOFOLLOW |
-			     O_CLOEXEC : flags);
-		e = errno;
-		if (dir != root_fd)
-			close(dir);
-		if (nfd < 0 || !next) {
-			fd = nfd;
-			break;
-		}
-		dir = nfd;
-	}
-	free(copy);
-	errno = e;
-	return fd;
-}
-
 /* Allocate the file's data: one fallocate per data segment of the source,
  * so holes stay holes. A source that cannot be opened is allocated densely
  * (reads of it then fail and are logged by srcfile, as they would anyway). */
@@ -730,16 +699,10 @@ static int file_data(struct build *b, ext2_ino_t ino, const struct tree_node *n)
 		ret = file_alloc(b, ino, 0, end, sf->path);
 		goto map;
 	}
-	fd = openat(b->t->files.root_fd, sf->path,
-		    O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0 && errno == ENAMETOOLONG)
-		fd = open_deep(b->t->files.root_fd, sf->path,
-			       O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0 || fstat(fd, &st) ||
-	    st.st_dev != n->st.st_dev || st.st_ino != n->st.st_ino) {
-		log_warn("ext4: /%s: %s; allocating it without holes",
-			 sf->path, fd < 0 ? strerror(errno) :
-			 "not the file that was scanned");
+	fd = srcfiles_open(&b->t->files, n->file, &st);
+	if (fd < 0) {
+		log_warn("ext4: /%s: %s; allocating it without holes", sf->path,
+			 fd == -ESTALE ? "not the file that was scanned" : strerror(-fd));
 		ret = file_alloc(b, ino, 0, end, sf->path);
 		goto map;
 	}

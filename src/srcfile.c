@@ -181,6 +181,25 @@ static int open_beneath(int root_fd, const char *relpath)
 	return ret;
 }
 
+int srcfiles_open(const struct srcfiles *sf, uint32_t id, struct stat *st)
+{
+	const struct srcfile *f = &sf->v[id];
+	struct timespec bt;
+	int fd = open_beneath(sf->root_fd, f->path);
+
+	if (fd < 0)
+		return fd;
+	/* Same device and inode is not enough: a file deleted and written
+	 * again often gets the old inode number back; its birth time differs. */
+	if (srcfile_stat(fd, "", AT_EMPTY_PATH, st, &bt) < 0 || !S_ISREG(st->st_mode) ||
+	    st->st_dev != f->dev || st->st_ino != f->ino ||
+	    bt.tv_sec != f->btime.tv_sec || bt.tv_nsec != f->btime.tv_nsec) {
+		close(fd);
+		return -ESTALE;
+	}
+	return fd;
+}
+
 static void warn_once(struct srcfile *f, const char *what)
 {
 	int expected = 0;
@@ -214,23 +233,12 @@ static int fd_get(struct srcfiles *sf, uint32_t id, struct fdslot **out)
 	pthread_mutex_unlock(&c->lock);
 
 	/* Open outside the lock: opening may be slow (network filesystems). */
-	fd = open_beneath(sf->root_fd, f->path);
+	fd = srcfiles_open(sf, id, &st);
 	if (fd < 0) {
 		warn_once(f, fd == -ENOENT ? "has vanished" :
 			  fd == -ELOOP || fd == -EXDEV ? "was replaced by a symlink" :
-			  "cannot be opened");
+			  fd == -ESTALE ? "was replaced by another file" : "cannot be opened");
 		return fd;
-	}
-	struct timespec bt;
-
-	/* Same device and inode is not enough: a file deleted and written
-	 * again often gets the old inode number back; its birth time differs. */
-	if (srcfile_stat(fd, "", AT_EMPTY_PATH, &st, &bt) < 0 || !S_ISREG(st.st_mode) ||
-	    st.st_dev != f->dev || st.st_ino != f->ino ||
-	    bt.tv_sec != f->btime.tv_sec || bt.tv_nsec != f->btime.tv_nsec) {
-		close(fd);
-		warn_once(f, "was replaced by another file");
-		return -ESTALE;
 	}
 	if ((uint64_t)st.st_size != f->size || st.st_mtim.tv_sec != f->mtime.tv_sec ||
 	    st.st_mtim.tv_nsec != f->mtime.tv_nsec) {

@@ -36,6 +36,8 @@
  * (the sequential first pass stats them and leaves them for later). */
 #define UNIT_DEPTH 2
 #define MAX_THREADS 4
+/* The deepest relative path the scan takes (beyond PATH_MAX: *at() calls). */
+#define SCAN_PATH_MAX 8192
 
 struct units {
 	struct tree_node **v;
@@ -54,7 +56,7 @@ struct scan {
 	const struct tree_node *cwd_dir; /* the directory that cwd is, or NULL */
 	struct units *defer;    /* first pass: where UNIT_DEPTH directories go */
 	int64_t newest_mtime;
-	char path[8192];        /* relative path of the current node, for messages */
+	char path[SCAN_PATH_MAX]; /* relative path of the current node, for messages */
 };
 
 static void free_node(struct tree_node *n)
@@ -520,7 +522,7 @@ static int register_dir(struct tree *t, struct tree_node *dir, char *path, size_
 		if (!S_ISREG(k->st.st_mode) && !S_ISDIR(k->st.st_mode))
 			continue;
 		/* The scan refused deeper paths already. */
-		if (l + nl + 2 > 8192)
+		if (l + nl + 2 > SCAN_PATH_MAX)
 			return -ENAMETOOLONG;
 		if (l)
 			path[l++] = '/';
@@ -538,7 +540,7 @@ static int register_dir(struct tree *t, struct tree_node *dir, char *path, size_
 
 static int register_files(struct tree *t)
 {
-	char *path = malloc(8192);
+	char *path = malloc(SCAN_PATH_MAX);
 	int ret;
 
 	if (!path)
