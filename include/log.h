@@ -16,6 +16,10 @@ enum log_level log_get_level(void);
 /* After daemonising stderr is /dev/null: send messages to syslog instead. */
 void log_use_syslog(bool on);
 
+/* Milliseconds since the program's constructors ran (after the dynamic
+ * loader), for the -v timings of each phase. */
+double log_ms(void);
+
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

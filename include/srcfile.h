@@ -53,6 +53,13 @@ int srcfiles_add(struct srcfiles *sf, const char *relpath,
  * *btime is {0,0} where the filesystem does not record it. 0 or -errno. */
 int srcfile_stat(int dirfd, const char *name, int flags, struct stat *st,
 		 struct timespec *btime);
+/* Open relpath (relative, "." for the root itself) below root_fd with
+ * flags, never following a symlink in any component and never leaving the
+ * root: openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, or O_NOFOLLOW component
+ * by component where the kernel lacks openat2 or the path exceeds PATH_MAX.
+ * O_NOFOLLOW, O_CLOEXEC and (unless O_PATH, and where permitted) O_NOATIME
+ * are added. The fd or -errno. */
+int srcfile_open_beneath(int root_fd, const char *relpath, int flags);
 /* Open file id read-only below the root, following no symlink, and check
  * that it is still the file that was registered (a regular file with the
  * same device, inode and birth time). The fd, with its current stat in *st,

@@ -47,6 +47,7 @@ struct tree {
 struct tree_scan_opts {
 	bool xattrs;            /* read extended attributes (default true) */
 	bool progress;          /* print a progress line on a tty */
+	unsigned threads;       /* scanning threads; 0: one per CPU, at most 4 */
 };
 
 /* Returns 0 or -errno; errors are logged naming the path. */

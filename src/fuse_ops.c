@@ -123,8 +123,12 @@ static bool refresh(struct server *s)
 	int ret;
 
 	/* Most opens find nothing changed: check that cheaply first. */
-	if (tree_unchanged(&s->cur->img.tree))
+	double t0 = log_ms();
+
+	if (tree_unchanged(&s->cur->img.tree)) {
+		log_debug("open: tree unchanged (checked in %.1f ms)", log_ms() - t0);
 		return false;
+	}
 	ret = image_scan(&t, s->o->image);
 	if (ret < 0) {
 		log_error("rescanning %s failed: still serving generation %u",
@@ -466,6 +470,7 @@ int fuse_serve(struct image *img, const struct serve_opts *o)
 			  "allow_other, user_allow_other in /etc/fuse.conf", o->mnt);
 		goto out_signals;
 	}
+	log_debug("%.1f ms: mounted", log_ms());
 	log_info("serving %s/%s (%" PRIu64 " MiB%s) from %s", o->mnt, DISK_NAME, size >> 20,
 		 o->read_only ? ", read-only" : o->overlay ? ", writes to the overlay" :
 		 ", writes kept in memory", s.cur->img.tree.root_path);

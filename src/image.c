@@ -277,6 +277,7 @@ int image_build_tree(struct image *img, struct tree *tree, const struct image_op
 
 	parts[0] = (struct mbr_part){ img->p1_start, img->p1_size, 0x0c, true };
 	parts[1] = (struct mbr_part){ img->p2_start, img->p2_size, 0x83, false };
+	log_debug("%.1f ms: layout", log_ms());
 	ret = mbr_build(img->size, img->disk_id, parts, 2, img->mbr);
 	if (ret < 0)
 		goto out;
@@ -298,6 +299,7 @@ int image_build_tree(struct image *img, struct tree *tree, const struct image_op
 		.volume_id = (uint32_t)digest_derive(&img->tree.digest, "fat-volume-id"),
 		.clamp_time = o->source_date_epoch,
 	};
+	log_debug("%.1f ms: MBR", log_ms());
 	ret = fat32_build(&img->tree, boot, &fo, &img->map);
 	if (ret < 0)
 		goto out;
@@ -316,12 +318,15 @@ int image_build_tree(struct image *img, struct tree *tree, const struct image_op
 		eo.uuid[8] = (uint8_t)((eo.uuid[8] & 0x3f) | 0x80);
 		digest_fill(&img->tree.digest, "ext4-hash-seed", eo.hash_seed,
 			    sizeof(eo.hash_seed));
+		log_debug("%.1f ms: FAT32", log_ms());
 		ret = ext4_build(&img->tree, boot, &eo, &img->map);
 		if (ret < 0)
 			goto out;
 	}
 
+	log_debug("%.1f ms: ext4", log_ms());
 	ret = regions_finalize(&img->map, img->size);
+	log_debug("%.1f ms: region map", log_ms());
 out:
 	if (ret < 0)
 		image_free(img);

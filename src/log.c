@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <syslog.h>
+#include <time.h>
 #include "log.h"
 
 static enum log_level level = LOG_LVL_INFO;
@@ -9,6 +10,21 @@ static bool use_syslog;
 
 void log_set_level(enum log_level l) { level = l; }
 enum log_level log_get_level(void) { return level; }
+
+static struct timespec t0;
+
+__attribute__((constructor)) static void log_clock_start(void)
+{
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+}
+
+double log_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)(ts.tv_sec - t0.tv_sec) * 1e3 + (double)(ts.tv_nsec - t0.tv_nsec) / 1e6;
+}
 
 void log_use_syslog(bool on)
 {

@@ -367,7 +367,9 @@ int main(int argc, char **argv)
 
 	/* Scan first (problems in the tree are named even for a user who
 	 * cannot mount), then check FUSE, then build: no work is wasted. */
+	log_debug("%.1f ms: arguments checked", log_ms());
 	ret = image_scan(&tree, &io);
+	log_debug("%.1f ms: scanned %" PRIu64 " entries", log_ms(), tree.nodes);
 	if (ret < 0) {
 		log_error("%s: cannot build the image: %s", io.rootfs, strerror(-ret));
 		return 1;

@@ -122,22 +122,19 @@ int srcfiles_add(struct srcfiles *sf, const char *relpath, const struct stat *st
 	return 0;
 }
 
-/* Open relpath below root without following any symlink and without
- * leaving the root. openat2() does it in one call; on kernels without it,
- * walk the components with O_NOFOLLOW. */
-static int open_beneath(int root_fd, const char *relpath)
+int srcfile_open_beneath(int root_fd, const char *relpath, int flags)
 {
 	/* O_NOATIME: serving the image must not touch the tree, atimes
-	 * included. Only the owner (or root) may ask for it: retry without. */
+	 * included. Only the owner (or root) may ask for it: retry without.
+	 * O_PATH takes no other flags (openat2 refuses them). */
+	int extra = O_NOFOLLOW | O_CLOEXEC | (flags & O_PATH ? 0 : O_NOATIME);
 	struct open_how how = {
-		/* O_NONBLOCK: a file swapped for a fifo must not block the open
-		 * (the fstat that follows refuses anything but a regular file). */
-		.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOATIME | O_NONBLOCK | O_NOCTTY,
+		.flags = (uint64_t)(flags | extra),
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 	};
 	long fd = syscall(SYS_openat2, root_fd, relpath, &how, sizeof(how));
 
-	if (fd < 0 && errno == EPERM) {
+	if (fd < 0 && errno == EPERM && (extra & O_NOATIME)) {
 		how.flags &= ~(uint64_t)O_NOATIME;
 		fd = syscall(SYS_openat2, root_fd, relpath, &how, sizeof(how));
 	}
@@ -158,11 +155,11 @@ static int open_beneath(int root_fd, const char *relpath)
 			break;
 		}
 		next = strtok_r(NULL, "/", &save);
-		int flags = next ? O_PATH | O_DIRECTORY : O_RDONLY | O_NONBLOCK | O_NOCTTY;
-		int nfd = openat(dir, comp, flags | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+		int fl = next ? O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC : flags | extra;
+		int nfd = openat(dir, comp, fl);
 
-		if (nfd < 0 && errno == EPERM)
-			nfd = openat(dir, comp, flags | O_NOFOLLOW | O_CLOEXEC);
+		if (nfd < 0 && errno == EPERM && (fl & O_NOATIME))
+			nfd = openat(dir, comp, fl & ~O_NOATIME);
 
 		if (dir != root_fd)
 			close(dir);
@@ -185,7 +182,10 @@ int srcfiles_open(const struct srcfiles *sf, uint32_t id, struct stat *st)
 {
 	const struct srcfile *f = &sf->v[id];
 	struct timespec bt;
-	int fd = open_beneath(sf->root_fd, f->path);
+	/* O_NONBLOCK: a file swapped for a fifo must not block the open (the
+	 * stat below refuses anything but a regular file). */
+	int fd = srcfile_open_beneath(sf->root_fd, f->path,
+				      O_RDONLY | O_NONBLOCK | O_NOCTTY);
 
 	if (fd < 0)
 		return fd;

@@ -8,13 +8,13 @@
  * One statx() per entry gives both the stat and the birth time. Nothing is
  * opened for writing. The change check of an open is in tree_check.c.
  *
- * Two passes. The first scans down to UNIT_DEPTH on the calling thread and
- * leaves the directories found there as units; the units are then scanned
- * on up to MAX_THREADS threads (each with its own cwd, path buffer and
- * newest mtime; node and byte counts are atomic). Each unit fills only its
- * own subtree. Source files get their ids afterwards, in tree order
- * (register_files), so the tree and the image are the same whichever
- * thread scanned what.
+ * Directories are visited on up to TREE_WALK_MAX_THREADS threads through a
+ * tree walk (tree_walk.c): a visit lists one directory, stats and reads
+ * each entry and queues the subdirectories; each thread has its own cwd,
+ * path buffer and newest mtime; node and byte counts are atomic. A visit
+ * fills only its own directory's node and children. Source files get their
+ * ids afterwards, in tree order (register_files), so the tree and the image
+ * are the same whichever thread scanned what.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -31,20 +31,7 @@
 #include <unistd.h>
 #include "log.h"
 #include "tree.h"
-
-/* Directories this deep are scanned as separate units, on several threads
- * (the sequential first pass stats them and leaves them for later). */
-#define UNIT_DEPTH 2
-#define MAX_THREADS 4
-/* The deepest relative path the scan takes (beyond PATH_MAX: *at() calls). */
-#define SCAN_PATH_MAX 8192
-
-struct units {
-	struct tree_node **v;
-	size_t n, cap;
-	atomic_size_t next;
-	atomic_int error;       /* first -errno of a unit; the others stop */
-};
+#include "tree_walk.h"
 
 /* One per scanning thread. */
 struct scan {
@@ -54,9 +41,9 @@ struct scan {
 	struct timespec last_progress;
 	bool own_cwd;           /* this thread has its own cwd: xattrs by name */
 	const struct tree_node *cwd_dir; /* the directory that cwd is, or NULL */
-	struct units *defer;    /* first pass: where UNIT_DEPTH directories go */
 	int64_t newest_mtime;
-	char path[SCAN_PATH_MAX]; /* relative path of the current node, for messages */
+	char *path;             /* relative path of the current node, for messages
+				 * (the walk's buffer: TREE_PATH_MAX bytes) */
 };
 
 static void free_node(struct tree_node *n)
@@ -215,9 +202,6 @@ static void digest_node(struct digest *d, const struct tree_node *n)
 	}
 }
 
-static int scan_dir(struct scan *s, int dirfd, struct tree_node *dir, size_t plen,
-		    unsigned depth);
-
 /* Open a directory to read it. O_NOATIME: scanning must not touch the tree;
  * only the owner (or root) may ask for it, so retry without. -1 and errno. */
 static int open_dir(int dirfd, const char *path, int flags)
@@ -245,17 +229,16 @@ static bool in_dir(struct scan *s, int dirfd, const struct tree_node *dir)
 	return true;
 }
 
-/* Fill node n (name already set) from dirfd/name; n is depth levels below
- * the root (1 for the root's entries). plen = length of s->path for the
- * parent; on return s->path is restored to that length. */
-static int scan_entry(struct scan *s, int dirfd, struct tree_node *n, size_t plen,
-		      unsigned depth)
+/* Fill node n (name already set) from dirfd/name. plen = length of
+ * s->path for the parent; on return s->path is restored to that length.
+ * A directory's own entries are left for its visit. */
+static int scan_entry(struct scan *s, int dirfd, struct tree_node *n, size_t plen)
 {
 	size_t nl = strlen(n->name);
 	struct timespec bt;
 	int ret = 0;
 
-	if (plen + nl + 2 >= sizeof(s->path)) {
+	if (plen + nl + 2 >= TREE_PATH_MAX) {
 		log_error("%s: path too deep below %s", n->name, s->t->root_path);
 		return -ENAMETOOLONG;
 	}
@@ -315,34 +298,6 @@ static int scan_entry(struct scan *s, int dirfd, struct tree_node *n, size_t ple
 		}
 		__atomic_fetch_add(&s->t->data_bytes, (uint64_t)n->st.st_size, __ATOMIC_RELAXED);
 		n->btime = bt;  /* registered in order by register_files() */
-	} else if (S_ISDIR(n->st.st_mode) && s->defer && depth == UNIT_DEPTH) {
-		struct units *u = s->defer;
-
-		if (u->n == u->cap) {
-			size_t nc = u->cap ? u->cap * 2 : 64;
-			struct tree_node **v = realloc(u->v, nc * sizeof(*v));
-
-			if (!v) {
-				ret = -ENOMEM;
-				goto out;
-			}
-			u->v = v;
-			u->cap = nc;
-		}
-		u->v[u->n++] = n;
-	} else if (S_ISDIR(n->st.st_mode)) {
-		int fd = open_dir(dirfd, n->name, O_NOFOLLOW);
-
-		if (fd < 0) {
-			ret = -errno;
-			log_error("%s/%s: cannot open directory: %s", s->t->root_path, s->path,
-				  strerror(errno));
-			goto out;
-		}
-		ret = scan_dir(s, fd, n, plen + nl, depth);
-		close(fd);
-		if (ret < 0)
-			goto out;
 	}
 	progress(s, false);
 out:
@@ -350,17 +305,25 @@ out:
 	return ret;
 }
 
-/* Scan the directory open as fd (taken: closed by the caller) into dir,
- * which is depth levels below the root. */
-static int scan_dir(struct scan *s, int fd, struct tree_node *dir, size_t plen,
-		    unsigned depth)
+/* The walk's visit: list directory dir (open as fd; closed by the walk),
+ * fill its children and queue its subdirectories. */
+static int scan_dir(struct tree_walk *w, void *wctx, struct tree_node *dir, int fd,
+		    char *path, size_t plen)
 {
-	int dfd = dup(fd);
+	struct scan *s = wctx;
+	int dfd;
 	DIR *d;
 	struct dirent *e;
 	size_t cap = 0;
 	int ret = 0;
 
+	s->path = path;
+	if (fd < 0) {
+		log_error("%s/%s: cannot open directory: %s", s->t->root_path, path,
+			  fd == -ESTALE ? "it was replaced during the scan" : strerror(-fd));
+		return fd;
+	}
+	dfd = dup(fd);
 	if (dfd < 0)
 		return -errno;
 	d = fdopendir(dfd);
@@ -402,11 +365,12 @@ static int scan_dir(struct scan *s, int fd, struct tree_node *dir, size_t plen,
 	}
 	if (dir->nkids)
 		qsort(dir->kids, dir->nkids, sizeof(*dir->kids), cmp_kids);
-	for (size_t i = 0; i < dir->nkids; i++) {
-		ret = scan_entry(s, fd, dir->kids[i], plen, depth + 1);
+	for (size_t i = 0; i < dir->nkids && !tree_walk_stopping(w); i++) {
+		ret = scan_entry(s, fd, dir->kids[i], plen);
 		if (ret < 0)
 			goto out;
 	}
+	ret = tree_walk_push_subdirs(w, dir);
 out:
 	closedir(d);
 	return ret;
@@ -422,92 +386,43 @@ static void digest_tree(struct digest *d, const struct tree_node *n)
 		digest_tree(d, n->kids[i]);
 }
 
-struct unit_worker {
-	const struct scan *proto;
-	struct units *u;
-	int root_fd;
-	bool main_thread;       /* its cwd is already private */
-	int64_t newest_mtime;
-};
-
-/* Scan units from the shared counter until none is left or one failed.
- * Each unit is a directory UNIT_DEPTH levels down, already stat'ed by the
- * first pass, opened here by its path of UNIT_DEPTH names (each at most
- * NAME_MAX: never near PATH_MAX) without following a symlink. */
-static void *unit_worker(void *arg)
+/* A scanning thread's own struct scan, a copy of the caller's. Helpers
+ * share the caller's cwd until they unshare it. */
+static void *scan_start(void *ctx, bool first)
 {
-	struct unit_worker *w = arg;
+	const struct scan *proto = ctx;
 	struct scan *s = malloc(sizeof(*s));
-	size_t i;
 
-	if (!s) {
-		atomic_store(&w->u->error, -ENOMEM);
+	if (!s)
 		return NULL;
-	}
-	*s = *w->proto;
-	s->defer = NULL;
+	*s = *proto;
 	s->cwd_dir = NULL;
 	s->newest_mtime = INT64_MIN;
-	/* Threads share the creator's cwd: a helper needs one of its own. */
-	if (!w->main_thread)
+	if (!first)
 		s->own_cwd = s->own_cwd && unshare(CLONE_FS) == 0;
-	while ((i = atomic_fetch_add(&w->u->next, 1)) < w->u->n &&
-	       !atomic_load(&w->u->error)) {
-		struct tree_node *d = w->u->v[i];
-		size_t plen;
-		int fd, ret;
-
-		plen = (size_t)snprintf(s->path, sizeof(s->path), "%s/%s", d->parent->name, d->name);
-		fd = open_dir(w->root_fd, s->path, O_NOFOLLOW);
-		if (fd < 0) {
-			ret = -errno;
-			log_error("%s/%s: cannot open directory: %s", s->t->root_path, s->path,
-				  strerror(errno));
-		} else {
-			ret = scan_dir(s, fd, d, plen, UNIT_DEPTH);
-			close(fd);
-		}
-		if (ret < 0) {
-			int none = 0;
-
-			atomic_compare_exchange_strong(&w->u->error, &none, ret);
-		}
-	}
-	w->newest_mtime = s->newest_mtime;
-	free(s);
-	return NULL;
+	return s;
 }
 
-/* Scan the deferred directories on up to MAX_THREADS threads (the caller
- * is one). Which thread scans a unit changes nothing in the tree: every
- * unit fills only its own subtree, and the source files are registered
- * afterwards in tree order. */
-static int scan_units(struct scan *s, struct units *u, int root_fd)
+static void scan_end(void *ctx, void *wctx)
 {
-	struct unit_worker w[MAX_THREADS];
-	pthread_t th[MAX_THREADS];
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	unsigned nth = cpus > MAX_THREADS ? MAX_THREADS : cpus > 1 ? (unsigned)cpus : 1;
-	unsigned started = 0;
+	struct scan *proto = ctx, *s = wctx;
+	int64_t cur;
 
-	if (!u->n)
-		return 0;
-	if (nth > u->n)
-		nth = (unsigned)u->n;
-	for (unsigned i = 0; i < nth; i++)
-		w[i] = (struct unit_worker){ s, u, root_fd, i == 0, INT64_MIN };
-	/* A helper that cannot be started only means fewer threads. */
-	for (unsigned i = 1; i < nth; i++)
-		if (pthread_create(&th[started], NULL, unit_worker, &w[started + 1]) == 0)
-			started++;
-	unit_worker(&w[0]);
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(th[i], NULL);
-	for (unsigned i = 0; i <= started; i++)
-		if (w[i].newest_mtime > s->newest_mtime)
-			s->newest_mtime = w[i].newest_mtime;
-	return atomic_load(&u->error);
+	if (!s)
+		return;
+	cur = __atomic_load_n(&proto->newest_mtime, __ATOMIC_RELAXED);
+	while (s->newest_mtime > cur &&
+	       !__atomic_compare_exchange_n(&proto->newest_mtime, &cur, s->newest_mtime,
+					    false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+	free(s);
 }
+
+static const struct tree_walk_ops scan_ops = {
+	.start = scan_start,
+	.end = scan_end,
+	.visit = scan_dir,
+};
 
 /* Give every regular file its source id, in tree order (sorted names,
  * depth first): the ids, and so the image, do not depend on which thread
@@ -522,7 +437,7 @@ static int register_dir(struct tree *t, struct tree_node *dir, char *path, size_
 		if (!S_ISREG(k->st.st_mode) && !S_ISDIR(k->st.st_mode))
 			continue;
 		/* The scan refused deeper paths already. */
-		if (l + nl + 2 > SCAN_PATH_MAX)
+		if (l + nl + 2 > TREE_PATH_MAX)
 			return -ENAMETOOLONG;
 		if (l)
 			path[l++] = '/';
@@ -540,7 +455,7 @@ static int register_dir(struct tree *t, struct tree_node *dir, char *path, size_
 
 static int register_files(struct tree *t)
 {
-	char *path = malloc(SCAN_PATH_MAX);
+	char *path = malloc(TREE_PATH_MAX);
 	int ret;
 
 	if (!path)
@@ -555,7 +470,6 @@ int tree_scan(struct tree *t, const char *root_path, const struct tree_scan_opts
 {
 	static const struct tree_scan_opts defaults = { .xattrs = true };
 	struct scan *s = NULL;
-	struct units units = { 0 };
 	int fd = -1, pfd = -1, cwd, ret;
 
 	memset(t, 0, sizeof(*t));
@@ -608,11 +522,8 @@ int tree_scan(struct tree *t, const char *root_path, const struct tree_scan_opts
 	 * as --overlay FILE, still mean what they meant. */
 	cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	s->own_cwd = cwd >= 0 && unshare(CLONE_FS) == 0;
-	/* First pass: everything down to UNIT_DEPTH; then the units. */
-	s->defer = &units;
-	ret = scan_dir(s, fd, t->root, 0, 0);
-	if (!ret)
-		ret = scan_units(s, &units, fd);
+	ret = tree_walk_run(t->files.root_fd, t->root, s->opts->threads, O_RDONLY,
+			    &scan_ops, s);
 	if (cwd >= 0) {
 		if (fchdir(cwd) < 0)
 			log_warn("cannot return to the working directory: %s", strerror(errno));
@@ -633,7 +544,6 @@ out:
 	if (pfd >= 0)
 		close(pfd);
 	free(s);
-	free(units.v);
 	if (ret < 0)
 		tree_free(t);
 	return ret;
