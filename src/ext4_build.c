@@ -229,6 +229,8 @@ struct build {
 	ext2_ino_t lpf_ino;             /* synthesised lost+found, or 0 */
 	struct dext *dx;                /* data extents, for the overlap check */
 	size_t ndx, capdx;
+	struct ext2_inode *held;        /* inode assembled in memory, or NULL */
+	ext2_ino_t held_ino;
 	void (*old_stats)(ext2_filsys, blk64_t, int);
 	void (*old_stats_range)(ext2_filsys, blk64_t, blk_t, int);
 	uint64_t nfiles, ndirs, nlinks, nother, data_blocks, htrees;
@@ -266,6 +268,22 @@ static void on_block_stats_range(ext2_filsys fs, blk64_t blk, blk_t num,
 		io_channel_discard(fs->io, blk, num);
 }
 
+/* libext2fs writes an inode after every change of its extent tree
+ * (update_path) and at the end of ext2fs_fallocate: each write reads the
+ * inode table block, checksums the inode and stores the block again. While
+ * an inode is assembled in memory (inode_hold), its writes are of our own
+ * buffer, which already holds the change: they are dropped, and
+ * inode_commit() writes the finished inode once. Writes of any other
+ * buffer go through. */
+static errcode_t held_write(ext2_filsys fs, ext2_ino_t ino, struct ext2_inode *inode)
+{
+	const struct build *b = fs->priv_data;
+
+	if (b->held && inode == b->held && ino == b->held_ino)
+		return 0;
+	return EXT2_ET_CALLBACK_NOTHANDLED;
+}
+
 static int dx_push(struct build *b, uint64_t pblk, uint64_t len)
 {
 	if (b->ndx == b->capdx) {
@@ -281,10 +299,19 @@ static int dx_push(struct build *b, uint64_t pblk, uint64_t len)
 	return 0;
 }
 
+/* A whole on-disk inode. */
+union inode_buf {
+	struct ext2_inode_large in;
+	uint8_t raw[INODE_SIZE];
+};
+
+#define INODE(ib) ((struct ext2_inode *)&(ib)->in)
+
 /* ---- extents ------------------------------------------------------------ */
 
-/* Calls fn for every leaf extent of ino, in logical order. */
-static int for_each_extent(ext2_filsys fs, ext2_ino_t ino,
+/* Calls fn for every leaf extent of ino (whose inode is *inode), in
+ * logical order. */
+static int for_each_extent(ext2_filsys fs, ext2_ino_t ino, struct ext2_inode *inode,
 			   int (*fn)(void *ctx, const struct ext2fs_extent *e),
 			   void *ctx)
 {
@@ -293,7 +320,7 @@ static int for_each_extent(ext2_filsys fs, ext2_ino_t ino,
 	errcode_t err;
 	int ret = 0;
 
-	err = ext2fs_extent_open2(fs, ino, NULL, &h);
+	err = ext2fs_extent_open2(fs, ino, inode, &h);
 	if (err) {
 		log_error("ext4: opening the extent tree of inode %u: %s",
 			  ino, error_message(err));
@@ -344,10 +371,10 @@ static int blkmap_fn(void *ctx, const struct ext2fs_extent *e)
 	return 0;
 }
 
-/* Allocate nblocks blocks to ino (whose inode is written with an empty
- * extent tree) and return their physical numbers in *pblk (malloc'd). */
-static int alloc_blocks(struct build *b, ext2_ino_t ino, size_t nblocks,
-			blk64_t **pblk)
+/* Allocate nblocks blocks to ino, held in memory as *ib with an empty
+ * extent tree, and return their physical numbers in *pblk (malloc'd). */
+static int alloc_blocks(struct build *b, ext2_ino_t ino, union inode_buf *ib,
+			size_t nblocks, blk64_t **pblk)
 {
 	struct blkmap m = { NULL, nblocks };
 	errcode_t err;
@@ -357,7 +384,7 @@ static int alloc_blocks(struct build *b, ext2_ino_t ino, size_t nblocks,
 	m.pblk = calloc(nblocks, sizeof(*m.pblk));
 	if (!m.pblk)
 		return -ENOMEM;
-	err = ext2fs_fallocate(b->fs, EXT2_FALLOCATE_FORCE_INIT, ino, NULL,
+	err = ext2fs_fallocate(b->fs, EXT2_FALLOCATE_FORCE_INIT, ino, INODE(ib),
 			       ~0ULL, 0, nblocks);
 	if (err) {
 		ret = err2errno(err);
@@ -366,7 +393,7 @@ static int alloc_blocks(struct build *b, ext2_ino_t ino, size_t nblocks,
 				  nblocks, ino, error_message(err));
 		goto out;
 	}
-	ret = for_each_extent(b->fs, ino, blkmap_fn, &m);
+	ret = for_each_extent(b->fs, ino, INODE(ib), blkmap_fn, &m);
 	if (ret)
 		goto out;
 	for (i = 0; i < nblocks; i++) {
@@ -384,11 +411,6 @@ out:
 }
 
 /* ---- inodes ---------------------------------------------------------------- */
-
-union inode_buf {
-	struct ext2_inode_large in;
-	uint8_t raw[INODE_SIZE];
-};
 
 /* Owner, mode, times and link count from st. The caller sets size, flags
  * and i_block.
@@ -449,15 +471,28 @@ static int inode_init_extents(struct build *b, ext2_ino_t ino,
 
 static int inode_write(struct build *b, ext2_ino_t ino, union inode_buf *ib)
 {
-	errcode_t err = ext2fs_write_inode_full(b->fs, ino,
-						(struct ext2_inode *)&ib->in,
-						INODE_SIZE);
+	errcode_t err = ext2fs_write_inode_full(b->fs, ino, INODE(ib), INODE_SIZE);
 
 	if (err) {
 		log_error("ext4: writing inode %u: %s", ino, error_message(err));
 		return err2errno(err);
 	}
 	return 0;
+}
+
+/* Assemble inode ino in *ib: until inode_commit(), libext2fs's writes of
+ * *ib are dropped (held_write). The extent calls must be given *ib. */
+static void inode_hold(struct build *b, ext2_ino_t ino, union inode_buf *ib)
+{
+	b->held = INODE(ib);
+	b->held_ino = ino;
+}
+
+/* End the hold; if ret is 0 (the assembly worked), write the inode. */
+static int inode_commit(struct build *b, ext2_ino_t ino, union inode_buf *ib, int ret)
+{
+	b->held = NULL;
+	return ret ? ret : inode_write(b, ino, ib);
 }
 
 static int inode_new(struct build *b, ext2_ino_t dir, mode_t mode,
@@ -659,14 +694,14 @@ static int filemap_fn(void *ctx, const struct ext2fs_extent *e)
 }
 
 /* Allocate blocks [first, last) of the file's logical space. */
-static int file_alloc(struct build *b, ext2_ino_t ino, uint64_t first,
-		      uint64_t last, const char *path)
+static int file_alloc(struct build *b, ext2_ino_t ino, union inode_buf *ib,
+		      uint64_t first, uint64_t last, const char *path)
 {
 	errcode_t err;
 
 	if (last <= first)
 		return 0;
-	err = ext2fs_fallocate(b->fs, EXT2_FALLOCATE_FORCE_INIT, ino, NULL,
+	err = ext2fs_fallocate(b->fs, EXT2_FALLOCATE_FORCE_INIT, ino, INODE(ib),
 			       ~0ULL, first, last - first);
 	if (err) {
 		int ret = err2errno(err);
@@ -682,7 +717,8 @@ static int file_alloc(struct build *b, ext2_ino_t ino, uint64_t first,
 /* Allocate the file's data: one fallocate per data segment of the source,
  * so holes stay holes. A source that cannot be opened is allocated densely
  * (reads of it then fail and are logged by srcfile, as they would anyway). */
-static int file_data(struct build *b, ext2_ino_t ino, const struct tree_node *n)
+static int file_data(struct build *b, ext2_ino_t ino, union inode_buf *ib,
+		     const struct tree_node *n)
 {
 	const struct srcfile *sf = &b->t->files.v[n->file];
 	uint64_t size = (uint64_t)n->st.st_size, end = div_up(size, BS);
@@ -696,14 +732,14 @@ static int file_data(struct build *b, ext2_ino_t ino, const struct tree_node *n)
 	 * mount's time on a Debian tree). Content is the same either way. */
 	if ((uint64_t)n->st.st_blocks * 512 >= size) {
 		fd = -1;
-		ret = file_alloc(b, ino, 0, end, sf->path);
+		ret = file_alloc(b, ino, ib, 0, end, sf->path);
 		goto map;
 	}
 	fd = srcfiles_open(&b->t->files, n->file, &st);
 	if (fd < 0) {
 		log_warn("ext4: /%s: %s; allocating it without holes", sf->path,
 			 fd == -ESTALE ? "not the file that was scanned" : strerror(-fd));
-		ret = file_alloc(b, ino, 0, end, sf->path);
+		ret = file_alloc(b, ino, ib, 0, end, sf->path);
 		goto map;
 	}
 	for (data = 0; (uint64_t)data < size; data = hole) {
@@ -712,7 +748,7 @@ static int file_data(struct build *b, ext2_ino_t ino, const struct tree_node *n)
 			if (errno == ENXIO)     /* only a hole is left */
 				break;
 			/* No SEEK_DATA here: everything is data. */
-			ret = file_alloc(b, ino, 0, end, sf->path);
+			ret = file_alloc(b, ino, ib, 0, end, sf->path);
 			goto map;
 		}
 		if ((uint64_t)data >= size)
@@ -720,7 +756,7 @@ static int file_data(struct build *b, ext2_ino_t ino, const struct tree_node *n)
 		hole = lseek(fd, data, SEEK_HOLE);
 		if (hole < 0 || (uint64_t)hole > size)
 			hole = (off_t)size;
-		ret = file_alloc(b, ino, (uint64_t)data / BS,
+		ret = file_alloc(b, ino, ib, (uint64_t)data / BS,
 				 div_up((uint64_t)hole, BS), sf->path);
 		if (ret)
 			goto map;
@@ -729,7 +765,7 @@ map:
 	if (fd >= 0)
 		close(fd);
 	if (!ret)
-		ret = for_each_extent(b->fs, ino, filemap_fn, &fm);
+		ret = for_each_extent(b->fs, ino, INODE(ib), filemap_fn, &fm);
 	return ret;
 }
 
@@ -743,26 +779,28 @@ static int make_file(struct build *b, ext2_ino_t ino, const struct tree_node *n,
 	int ret;
 
 	inode_init(b, &ib, &n->st, links);
-	err = ext2fs_inode_size_set(b->fs, (struct ext2_inode *)&ib.in,
-				    (uint64_t)n->st.st_size);
+	err = ext2fs_inode_size_set(b->fs, INODE(&ib), (uint64_t)n->st.st_size);
 	if (err)
 		return err2errno(err);
 	ret = inode_init_extents(b, ino, &ib);
-	if (!ret)
-		ret = inode_write(b, ino, &ib);
-	if (!ret)
-		ret = set_xattrs(b, ino, n);
-	if (ret || !n->st.st_size)
+	if (ret)
 		return ret;
-	if (n->file == SRCFILE_NONE) {
+	if (n->st.st_size && n->file == SRCFILE_NONE) {
 		char *p = path_of(n);
 
 		log_error("ext4: /%s has data but no source file id", p);
 		free_path(p);
 		return -EINVAL;
 	}
-	b->nfiles++;
-	return file_data(b, ino, n);
+	if (n->st.st_size) {
+		b->nfiles++;
+		inode_hold(b, ino, &ib);
+		ret = file_data(b, ino, &ib, n);
+	}
+	ret = inode_commit(b, ino, &ib, ret);
+	if (!ret)
+		ret = set_xattrs(b, ino, n);
+	return ret;
 }
 
 static int make_symlink(struct build *b, ext2_ino_t ino,
@@ -795,12 +833,13 @@ static int make_symlink(struct build *b, ext2_ino_t ino,
 	}
 	/* Slow symlink: one block, which is metadata (it goes to the store). */
 	ret = inode_init_extents(b, ino, &ib);
-	if (!ret)
-		ret = inode_write(b, ino, &ib);
+	if (ret)
+		goto out;
+	inode_hold(b, ino, &ib);
+	ret = alloc_blocks(b, ino, &ib, 1, &pblk);
+	ret = inode_commit(b, ino, &ib, ret);
 	if (!ret)
 		ret = set_xattrs(b, ino, n);
-	if (!ret)
-		ret = alloc_blocks(b, ino, 1, &pblk);
 	if (ret)
 		goto out;
 	buf = calloc(1, BS);
@@ -1219,8 +1258,7 @@ static int dir_create(struct build *b, ext2_ino_t ino, ext2_ino_t parent,
 		nblocks = min_blocks;
 
 	inode_init(b, &ib, st, links);
-	err = ext2fs_inode_size_set(b->fs, (struct ext2_inode *)&ib.in,
-				    (uint64_t)nblocks * BS);
+	err = ext2fs_inode_size_set(b->fs, INODE(&ib), (uint64_t)nblocks * BS);
 	if (err) {
 		ret = err2errno(err);
 		goto out;
@@ -1230,11 +1268,11 @@ static int dir_create(struct build *b, ext2_ino_t ino, ext2_ino_t parent,
 		goto out;
 	if (h.nleaves)
 		ib.in.i_flags |= EXT2_INDEX_FL;
-	ret = inode_write(b, ino, &ib);
+	inode_hold(b, ino, &ib);
+	ret = alloc_blocks(b, ino, &ib, nblocks, &pblk);
+	ret = inode_commit(b, ino, &ib, ret);
 	if (!ret)
 		ret = set_xattrs(b, ino, xa);
-	if (!ret)
-		ret = alloc_blocks(b, ino, nblocks, &pblk);
 	if (ret)
 		goto out;
 	buf = malloc(BS);
@@ -1658,6 +1696,7 @@ static int fs_init(struct build *b, uint64_t inodes)
 	}
 	fs = b->fs;
 	fs->priv_data = b;
+	fs->write_inode = held_write;
 	/* Everything libext2fs time-stamps from now on uses fs->now; 0 would
 	 * mean "the current time", so the epoch itself becomes 1 s. */
 	fs->now = b->o->fs_time > 0 ? (time_t)b->o->fs_time : 1;
