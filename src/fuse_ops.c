@@ -87,21 +87,26 @@ static void gen_put(struct server *s, struct generation *g)
 	gen_free(s, g);
 }
 
-static int gen_new(struct server *s, struct image *img, unsigned id, struct generation **out)
+/* A new generation serving img (taken over). Its overlay is ov when given
+ * (taken over: blocks written for this very layout), else a new one. */
+static int gen_new(struct server *s, struct image *img, unsigned id, struct overlay *ov,
+		   struct generation **out)
 {
 	struct generation *g = calloc(1, sizeof(*g));
 	int ret;
 
 	if (!g) {
 		image_free(img);
+		overlay_close(ov);
 		return -ENOMEM;
 	}
 	g->img = *img;
 	memset(img, 0, sizeof(*img));
 	g->refs = 1;
 	g->id = id;
-	ret = overlay_open(&g->ov, s->o->overlay, g->img.size, g->img.layout_id,
-			   s->o->overlay_reset && id == 1);
+	g->ov = ov;
+	ret = ov ? 0 : overlay_open(&g->ov, s->o->overlay, g->img.size, g->img.layout_id,
+				    s->o->overlay_reset && id == 1);
 	if (ret < 0) {
 		image_free(&g->img);
 		free(g);
@@ -113,13 +118,32 @@ static int gen_new(struct server *s, struct image *img, unsigned id, struct gene
 	return 0;
 }
 
+static void pinned(struct server *s)
+{
+	if (!s->pinned_notice)
+		log_warn("%s changed, but the overlay %s pins the image it was written "
+			 "for: remount with --overlay-reset to serve the new tree",
+			 s->o->image->rootfs, s->o->overlay);
+	s->pinned_notice = true;
+}
+
 /* Called with srv->lock held and no handle open. Returns true when a new
- * generation became current. */
+ * generation became current.
+ *
+ * Once the change check has seen anything move, a new image is built even
+ * when the new tree's digest equals the old one: the digest covers names
+ * and metadata, not bytes, and a file rewritten with the same size and
+ * mtime (or replaced by such a file, its directory's mtime restored, as tar
+ * does) must be served with its new bytes, not from the old generation's
+ * page cache or a deleted file's fd. When the layout is the same, the
+ * overlay's blocks were written for it and move to the new generation. */
 static bool refresh(struct server *s)
 {
 	struct generation *g = NULL;
+	struct overlay *keep = NULL;
 	struct image img;
 	struct tree t;
+	bool same_layout;
 	int ret;
 
 	/* Most opens find nothing changed: check that cheaply first. */
@@ -135,17 +159,11 @@ static bool refresh(struct server *s)
 			  s->o->image->rootfs, s->cur->id);
 		return false;
 	}
-	if (!memcmp(&t.digest, &s->cur->img.tree.digest, sizeof(t.digest))) {
+	/* A new digest means a new layout: no need to build it to know that a
+	 * persistent overlay pins the old one. */
+	if (s->o->overlay && memcmp(&t.digest, &s->cur->img.tree.digest, sizeof(t.digest))) {
 		tree_free(&t);
-		return false;
-	}
-	if (s->o->overlay) {
-		tree_free(&t);
-		if (!s->pinned_notice)
-			log_warn("%s changed, but the overlay %s pins the image it was written "
-				 "for: remount with --overlay-reset to serve the new tree",
-				 s->o->image->rootfs, s->o->overlay);
-		s->pinned_notice = true;
+		pinned(s);
 		return false;
 	}
 	ret = image_build_tree(&img, &t, s->o->image);
@@ -154,10 +172,20 @@ static bool refresh(struct server *s)
 			  "serving generation %u", s->o->image->rootfs, s->cur->id);
 		return false;
 	}
-	ret = gen_new(s, &img, s->cur->id + 1, &g);
+	same_layout = !memcmp(img.layout_id, s->cur->img.layout_id, sizeof(img.layout_id));
+	if (s->o->overlay && !same_layout) {
+		image_free(&img);
+		pinned(s);
+		return false;
+	}
+	if (same_layout) {
+		keep = s->cur->ov;
+		s->cur->ov = NULL;
+	}
+	ret = gen_new(s, &img, s->cur->id + 1, keep, &g);
 	if (ret < 0)
 		return false;
-	if (overlay_blocks(s->cur->ov))
+	if (!keep && overlay_blocks(s->cur->ov))
 		log_warn("%s changed: generation %u replaces %u; the %" PRIu64 " blocks "
 			 "written to the old image are dropped (use --overlay FILE to keep "
 			 "writes, which pins the image)", s->o->image->rootfs, g->id,
@@ -442,7 +470,7 @@ int fuse_serve(struct image *img, const struct serve_opts *o)
 	int ret = 1;
 
 	pthread_mutex_init(&s.lock, NULL);
-	if (gen_new(&s, img, 1, &s.cur) < 0)
+	if (gen_new(&s, img, 1, NULL, &s.cur) < 0)
 		goto out;
 	if (fuse_opt_add_arg(&args, "rpifs") ||
 	    fuse_opt_add_arg(&args, "-ofsname=rpifs,subtype=rpifs,default_permissions") ||

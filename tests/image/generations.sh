@@ -47,6 +47,52 @@ os.close(fd3)
 PY
 fusermount3 -u "$T/mnt"
 wait
+
+# Bytes that change without a change of metadata the digest covers: same
+# name, size and mtime, the directory's mtime restored (as tar does). The
+# next open must serve the new bytes: not the old generation's page cache,
+# not the old file's bytes through a still-open fd. And an in-memory
+# overlay survives a change that keeps the layout (chmod to the same mode).
+rpifs_mount "$T/root" "$T/mnt"
+python3 - "$T/mnt/disk.img" "$T/root" <<'PY' || fail "same-metadata content change"
+import os, sys
+img, root = sys.argv[1:3]
+def data():
+    fd = os.open(img, os.O_RDONLY)
+    try:
+        return os.pread(fd, os.fstat(fd).st_size, 0)
+    finally:
+        os.close(fd)
+def put(path, text, replace):
+    st, dst = os.stat(path), os.stat(os.path.dirname(path))
+    if replace:                        # a new file renamed over the old one
+        with open(path + ".new", "w") as f: f.write(text)
+        os.rename(path + ".new", path)
+    else:                              # rewritten in place
+        with open(path, "w") as f: f.write(text)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.utime(os.path.dirname(path), ns=(dst.st_atime_ns, dst.st_mtime_ns))
+m = root + "/etc/marker"
+old = open(m).read()
+assert data().find(old.encode()) >= 0, "marker not served"
+for i, replace in enumerate((True, False, True)):
+    new = "SAME-SIZE-%02d-" % i + "x" * (len(old) - 14) + "\n"
+    assert len(new) == len(old) and new != old
+    put(m, new, replace)
+    d = data()
+    assert d.find(new.encode()) >= 0, "content change %d (replace=%s) not served" % (i, replace)
+    assert d.find(old.encode()) < 0, "old bytes %d still served" % i
+    old = new
+# The overlay stays when only a ctime moved.
+fd = os.open(img, os.O_RDWR)
+os.pwrite(fd, b"KEPT-ACROSS-GENERATIONS", 300 << 20)
+os.close(fd)
+os.chmod(m, os.stat(m).st_mode & 0o7777)
+d = data()
+assert d[300 << 20:(300 << 20) + 23] == b"KEPT-ACROSS-GENERATIONS", "overlay dropped by a chmod"
+PY
+rpifs_umount "$T/mnt"
+wait
 # Persistent overlay pins: an edit is not served, a warning says why.
 rpifs_mount "$T/root" "$T/mnt" --overlay "$T/ov"
 echo "PINNED-NEW-FILE" > "$T/root/boot/pinned.txt"
