@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "daemon.h"
 #include "fuse_ops.h"
 #include "log.h"
 #include "overlay.h"
@@ -502,10 +503,15 @@ int fuse_serve(struct image *img, const struct serve_opts *o)
 	log_info("serving %s/%s (%" PRIu64 " MiB%s) from %s", o->mnt, DISK_NAME, size >> 20,
 		 o->read_only ? ", read-only" : o->overlay ? ", writes to the overlay" :
 		 ", writes kept in memory", s.cur->img.tree.root_path);
-	if (fuse_daemonize(o->foreground) != 0)
-		goto out_unmount;
-	if (!o->foreground)
+	/* main() forked early (daemon.c); detach now that the mount is up.
+	 * The unmount at exit uses the absolute mount point. */
+	if (o->foreground) {
+		if (chdir("/") < 0)
+			log_warn("cannot change to /: %s", strerror(errno));
+	} else {
+		daemon_ready();
 		log_use_syslog(true);
+	}
 
 	if (o->single_thread) {
 		ret = fuse_session_loop(se);

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "build.h"
+#include "daemon.h"
 #include "fuse_ops.h"
 #include "image.h"
 #include "log.h"
@@ -346,8 +347,8 @@ int main(int argc, char **argv)
 	if (check_rootfs(io.rootfs) < 0 || check_mnt(so.mnt, io.rootfs) < 0)
 		return 1;
 
-	/* fuse_daemonize() changes to "/" even in the foreground: the unmount
-	 * at exit needs an absolute mount point. */
+	/* The server changes to "/" once mounted: the unmount at exit needs an
+	 * absolute mount point. */
 	if (!realpath(so.mnt, mnt_abs)) {
 		log_error("MNT %s: %s", so.mnt, strerror(errno));
 		return 1;
@@ -364,6 +365,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	so.image = &io;
+	/* Return to the shell once mounted; the work runs in the child. */
+	if (!so.foreground && (ret = daemon_start()) < 0) {
+		log_error("cannot fork: %s", strerror(-ret));
+		return 1;
+	}
 
 	/* Scan first (problems in the tree are named even for a user who
 	 * cannot mount), then check FUSE, then build: no work is wasted. */
