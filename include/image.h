@@ -29,6 +29,7 @@ struct image_opts {
 	bool root_owner;
 	bool ext4;                  /* build partition 2's filesystem */
 	int64_t source_date_epoch;  /* -1 if unset */
+	bool watch;                 /* scans watch the tree with inotify (tree_watch.h) */
 };
 
 struct image {

@@ -34,6 +34,8 @@ struct tree_node {
 	struct timespec btime;  /* birth time of a regular file, {0,0} if unknown */
 };
 
+struct tree_watch;
+
 struct tree {
 	char *root_path;        /* as given by the user */
 	struct tree_node *root;
@@ -42,12 +44,15 @@ struct tree {
 	uint64_t data_bytes;    /* sum of regular file sizes */
 	int64_t newest_mtime;   /* seconds; for default timestamps */
 	struct digest digest;   /* over names, types, modes, owners, sizes, mtimes, links, xattrs */
+	struct tree_watch *watch; /* inotify watches (tree_watch.h), or NULL */
 };
 
 struct tree_scan_opts {
 	bool xattrs;            /* read extended attributes (default true) */
 	bool progress;          /* print a progress line on a tty */
 	unsigned threads;       /* scanning threads; 0: one per CPU, at most 4 */
+	bool watch;             /* watch every directory with inotify as it is
+				 * scanned: t->watch (tree_watch.h) */
 };
 
 /* Returns 0 or -errno; errors are logged naming the path. */
@@ -61,6 +66,11 @@ void tree_free(struct tree *t);
  * per entry, no readdir, no xattr reads. False means "rescan": some entry
  * changed or cannot be checked. */
 bool tree_unchanged(const struct tree *t);
+/* The same on at most threads threads (0: as many as repay starting them). */
+bool tree_unchanged_n(const struct tree *t, unsigned threads);
+/* What the change check compares: inode, device, type and mode, size,
+ * ctime and mtime. */
+bool tree_stat_same(const struct stat *a, const struct stat *b);
 
 /* The child of dir called name, or NULL. */
 struct tree_node *tree_child(const struct tree_node *dir, const char *name);

@@ -36,6 +36,7 @@
 #include "fuse_ops.h"
 #include "log.h"
 #include "overlay.h"
+#include "tree_watch.h"
 
 #define INO_ROOT 1
 #define INO_DISK 2
@@ -147,10 +148,16 @@ static bool refresh(struct server *s)
 	bool same_layout;
 	int ret;
 
-	/* Most opens find nothing changed: check that cheaply first. */
+	/* Most opens find nothing changed: the watch knows that at once (no
+	 * event queued); without one, or after an event, every entry is
+	 * stat'ed. */
+	struct tree *cur = &s->cur->img.tree;
 	double t0 = log_ms();
 
-	if (tree_unchanged(&s->cur->img.tree)) {
+	if (tree_watch_quiet(cur->watch))
+		return false;
+	if (tree_unchanged(cur)) {
+		tree_watch_clean(cur->watch);
 		log_debug("open: tree unchanged (checked in %.1f ms)", log_ms() - t0);
 		return false;
 	}

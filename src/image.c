@@ -39,6 +39,7 @@ void image_opts_default(struct image_opts *o)
 	o->root_label = "rootfs";
 	o->ext4 = true;
 	o->source_date_epoch = -1;
+	o->watch = true;
 }
 
 int parse_size(const char *s, uint64_t *out)
@@ -199,7 +200,7 @@ int image_read(struct image *img, void *buf, size_t len, uint64_t off)
 
 int image_scan(struct tree *tree, const struct image_opts *o)
 {
-	struct tree_scan_opts so = { .xattrs = true, .progress = isatty(2) };
+	struct tree_scan_opts so = { .xattrs = true, .progress = isatty(2), .watch = o->watch };
 
 	return tree_scan(tree, o->rootfs, &so);
 }

@@ -45,6 +45,11 @@ static void usage(FILE *f)
 "                           (default: writes are kept in memory and dropped\n"
 "                           when a changed tree makes a new image)\n"
 "\n"
+"Changes to ROOTFS (served by the next open of disk.img that finds it closed):\n"
+"      --no-inotify         stat every entry of ROOTFS on each such open instead\n"
+"                           of watching its directories with inotify (which\n"
+"                           misses writes through mmap() after close())\n"
+"\n"
 "Layout:\n"
 "      --boot-dir DIR       boot directory inside ROOTFS (default: boot)\n"
 "      --boot-size SIZE     partition 1 size (default: 256M)\n"
@@ -72,7 +77,7 @@ static void usage(FILE *f)
 enum {
 	OPT_BOOT_DIR = 256, OPT_BOOT_SIZE, OPT_BOOT_LABEL, OPT_ROOT_SIZE,
 	OPT_ROOT_LABEL, OPT_FREE, OPT_SIZE, OPT_ALIGN, OPT_DISK_ID, OPT_ROOT_OWNER,
-	OPT_NO_EXT4, OPT_READ_ONLY, OPT_OVERLAY, OPT_OVERLAY_RESET,
+	OPT_NO_EXT4, OPT_READ_ONLY, OPT_OVERLAY, OPT_OVERLAY_RESET, OPT_NO_INOTIFY,
 };
 
 static const struct option long_opts[] = {
@@ -93,6 +98,7 @@ static const struct option long_opts[] = {
 	{ "read-only", no_argument, NULL, OPT_READ_ONLY },
 	{ "overlay", required_argument, NULL, OPT_OVERLAY },
 	{ "overlay-reset", no_argument, NULL, OPT_OVERLAY_RESET },
+	{ "no-inotify", no_argument, NULL, OPT_NO_INOTIFY },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -272,6 +278,7 @@ int main(int argc, char **argv)
 		case OPT_READ_ONLY: so.read_only = true; break;
 		case OPT_OVERLAY: so.overlay = optarg; break;
 		case OPT_OVERLAY_RESET: so.overlay_reset = true; break;
+		case OPT_NO_INOTIFY: io.watch = false; break;
 		case OPT_BOOT_SIZE:
 			if (size_arg("--boot-size", optarg, &io.boot_size) < 0)
 				return 2;

@@ -32,6 +32,7 @@
 #include "log.h"
 #include "tree.h"
 #include "tree_walk.h"
+#include "tree_watch.h"
 
 /* One per scanning thread. */
 struct scan {
@@ -40,6 +41,7 @@ struct scan {
 	bool check_read;        /* not root: check every file is readable */
 	struct timespec last_progress;
 	bool own_cwd;           /* this thread has its own cwd: xattrs by name */
+	struct tree_watch *watch; /* shared by the threads, or NULL */
 	const struct tree_node *cwd_dir; /* the directory that cwd is, or NULL */
 	int64_t newest_mtime;
 	char *path;             /* relative path of the current node, for messages
@@ -65,6 +67,8 @@ static void free_node(struct tree_node *n)
 
 void tree_free(struct tree *t)
 {
+	/* The watch's helper thread reads the nodes: stop it first. */
+	tree_watch_free(t->watch);
 	free_node(t->root);
 	srcfiles_free(&t->files);
 	free(t->root_path);
@@ -323,6 +327,19 @@ static int scan_dir(struct tree_walk *w, void *wctx, struct tree_node *dir, int 
 			  fd == -ESTALE ? "it was replaced during the scan" : strerror(-fd));
 		return fd;
 	}
+	if (s->watch) {
+		/* Before the listing: a change after this is an event, a change
+		 * before it is in what the listing and the stats see. */
+		char p[64];
+
+		if (dir->parent && dir->st.st_dev != dir->parent->st.st_dev)
+			tree_watch_mount_point(s->watch, fd);
+		if (in_dir(s, fd, dir))
+			snprintf(p, sizeof(p), ".");
+		else
+			snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+		tree_watch_add(s->watch, p);
+	}
 	dfd = dup(fd);
 	if (dfd < 0)
 		return -errno;
@@ -502,6 +519,8 @@ int tree_scan(struct tree *t, const char *root_path, const struct tree_scan_opts
 	pfd = -1;
 	if (ret < 0)
 		goto out;
+	if (s->opts->watch)
+		s->watch = t->watch = tree_watch_new(t->files.root_fd);
 	if (fstat(fd, &t->root->st) < 0) {
 		ret = -errno;
 		goto out;
@@ -532,6 +551,10 @@ int tree_scan(struct tree *t, const char *root_path, const struct tree_scan_opts
 	if (ret < 0)
 		goto out;
 	t->newest_mtime = s->newest_mtime;
+	if (t->watch && !tree_watch_finish(t->watch, t)) {
+		tree_watch_free(t->watch);
+		t->watch = NULL;
+	}
 	ret = register_files(t);
 	if (ret < 0)
 		goto out;

@@ -28,7 +28,7 @@
 /* The walk's result when something changed. */
 #define CHANGED 1
 
-static bool same(const struct stat *a, const struct stat *b)
+bool tree_stat_same(const struct stat *a, const struct stat *b)
 {
 	return a->st_ino == b->st_ino && a->st_dev == b->st_dev &&
 	       a->st_mode == b->st_mode && a->st_size == b->st_size &&
@@ -50,7 +50,7 @@ static int check_dir(struct tree_walk *w, void *wctx, struct tree_node *dir, int
 
 		if (tree_walk_stopping(w))
 			return 0;
-		if (fstatat(fd, k->name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !same(&st, &k->st))
+		if (fstatat(fd, k->name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !tree_stat_same(&st, &k->st))
 			return CHANGED;
 	}
 	return tree_walk_push_subdirs(w, dir) < 0 ? CHANGED : 0;
@@ -59,6 +59,11 @@ static int check_dir(struct tree_walk *w, void *wctx, struct tree_node *dir, int
 static const struct tree_walk_ops check_ops = { .visit = check_dir };
 
 bool tree_unchanged(const struct tree *t)
+{
+	return tree_unchanged_n(t, 0);
+}
+
+bool tree_unchanged_n(const struct tree *t, unsigned threads)
 {
 	struct stat st;
 	int root_fd;
@@ -71,8 +76,9 @@ bool tree_unchanged(const struct tree *t)
 		return false;
 	/* The walk hands visits writable nodes (for the scan); this one only
 	 * reads them. */
-	ok = fstat(root_fd, &st) == 0 && same(&st, &t->root->st) &&
-	     tree_walk_run(root_fd, (struct tree_node *)t->root, t->nodes < PARALLEL_MIN_NODES ? 1 : 0,
+	ok = fstat(root_fd, &st) == 0 && tree_stat_same(&st, &t->root->st) &&
+	     tree_walk_run(root_fd, (struct tree_node *)t->root,
+			   t->nodes < PARALLEL_MIN_NODES ? 1 : threads,
 			   O_PATH, &check_ops, NULL) == 0;
 	close(root_fd);
 	return ok;
