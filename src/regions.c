@@ -1,6 +1,7 @@
 /* regions.c - the region map of the virtual disk (see regions.h). */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,29 +98,72 @@ static void describe(const struct region *g, char *buf, size_t n)
 		 g->start, g->start + g->len);
 }
 
+/* The builders add regions in a few increasing runs (the MBR, FAT32, ext4's
+ * file extents in allocation order, its metadata pages in offset order):
+ * merging the runs is linear, where sorting a million regions is not. More
+ * runs than this and the map is sorted instead. */
+#define MAX_RUNS 16
+
+struct runs {
+	size_t head[MAX_RUNS], end[MAX_RUNS];
+	size_t k;
+};
+
+/* Split v[0..n) into increasing runs; false if there are too many. */
+static bool find_runs(const struct region *v, size_t n, struct runs *rs)
+{
+	rs->k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (i && v[i].start >= v[i - 1].start)
+			continue;
+		if (rs->k == MAX_RUNS)
+			return false;
+		if (rs->k)
+			rs->end[rs->k - 1] = i;
+		rs->head[rs->k++] = i;
+	}
+	if (rs->k)
+		rs->end[rs->k - 1] = n;
+	return true;
+}
+
+/* The next region in start order, or NULL when all runs are consumed. */
+static const struct region *next_region(const struct region *v, struct runs *rs)
+{
+	size_t best = MAX_RUNS;
+
+	for (size_t j = 0; j < rs->k; j++)
+		if (rs->head[j] < rs->end[j] &&
+		    (best == MAX_RUNS || v[rs->head[j]].start < v[rs->head[best]].start))
+			best = j;
+	return best == MAX_RUNS ? NULL : &v[rs->head[best]++];
+}
+
 int regions_finalize(struct regions *r, uint64_t size)
 {
 	struct region *v = NULL;
+	const struct region *g, *prev = NULL;
+	struct runs rs;
 	size_t n = 0, cap;
 	uint64_t pos = 0;
 	int ret = 0;
 
 	if (r->final)
 		return -EINVAL;
-	if (r->n)
+	if (!find_runs(r->v, r->n, &rs)) {
 		qsort(r->v, r->n, sizeof(*r->v), cmp_start);
+		rs = (struct runs){ .head = { 0 }, .end = { r->n }, .k = 1 };
+	}
 	/* Worst case every region is preceded by a gap, plus the tail. */
 	cap = 2 * r->n + 1;
 	v = malloc(cap * sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	for (size_t i = 0; i < r->n; i++) {
-		const struct region *g = &r->v[i];
-
+	while ((g = next_region(r->v, &rs))) {
 		if (g->start < pos) {
 			char a[96], b[96];
 
-			describe(&r->v[i - 1], a, sizeof(a));
+			describe(prev, a, sizeof(a));
 			describe(g, b, sizeof(b));
 			log_error("layout: region %s overlaps %s", b, a);
 			ret = -EINVAL;
@@ -138,6 +182,7 @@ int regions_finalize(struct regions *r, uint64_t size)
 						  .kind = REGION_ZERO };
 		v[n++] = *g;
 		pos = g->start + g->len;
+		prev = g;
 	}
 	if (pos < size)
 		v[n++] = (struct region){ .start = pos, .len = size - pos, .kind = REGION_ZERO };

@@ -31,13 +31,26 @@ static void test_overlap(void)
 	CHECK(regions_finalize(&r, 1000) == -EINVAL);
 	regions_free(&r);
 
+	/* An overlap between two sorted runs. */
+	regions_init(&r);
+	CHECK(regions_add_mem(&r, 0, 16, m) == 0);
+	CHECK(regions_add_mem(&r, 200, 16, m) == 0);
+	CHECK(regions_add_file(&r, 100, 10, 1, 0) == 0);
+	CHECK(regions_add_file(&r, 210, 10, 1, 0) == 0);
+	CHECK(regions_finalize(&r, 1000) == -EINVAL);
+	regions_free(&r);
+
 	regions_init(&r);
 	CHECK(regions_add_mem(&r, 990, 16, m) == 0);
 	CHECK(regions_finalize(&r, 1000) == -EINVAL);   /* past the end */
 	regions_free(&r);
 }
 
-static void test_random(unsigned seed)
+/* runs == 0: the regions are added in a shuffled order (sorted by
+ * finalize); runs > 0: dealt round-robin into that many groups, each in
+ * increasing order, added group after group (the merge of sorted runs,
+ * which finalize uses up to 16 runs, beyond that it sorts). */
+static void test_random(unsigned seed, int runs)
 {
 	enum { SIZE = 1 << 16 };
 	struct regions r;
@@ -66,9 +79,19 @@ static void test_random(unsigned seed)
 		pos += len;
 		n++;
 	}
-	for (int i = n - 1; i > 0; i--) {
-		int j = rand() % (i + 1);
-		__typeof__(rs[0]) t = rs[i]; rs[i] = rs[j]; rs[j] = t;
+	if (runs == 0) {
+		for (int i = n - 1; i > 0; i--) {
+			int j = rand() % (i + 1);
+			__typeof__(rs[0]) t = rs[i]; rs[i] = rs[j]; rs[j] = t;
+		}
+	} else {
+		__typeof__(rs[0]) dealt[400];
+		int k = 0;
+
+		for (int g = 0; g < runs; g++)
+			for (int i = g; i < n; i += runs)
+				dealt[k++] = rs[i];
+		memcpy(rs, dealt, sizeof(rs[0]) * (size_t)n);
 	}
 	for (int i = 0; i < n; i++) {
 		if (rs[i].kind == 0)
@@ -114,7 +137,9 @@ int main(void)
 {
 	test_overlap();
 	for (unsigned s = 1; s <= 20; s++)
-		test_random(s);
+		test_random(s, 0);
+	for (int runs = 1; runs <= 18; runs++)
+		test_random(100 + (unsigned)runs, runs);
 	if (failures)
 		fprintf(stderr, "%d failures\n", failures);
 	return failures != 0;
