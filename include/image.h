@@ -54,6 +54,15 @@ void image_free(struct image *img);
 /* Read len bytes at off; off+len <= size. 0 or -errno. */
 int image_read(struct image *img, void *buf, size_t len, uint64_t off);
 
+/* Call fn for every byte range whose bytes may differ between images a and
+ * b (of the same size; ranges ascending, not adjacent): what a reader's
+ * cached pages of a must lose before b is served. Equal are zero against
+ * zero, memory against equal memory, and file bytes against the same
+ * offset of the same, unchanged, source file (srcfile_same); everything
+ * else may differ. Stops at fn's first non-zero return and returns it. */
+int image_diff(const struct image *a, const struct image *b,
+	       int (*fn)(void *ctx, uint64_t off, uint64_t len), void *ctx);
+
 /* Parse "256M", "4MiB", "2G", "512" (bytes). 0 or -EINVAL. */
 int parse_size(const char *s, uint64_t *out);
 

@@ -15,6 +15,7 @@
 #ifndef RPIFS_SRCFILE_H
 #define RPIFS_SRCFILE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 #include <pthread.h>
@@ -29,6 +30,8 @@ struct srcfile {
 	ino_t ino;
 	uint64_t size;      /* size at scan time: the size served */
 	struct timespec mtime;  /* at scan time: a change is logged once */
+	struct timespec ctime;  /* at scan time: with the rest, tells two scans'
+				 * records of one unchanged file (image_diff) */
 	struct timespec btime;  /* birth time, {0,0} if the fs has none: tells
 				 * a file recreated on a reused inode number */
 	int warned;         /* a change has been logged once (atomic) */
@@ -60,6 +63,10 @@ int srcfile_stat(int dirfd, const char *name, int flags, struct stat *st,
  * O_NOFOLLOW, O_CLOEXEC and (unless O_PATH, and where permitted) O_NOATIME
  * are added. The fd or -errno. */
 int srcfile_open_beneath(int root_fd, const char *relpath, int flags);
+/* Do records a and b (of two scans) name the same file with the same
+ * bytes, as far as a stat tells: device, inode, birth time, size, mtime
+ * and ctime (which any write moves). */
+bool srcfile_same(const struct srcfile *a, const struct srcfile *b);
 /* Open file id read-only below the root, following no symlink, and check
  * that it is still the file that was registered (a regular file with the
  * same device, inode and birth time). The fd, with its current stat in *st,

@@ -129,8 +129,53 @@ static void pinned(struct server *s)
 	s->pinned_notice = true;
 }
 
+/* Drop the kernel's cached pages of one byte range of disk.img. */
+struct inval {
+	struct server *s;
+	unsigned ranges;
+	int err;
+};
+
+static int inval_range(void *ctx, uint64_t off, uint64_t len)
+{
+	struct inval *iv = ctx;
+	int ret = fuse_lowlevel_notify_inval_inode(iv->s->se, INO_DISK, (off_t)off, (off_t)len);
+
+	iv->ranges++;
+	/* -ENOENT: the kernel holds nothing of the inode. */
+	if (ret < 0 && ret != -ENOENT) {
+		iv->err = ret;
+		return 1;
+	}
+	return 0;
+}
+
+/* The kernel's cache of disk.img held old's bytes (its overlay's too, unless
+ * that moves on): drop what differs in new, and nothing else, so that a
+ * reader who had read most of the image (a booted qemu, a dd) keeps it.
+ * Called with no handle open, so no read is in flight, and under the lock,
+ * so no open is answered before the cache is right. Returns false when the
+ * open must drop the whole cache instead. */
+static bool invalidate(struct server *s, const struct generation *old,
+		       const struct generation *new)
+{
+	struct inval iv = { s, 0, 0 };
+	double t0 = log_ms();
+
+	/* An overlay that moved to new (old->ov is NULL then) keeps its bytes;
+	 * one dropped with old takes its written blocks with it. */
+	if (old->ov && overlay_blocks(old->ov))
+		return false;
+	if (image_diff(&old->img, &new->img, inval_range, &iv) || iv.err)
+		return false;
+	log_debug("generation %u: %u ranges of cached pages dropped in %.1f ms", new->id,
+		  iv.ranges, log_ms() - t0);
+	return true;
+}
+
 /* Called with srv->lock held and no handle open. Returns true when a new
- * generation became current.
+ * generation became current; *cache_ok then says whether the kernel's cache
+ * already lost what changed (else the open drops it all).
  *
  * Once the change check has seen anything move, a new image is built even
  * when the new tree's digest equals the old one: the digest covers names
@@ -139,7 +184,7 @@ static void pinned(struct server *s)
  * does) must be served with its new bytes, not from the old generation's
  * page cache or a deleted file's fd. When the layout is the same, the
  * overlay's blocks were written for it and move to the new generation. */
-static bool refresh(struct server *s)
+static bool refresh(struct server *s, bool *cache_ok)
 {
 	struct generation *g = NULL;
 	struct overlay *keep = NULL;
@@ -200,6 +245,7 @@ static bool refresh(struct server *s)
 			 s->cur->id, overlay_blocks(s->cur->ov));
 	else
 		log_info("%s changed: serving generation %u", s->o->image->rootfs, g->id);
+	*cache_ok = invalidate(s, s->cur, g);
 	gen_put(s, s->cur);
 	s->cur = g;
 	return true;
@@ -238,7 +284,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* qemu with cache=none issues many asynchronous direct reads. */
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;
-	/* The kernel keeps locks (qemu's OFD locks) locally: no lock handlers. */
+	/* The kernel keeps locks (qemu's OFD locks) locally: no lock handlers.
+	 * The cache is invalidated by the server when a generation changes,
+	 * range by range: the kernel must not drop all of it on its own when
+	 * it sees the new generation's mtime. */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -321,7 +371,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct server *s = srv(req);
 	struct generation *g;
-	bool changed = false;
+	bool changed = false, cache_ok = false;
 
 	if (ino == INO_ROOT) {
 		fuse_reply_err(req, EISDIR);
@@ -337,7 +387,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	pthread_mutex_lock(&s->lock);
 	if (s->open_handles == 0)
-		changed = refresh(s);
+		changed = refresh(s, &cache_ok);
 	g = s->cur;
 	g->refs++;
 	s->open_handles++;
@@ -345,13 +395,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	fi->fh = (uint64_t)(uintptr_t)g;
 	/* Keep the page cache across opens of one generation; a new generation
-	 * must not see the old one's pages. O_DIRECT opens must reach us. */
-	fi->keep_cache = !changed;
+	 * must not see the old one's pages: refresh() dropped those that
+	 * differ, or the open drops them all. O_DIRECT opens must reach us. */
+	fi->keep_cache = !changed || cache_ok;
 	if (fi->flags & O_DIRECT)
 		fi->direct_io = 1;
 	fuse_reply_open(req, fi);
-	if (changed)
-		fuse_lowlevel_notify_inval_inode(s->se, INO_DISK, 0, 0);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

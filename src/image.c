@@ -198,6 +198,61 @@ int image_read(struct image *img, void *buf, size_t len, uint64_t off)
 	return regions_read(&img->map, buf, len, off, read_file_region, &img->tree.files);
 }
 
+/* Are region x at byte pos and region y at byte pos the same n bytes? */
+static bool same_bytes(const struct image *a, const struct region *x,
+		       const struct image *b, const struct region *y, uint64_t pos, uint64_t n)
+{
+	uint64_t ix = pos - x->start, iy = pos - y->start;
+
+	if (x->kind != y->kind)
+		return false;
+	switch (x->kind) {
+	case REGION_ZERO:
+		return true;
+	case REGION_MEM:
+		return !memcmp(x->u.mem + ix, y->u.mem + iy, n);
+	case REGION_FILE:
+		return x->u.file.off + ix == y->u.file.off + iy &&
+		       srcfile_same(&a->tree.files.v[x->u.file.id],
+				    &b->tree.files.v[y->u.file.id]);
+	}
+	return false;
+}
+
+int image_diff(const struct image *a, const struct image *b,
+	       int (*fn)(void *ctx, uint64_t off, uint64_t len), void *ctx)
+{
+	uint64_t pos = 0, run = 0, runlen = 0;
+	size_t i = 0, j = 0;
+	int ret;
+
+	if (a->size != b->size)
+		return fn(ctx, 0, a->size > b->size ? a->size : b->size);
+	/* Both maps cover [0, size) without gaps: walk them side by side. */
+	while (pos < a->size) {
+		const struct region *x = &a->map.v[i], *y = &b->map.v[j];
+		uint64_t xe = x->start + x->len, ye = y->start + y->len;
+		uint64_t end = xe < ye ? xe : ye;
+
+		if (!same_bytes(a, x, b, y, pos, end - pos)) {
+			if (runlen && run + runlen == pos) {
+				runlen += end - pos;
+			} else {
+				if (runlen && (ret = fn(ctx, run, runlen)))
+					return ret;
+				run = pos;
+				runlen = end - pos;
+			}
+		}
+		pos = end;
+		if (xe == end)
+			i++;
+		if (ye == end)
+			j++;
+	}
+	return runlen ? fn(ctx, run, runlen) : 0;
+}
+
 int image_scan(struct tree *tree, const struct image_opts *o)
 {
 	struct tree_scan_opts so = { .xattrs = true, .progress = isatty(2), .watch = o->watch };

@@ -93,6 +93,18 @@ int srcfile_stat(int dirfd, const char *name, int flags, struct stat *st,
 	return 0;
 }
 
+static bool ts_eq(struct timespec a, struct timespec b)
+{
+	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+bool srcfile_same(const struct srcfile *a, const struct srcfile *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       ts_eq(a->btime, b->btime) && ts_eq(a->mtime, b->mtime) &&
+	       ts_eq(a->ctime, b->ctime);
+}
+
 int srcfiles_add(struct srcfiles *sf, const char *relpath, const struct stat *st,
 		 const struct timespec *btime, uint32_t *id)
 {
@@ -116,6 +128,7 @@ int srcfiles_add(struct srcfiles *sf, const char *relpath, const struct stat *st
 	f->ino = st->st_ino;
 	f->size = (uint64_t)st->st_size;
 	f->mtime = st->st_mtim;
+	f->ctime = st->st_ctim;
 	f->btime = btime ? *btime : (struct timespec){ 0, 0 };
 	f->warned = 0;
 	*id = (uint32_t)sf->n++;
