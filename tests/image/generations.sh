@@ -57,12 +57,10 @@ rpifs_mount "$T/root" "$T/mnt"
 python3 - "$T/mnt/disk.img" "$T/root" <<'PY' || fail "same-metadata content change"
 import os, sys
 img, root = sys.argv[1:3]
+sys.path.insert(0, os.environ["TESTS_DIR"] + "/image")
+from imgbytes import image_bytes
 def data():
-    fd = os.open(img, os.O_RDONLY)
-    try:
-        return os.pread(fd, os.fstat(fd).st_size, 0)
-    finally:
-        os.close(fd)
+    return image_bytes(img)
 def put(path, text, replace):
     st, dst = os.stat(path), os.stat(os.path.dirname(path))
     if replace:                        # a new file renamed over the old one
@@ -100,12 +98,10 @@ rpifs_mount "$T/root" "$T/mnt" --no-inotify
 python3 - "$T/mnt/disk.img" "$T/root/etc/marker" <<'PY' || fail "--no-inotify: mmap write not served"
 import mmap, os, sys
 img, m = sys.argv[1:3]
+sys.path.insert(0, os.environ["TESTS_DIR"] + "/image")
+from imgbytes import image_bytes
 def data():
-    fd = os.open(img, os.O_RDONLY)
-    try:
-        return os.pread(fd, os.fstat(fd).st_size, 0)
-    finally:
-        os.close(fd)
+    return image_bytes(img)
 old = open(m, "rb").read()
 assert data().find(old) >= 0
 fd = os.open(m, os.O_RDWR)

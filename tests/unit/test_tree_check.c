@@ -15,29 +15,9 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
+#include "check.h"
 #include "tree.h"
 
-static int failures;
-
-#define CHECK(cond, ...) do { if (!(cond)) { fprintf(stderr, "FAIL: " __VA_ARGS__); \
-	fputc('\n', stderr); failures++; } } while (0)
-
-static void must(int ok, const char *what)
-{
-	if (!ok) {
-		perror(what);
-		exit(2);
-	}
-}
-
-static void put(const char *path, const char *data)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-	must(fd >= 0, path);
-	must(write(fd, data, strlen(data)) == (ssize_t)strlen(data), path);
-	close(fd);
-}
 
 static void build(const char *root, unsigned fillers)
 {

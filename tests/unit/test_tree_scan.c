@@ -18,30 +18,17 @@
 #include <time.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+#include "check.h"
 #include "tree.h"
 
-static int failures;
 
-#define CHECK(cond, ...) do { if (!(cond)) { fprintf(stderr, "FAIL: " __VA_ARGS__); \
-	fputc('\n', stderr); failures++; } } while (0)
-
-static void must(int ok, const char *what)
+/* A file of len % 64 bytes. */
+static void put_len(const char *path, size_t len)
 {
-	if (!ok) {
-		perror(what);
-		exit(2);
-	}
-}
-
-static void put(const char *path, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	char buf[64];
 
-	must(fd >= 0, path);
 	memset(buf, 'x', sizeof(buf));
-	must(write(fd, buf, len % sizeof(buf)) == (ssize_t)(len % sizeof(buf)), path);
-	close(fd);
+	put_bytes(path, buf, len % sizeof(buf));
 }
 
 static void build(const char *root)
@@ -60,7 +47,7 @@ static void build(const char *root)
 			must(mkdir(p, 0750) == 0, p);
 			for (int f = 0; f < 10; f++) {
 				snprintf(p, sizeof(p), "%s/heavy/a%02d/b%d/f%d", root, a, b, f);
-				put(p, (size_t)(a * 31 + b * 7 + f));
+				put_len(p, (size_t)(a * 31 + b * 7 + f));
 			}
 		}
 		snprintf(p, sizeof(p), "%s/heavy/a%02d/link", root, a);
@@ -71,7 +58,7 @@ static void build(const char *root)
 	for (int d = 0; d < 60; d++) {
 		must(mkdir(p, 0755) == 0, p);
 		snprintf(p + l, sizeof(p) - l, "/f");
-		put(p, (size_t)d);
+		put_len(p, (size_t)d);
 		l += (size_t)snprintf(p + l, sizeof(p) - l, "/d%d", d);
 	}
 	/* small top-level directories, one empty, one with an xattr */
@@ -81,12 +68,12 @@ static void build(const char *root)
 		if (t == 0)
 			continue;
 		snprintf(p, sizeof(p), "%s/top%d/file", root, t);
-		put(p, (size_t)t);
+		put_len(p, (size_t)t);
 		if (t == 2 && setxattr(p, "user.rpifs", "v", 1, 0) < 0 && errno != ENOTSUP)
 			must(0, "setxattr");
 	}
 	snprintf(p, sizeof(p), "%s/rootfile", root);
-	put(p, 5);
+	put_len(p, 5);
 	/* The newest mtime deep in the heavy subtree: some helper thread,
 	 * not the caller, usually scans it. */
 	{
@@ -137,7 +124,7 @@ static char *scan_dump(const char *root, unsigned threads, struct digest *dg, ui
 int main(void)
 {
 	char base[] = "/tmp/rpifs-scan.XXXXXX";
-	char root[64], cmd[128];
+	char root[64];
 	struct digest d1, dn;
 	uint64_t n1, nn;
 	char *one, *many;
@@ -163,10 +150,5 @@ int main(void)
 		}
 	}
 	free(one);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", base);
-	if (system(cmd) != 0)
-		fprintf(stderr, "warning: could not remove %s\n", base);
-	if (failures)
-		fprintf(stderr, "%d failure(s)\n", failures);
-	return failures ? 1 : 0;
+	return finish(base);
 }

@@ -15,30 +15,10 @@
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
+#include "check.h"
 #include "tree.h"
 #include "tree_watch.h"
 
-static int failures;
-
-#define CHECK(cond, ...) do { if (!(cond)) { fprintf(stderr, "FAIL: " __VA_ARGS__); \
-	fputc('\n', stderr); failures++; } } while (0)
-
-static void must(int ok, const char *what)
-{
-	if (!ok) {
-		perror(what);
-		exit(2);
-	}
-}
-
-static void put(const char *path, const char *data)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-	must(fd >= 0, path);
-	must(write(fd, data, strlen(data)) == (ssize_t)strlen(data), path);
-	close(fd);
-}
 
 static char root[256], outside[256];
 
@@ -106,7 +86,7 @@ static const struct {
 int main(void)
 {
 	char base[] = "/tmp/rpifs-watch.XXXXXX";
-	char b[512], cmd[300];
+	char b[512];
 	struct tree t = { 0 };
 	int fd;
 
@@ -174,10 +154,5 @@ int main(void)
 		printf("no bind mount (%s): mount point case not run\n", strerror(errno));
 	}
 
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", base);
-	if (system(cmd) != 0)
-		fprintf(stderr, "warning: could not remove %s\n", base);
-	if (failures)
-		fprintf(stderr, "%d failure(s)\n", failures);
-	return failures ? 1 : 0;
+	return finish(base);
 }
