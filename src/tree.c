@@ -403,16 +403,24 @@ static void digest_tree(struct digest *d, const struct tree_node *n)
 		digest_tree(d, n->kids[i]);
 }
 
+/* What the scanning threads share: the caller's struct scan, which they
+ * copy and never write, and the newest mtime, which each merges in as it
+ * ends (while others may still be copying the prototype). */
+struct scan_ctx {
+	const struct scan *proto;
+	int64_t newest_mtime;   /* atomic */
+};
+
 /* A scanning thread's own struct scan, a copy of the caller's. Helpers
  * share the caller's cwd until they unshare it. */
 static void *scan_start(void *ctx, bool first)
 {
-	const struct scan *proto = ctx;
+	const struct scan_ctx *c = ctx;
 	struct scan *s = malloc(sizeof(*s));
 
 	if (!s)
 		return NULL;
-	*s = *proto;
+	*s = *c->proto;
 	s->cwd_dir = NULL;
 	s->newest_mtime = INT64_MIN;
 	if (!first)
@@ -422,14 +430,15 @@ static void *scan_start(void *ctx, bool first)
 
 static void scan_end(void *ctx, void *wctx)
 {
-	struct scan *proto = ctx, *s = wctx;
+	struct scan_ctx *c = ctx;
+	struct scan *s = wctx;
 	int64_t cur;
 
 	if (!s)
 		return;
-	cur = __atomic_load_n(&proto->newest_mtime, __ATOMIC_RELAXED);
+	cur = __atomic_load_n(&c->newest_mtime, __ATOMIC_RELAXED);
 	while (s->newest_mtime > cur &&
-	       !__atomic_compare_exchange_n(&proto->newest_mtime, &cur, s->newest_mtime,
+	       !__atomic_compare_exchange_n(&c->newest_mtime, &cur, s->newest_mtime,
 					    false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		;
 	free(s);
@@ -487,6 +496,7 @@ int tree_scan(struct tree *t, const char *root_path, const struct tree_scan_opts
 {
 	static const struct tree_scan_opts defaults = { .xattrs = true };
 	struct scan *s = NULL;
+	struct scan_ctx ctx;
 	int fd = -1, pfd = -1, cwd, ret;
 
 	memset(t, 0, sizeof(*t));
@@ -541,8 +551,10 @@ int tree_scan(struct tree *t, const char *root_path, const struct tree_scan_opts
 	 * as --overlay FILE, still mean what they meant. */
 	cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	s->own_cwd = cwd >= 0 && unshare(CLONE_FS) == 0;
+	ctx = (struct scan_ctx){ s, s->newest_mtime };
 	ret = tree_walk_run(t->files.root_fd, t->root, s->opts->threads, O_RDONLY,
-			    &scan_ops, s);
+			    &scan_ops, &ctx);
+	s->newest_mtime = ctx.newest_mtime;
 	if (cwd >= 0) {
 		if (fchdir(cwd) < 0)
 			log_warn("cannot return to the working directory: %s", strerror(errno));
