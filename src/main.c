@@ -13,12 +13,34 @@
 #include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
-#include "build.h"
 #include "daemon.h"
 #include "fuse_ops.h"
 #include "image.h"
 #include "log.h"
 #include "qemu.h"
+
+/* `rpifs build ...` is the program rpifs-build next to this one: the mount
+ * does not load libarchive and the libraries it brings. argv[0] is "build". */
+static int build_exec(int argc, char **argv)
+{
+	char self[PATH_MAX], *slash;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	(void)argc;
+	if (n < 0 || (size_t)n + sizeof("rpifs-build") >= sizeof(self)) {
+		log_error("build: cannot find this program (/proc/self/exe: %s)",
+			  n < 0 ? strerror(errno) : "path too long");
+		return 1;
+	}
+	self[n] = '\0';
+	slash = strrchr(self, '/');
+	strcpy(slash ? slash + 1 : self, "rpifs-build");
+	argv[0] = self;
+	execv(self, argv);
+	log_error("build: cannot run %s: %s (rpifs build runs it; install it next to "
+		  "rpifs)", self, strerror(errno));
+	return 1;
+}
 
 static void usage(FILE *f)
 {
@@ -254,7 +276,7 @@ int main(int argc, char **argv)
 	int c, ret;
 
 	if (argc > 1 && !strcmp(argv[1], "build"))
-		return build_main(argc - 1, argv + 1);
+		return build_exec(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "qemu"))
 		return qemu_main(argc - 1, argv + 1);
 
