@@ -5,19 +5,23 @@
  * source file table) plus the overlay holding what was written to it.
  *
  * Generations. The tree is snapshotted per generation. An open() that finds
- * no open handle rescans the tree; if its digest changed, a new image is
- * built and becomes current, and the kernel's cached pages and attributes of
- * disk.img are invalidated. Each handle keeps the generation it opened
- * (fi->fh) until release, so a reader never sees a mix of two layouts.
- * The in-memory overlay belongs to its generation and goes with it (a
- * notice says so when it held blocks); a persistent overlay (--overlay)
- * pins the generation: tree changes are reported, not served, until the
- * overlay is reset.
+ * no open handle asks whether the tree changed (its inotify watch, else a
+ * stat of every entry); if it did, the tree is rescanned and a new image
+ * built and made current, and the kernel's cached pages of disk.img whose
+ * bytes differ are invalidated before the open is answered. Each handle
+ * keeps the generation it opened (fi->fh) until release, so a reader never
+ * sees a mix of two layouts. The in-memory overlay belongs to its
+ * generation: it moves to the next one when the layout is the same, else
+ * it goes (a notice says so when it held blocks); a persistent overlay
+ * (--overlay) pins the generation: tree changes of the layout are
+ * reported, not served, until the overlay is reset.
  *
  * Thread model: an image is immutable once built; worker threads of
  * fuse_session_loop_mt() read it without locks through their handle's
  * generation. srv->lock guards the current-generation pointer, the
- * reference counts and the open-handle count (open/release/getattr only).
+ * reference counts and the open-handle count (open/release/getattr only);
+ * a refresh (rescan, build, cache invalidation) runs under it, so no other
+ * open is answered meanwhile.
  * The overlay and the source-file fd cache lock themselves. Reads never
  * return short except at the end of the disk (a short read makes the kernel
  * shrink the file).
