@@ -371,6 +371,20 @@ static int blkmap_fn(void *ctx, const struct ext2fs_extent *e)
 	return 0;
 }
 
+/* Where ext2fs_find_inode_goal() starts an inode that has no blocks yet:
+ * the first block of its flex group. Passed to ext2fs_fallocate() for an
+ * inode's first allocation, it spares the library an extent-tree open and
+ * walk per file; the blocks chosen are the same. */
+static blk64_t first_goal(ext2_filsys fs, ext2_ino_t ino)
+{
+	dgrp_t group = ext2fs_group_of_ino(fs, ino);
+	unsigned log_flex = fs->super->s_log_groups_per_flex;
+
+	if (log_flex)
+		group &= ~((1u << log_flex) - 1);
+	return ext2fs_group_first_block2(fs, group);
+}
+
 /* Allocate nblocks blocks to ino, held in memory as *ib with an empty
  * extent tree, and return their physical numbers in *pblk (malloc'd). */
 static int alloc_blocks(struct build *b, ext2_ino_t ino, union inode_buf *ib,
@@ -385,7 +399,7 @@ static int alloc_blocks(struct build *b, ext2_ino_t ino, union inode_buf *ib,
 	if (!m.pblk)
 		return -ENOMEM;
 	err = ext2fs_fallocate(b->fs, EXT2_FALLOCATE_FORCE_INIT, ino, INODE(ib),
-			       ~0ULL, 0, nblocks);
+			       first_goal(b->fs, ino), 0, nblocks);
 	if (err) {
 		ret = err2errno(err);
 		if (ret != -ENOSPC)
@@ -693,16 +707,19 @@ static int filemap_fn(void *ctx, const struct ext2fs_extent *e)
 	return 0;
 }
 
-/* Allocate blocks [first, last) of the file's logical space. */
+/* Allocate blocks [first, last) of the file's logical space; *goal is
+ * first_goal() for the inode's first allocation, then ~0 (the library looks
+ * next to the blocks already allocated). */
 static int file_alloc(struct build *b, ext2_ino_t ino, union inode_buf *ib,
-		      uint64_t first, uint64_t last, const char *path)
+		      uint64_t first, uint64_t last, blk64_t *goal, const char *path)
 {
 	errcode_t err;
 
 	if (last <= first)
 		return 0;
 	err = ext2fs_fallocate(b->fs, EXT2_FALLOCATE_FORCE_INIT, ino, INODE(ib),
-			       ~0ULL, first, last - first);
+			       *goal, first, last - first);
+	*goal = ~0ULL;
 	if (err) {
 		int ret = err2errno(err);
 
@@ -723,6 +740,7 @@ static int file_data(struct build *b, ext2_ino_t ino, union inode_buf *ib,
 	const struct srcfile *sf = &b->t->files.v[n->file];
 	uint64_t size = (uint64_t)n->st.st_size, end = div_up(size, BS);
 	struct filemap fm = { b, n, size };
+	blk64_t goal = first_goal(b->fs, ino);
 	struct stat st;
 	off_t data, hole;
 	int fd, ret = 0;
@@ -732,14 +750,14 @@ static int file_data(struct build *b, ext2_ino_t ino, union inode_buf *ib,
 	 * mount's time on a Debian tree). Content is the same either way. */
 	if ((uint64_t)n->st.st_blocks * 512 >= size) {
 		fd = -1;
-		ret = file_alloc(b, ino, ib, 0, end, sf->path);
+		ret = file_alloc(b, ino, ib, 0, end, &goal, sf->path);
 		goto map;
 	}
 	fd = srcfiles_open(&b->t->files, n->file, &st);
 	if (fd < 0) {
 		log_warn("ext4: /%s: %s; allocating it without holes", sf->path,
 			 fd == -ESTALE ? "not the file that was scanned" : strerror(-fd));
-		ret = file_alloc(b, ino, ib, 0, end, sf->path);
+		ret = file_alloc(b, ino, ib, 0, end, &goal, sf->path);
 		goto map;
 	}
 	for (data = 0; (uint64_t)data < size; data = hole) {
@@ -748,7 +766,7 @@ static int file_data(struct build *b, ext2_ino_t ino, union inode_buf *ib,
 			if (errno == ENXIO)     /* only a hole is left */
 				break;
 			/* No SEEK_DATA here: everything is data. */
-			ret = file_alloc(b, ino, ib, 0, end, sf->path);
+			ret = file_alloc(b, ino, ib, 0, end, &goal, sf->path);
 			goto map;
 		}
 		if ((uint64_t)data >= size)
@@ -757,7 +775,7 @@ static int file_data(struct build *b, ext2_ino_t ino, union inode_buf *ib,
 		if (hole < 0 || (uint64_t)hole > size)
 			hole = (off_t)size;
 		ret = file_alloc(b, ino, ib, (uint64_t)data / BS,
-				 div_up((uint64_t)hole, BS), sf->path);
+				 div_up((uint64_t)hole, BS), &goal, sf->path);
 		if (ret)
 			goto map;
 	}
@@ -782,8 +800,13 @@ static int make_file(struct build *b, ext2_ino_t ino, const struct tree_node *n,
 	err = ext2fs_inode_size_set(b->fs, INODE(&ib), (uint64_t)n->st.st_size);
 	if (err)
 		return err2errno(err);
-	ret = inode_init_extents(b, ino, &ib);
-	if (ret)
+	/* A file with data gets its empty extent tree from the first extent
+	 * open on it (ext2fs_fallocate's, or for_each_extent's when the file is
+	 * all holes), which initialises an all-zero i_block: only the flag is
+	 * set here, saving an open per file. */
+	if (n->st.st_size)
+		ib.in.i_flags |= EXT4_EXTENTS_FL;
+	else if ((ret = inode_init_extents(b, ino, &ib)))
 		return ret;
 	if (n->st.st_size && n->file == SRCFILE_NONE) {
 		char *p = path_of(n);

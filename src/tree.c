@@ -46,6 +46,7 @@ struct scan {
 	int64_t newest_mtime;
 	char *path;             /* relative path of the current node, for messages
 				 * (the walk's buffer: TREE_PATH_MAX bytes) */
+	_Alignas(8) char dents[32768];  /* getdents64 buffer, as readdir's */
 };
 
 static void free_node(struct tree_node *n)
@@ -315,9 +316,6 @@ static int scan_dir(struct tree_walk *w, void *wctx, struct tree_node *dir, int 
 		    char *path, size_t plen)
 {
 	struct scan *s = wctx;
-	int dfd;
-	DIR *d;
-	struct dirent *e;
 	size_t cap = 0;
 	int ret = 0;
 
@@ -340,45 +338,51 @@ static int scan_dir(struct tree_walk *w, void *wctx, struct tree_node *dir, int 
 			snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
 		tree_watch_add(s->watch, p);
 	}
-	dfd = dup(fd);
-	if (dfd < 0)
-		return -errno;
-	d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return -errno;
-	}
-	while ((errno = 0, e = readdir(d))) {
-		struct tree_node *k;
+	/* getdents64 on the walk's own fd: opendir() would add a dup, an fstat,
+	 * two fcntls and a close per directory (a third of the scan's syscalls
+	 * per directory). Nothing else uses the fd's offset: the stats and
+	 * opens below take it as a dirfd. */
+	for (;;) {
+		ssize_t len = getdents64(fd, s->dents, sizeof(s->dents));
 
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+		if (len < 0 && errno == EINTR)
 			continue;
-		if (dir->nkids == cap) {
-			size_t nc = cap ? cap * 2 : 8;
-			struct tree_node **v = realloc(dir->kids, nc * sizeof(*v));
+		if (len < 0) {
+			ret = -errno;
+			log_error("%s/%s: reading directory: %s", s->t->root_path, s->path,
+				  strerror(errno));
+			goto out;
+		}
+		if (len == 0)
+			break;
+		for (ssize_t off = 0; off < len;) {
+			const struct dirent64 *e = (const struct dirent64 *)(s->dents + off);
+			struct tree_node *k;
 
-			if (!v) {
+			off += e->d_reclen;
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+				continue;
+			if (dir->nkids == cap) {
+				size_t nc = cap ? cap * 2 : 8;
+				struct tree_node **v = realloc(dir->kids, nc * sizeof(*v));
+
+				if (!v) {
+					ret = -ENOMEM;
+					goto out;
+				}
+				dir->kids = v;
+				cap = nc;
+			}
+			k = calloc(1, sizeof(*k));
+			if (!k || !(k->name = strdup(e->d_name))) {
+				free(k);
 				ret = -ENOMEM;
 				goto out;
 			}
-			dir->kids = v;
-			cap = nc;
+			k->parent = dir;
+			k->file = SRCFILE_NONE;
+			dir->kids[dir->nkids++] = k;
 		}
-		k = calloc(1, sizeof(*k));
-		if (!k || !(k->name = strdup(e->d_name))) {
-			free(k);
-			ret = -ENOMEM;
-			goto out;
-		}
-		k->parent = dir;
-		k->file = SRCFILE_NONE;
-		dir->kids[dir->nkids++] = k;
-	}
-	if (errno) {
-		ret = -errno;
-		log_error("%s/%s: reading directory: %s", s->t->root_path, s->path,
-			  strerror(errno));
-		goto out;
 	}
 	if (dir->nkids)
 		qsort(dir->kids, dir->nkids, sizeof(*dir->kids), cmp_kids);
@@ -389,7 +393,6 @@ static int scan_dir(struct tree_walk *w, void *wctx, struct tree_node *dir, int 
 	}
 	ret = tree_walk_push_subdirs(w, dir);
 out:
-	closedir(d);
 	return ret;
 }
 
