@@ -482,6 +482,14 @@ static int register_dir(struct tree *t, struct tree_node *dir, char *path, size_
 	return 0;
 }
 
+static void *digest_job(void *arg)
+{
+	struct tree *t = arg;
+
+	digest_tree(&t->digest, t->root);
+	return NULL;
+}
+
 static int register_files(struct tree *t)
 {
 	char *path = malloc(TREE_PATH_MAX);
@@ -500,6 +508,8 @@ int tree_scan(struct tree *t, const char *root_path, const struct tree_scan_opts
 	static const struct tree_scan_opts defaults = { .xattrs = true };
 	struct scan *s = NULL;
 	struct scan_ctx ctx;
+	pthread_t digest_thread;
+	bool digest_started;
 	int fd = -1, pfd = -1, cwd, ret;
 
 	memset(t, 0, sizeof(*t));
@@ -570,12 +580,20 @@ int tree_scan(struct tree *t, const char *root_path, const struct tree_scan_opts
 		tree_watch_free(t->watch);
 		t->watch = NULL;
 	}
+	/* The digest and the ids are two walks over the finished tree, each
+	 * mostly cache misses (the nodes come from every scanning thread): run
+	 * them side by side. The digest reads no field that registering writes
+	 * (tree_node.file). */
+	digest_init(&t->digest);
+	digest_started = pthread_create(&digest_thread, NULL, digest_job, t) == 0;
+	if (!digest_started)
+		digest_job(t);
 	ret = register_files(t);
+	if (digest_started)
+		pthread_join(digest_thread, NULL);
 	if (ret < 0)
 		goto out;
 	progress(s, true);
-	digest_init(&t->digest);
-	digest_tree(&t->digest, t->root);
 out:
 	if (fd >= 0)
 		close(fd);
