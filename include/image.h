@@ -53,6 +53,10 @@ int image_scan(struct tree *tree, const struct image_opts *opts);
 void image_free(struct image *img);
 /* Read len bytes at off; off+len <= size. 0 or -errno. */
 int image_read(struct image *img, void *buf, size_t len, uint64_t off);
+/* Do the bytes [off, off+len) all come from one source file? Then its id
+ * and the offset in it (for srcfiles_splice()). */
+bool image_file_span(const struct image *img, uint64_t off, size_t len, uint32_t *id,
+		     uint64_t *file_off);
 
 /* Call fn for every byte range whose bytes may differ between images a and
  * b (of the same size; ranges ascending, not adjacent): what a reader's

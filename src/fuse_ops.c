@@ -24,10 +24,12 @@
  * open is answered meanwhile.
  * The overlay and the source-file fd cache lock themselves. Reads never
  * return short except at the end of the disk (a short read makes the kernel
- * shrink the file).
+ * shrink the file). Each worker thread has its own pipe for spliced read
+ * replies (a thread-specific key closes it when libfuse ends the thread).
  */
 #define FUSE_USE_VERSION 312
 #include <errno.h>
+#include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -35,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include "daemon.h"
 #include "fuse_ops.h"
@@ -293,6 +296,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * range by range: the kernel must not drop all of it on its own when
 	 * it sees the new generation's mtime. */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	/* Read replies from a pipe (read_spliced); without it libfuse copies
+	 * the pipe's bytes, still exact. */
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -422,6 +429,119 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_err(req, 0);
 }
 
+/* ---- spliced reads ----------------------------------------------------
+ *
+ * A read that lies inside one source file (kernel, firmware, libraries: most
+ * of a tree's bytes) is answered without copying the bytes in user space:
+ * they are spliced from the file's page cache into this thread's pipe, and
+ * libfuse splices the pipe into /dev/fuse, where the kernel copies them once
+ * into disk.img's page cache. The pipe, not the file, is handed to libfuse so
+ * that the reply is always exactly the length asked for: srcfiles_splice()
+ * pads a file that shrank with zeros, where libfuse would reply short. Reads
+ * of several regions, and of a generation with written blocks, are copied. */
+
+#define SPLICE_PIPE_SIZE (1u << 20)     /* the largest read, and pipe-max-size */
+
+struct read_pipe {
+	int fd[2];
+	size_t room;            /* the pipe's capacity */
+};
+
+static pthread_key_t pipe_key;
+static pthread_once_t pipe_once = PTHREAD_ONCE_INIT;
+static bool pipe_key_ok;
+
+static void read_pipe_free(void *arg)
+{
+	struct read_pipe *p = arg;
+
+	if (p) {
+		close(p->fd[0]);
+		close(p->fd[1]);
+		free(p);
+	}
+}
+
+static void pipe_key_init(void)
+{
+	pipe_key_ok = pthread_key_create(&pipe_key, read_pipe_free) == 0;
+}
+
+/* This thread's empty pipe with room for len bytes, or NULL (copy then). */
+static struct read_pipe *read_pipe_get(size_t len)
+{
+	struct read_pipe *p;
+	int room;
+
+	pthread_once(&pipe_once, pipe_key_init);
+	if (!pipe_key_ok)
+		return NULL;
+	p = pthread_getspecific(pipe_key);
+	if (!p) {
+		p = malloc(sizeof(*p));
+		if (!p)
+			return NULL;
+		/* The write end never blocks: a splice that does not fit (a
+		 * page-unaligned range takes a slot more than its size says)
+		 * fails with EAGAIN and the read is copied instead. */
+		if (pipe2(p->fd, O_CLOEXEC) < 0) {
+			free(p);
+			return NULL;
+		}
+		if (fcntl(p->fd[1], F_SETFL, O_NONBLOCK) < 0) {
+			read_pipe_free(p);
+			return NULL;
+		}
+		/* An unprivileged user may be held to less (pipe-max-size,
+		 * pipe-user-pages-soft): the pipe keeps what it got. */
+		room = fcntl(p->fd[1], F_SETPIPE_SZ, SPLICE_PIPE_SIZE);
+		if (room < 0)
+			room = fcntl(p->fd[1], F_GETPIPE_SZ);
+		p->room = room > 0 ? (size_t)room : 0;
+		if (pthread_setspecific(pipe_key, p) != 0) {
+			read_pipe_free(p);
+			return NULL;
+		}
+	}
+	/* A slot holds up to a page: an unaligned range needs one more. */
+	return len + 4096 <= p->room ? p : NULL;
+}
+
+/* After an error the pipe's content is unknown: a new one next time. */
+static void read_pipe_drop(struct read_pipe *p)
+{
+	read_pipe_free(p);
+	pthread_setspecific(pipe_key, NULL);
+}
+
+/* Answer the read by splicing if it lies in one source file: 1 when
+ * answered (or the reply failed: the request is gone either way), 0 to copy
+ * instead, -errno to answer with that error. */
+static int read_spliced(fuse_req_t req, struct generation *g, uint64_t off, size_t size)
+{
+	struct read_pipe *p;
+	uint32_t id;
+	uint64_t foff;
+	int ret;
+
+	if (overlay_blocks(g->ov) != 0 ||
+	    !image_file_span(&g->img, off, size, &id, &foff) || !(p = read_pipe_get(size)))
+		return 0;
+	ret = srcfiles_splice(&g->img.tree.files, id, foff, size, p->fd[1]);
+	if (ret < 0) {
+		read_pipe_drop(p);
+		return ret == -EOPNOTSUPP || ret == -EAGAIN ? 0 : ret;
+	}
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
+
+	bv.buf[0].flags = FUSE_BUF_IS_FD;
+	bv.buf[0].fd = p->fd[0];
+	/* On failure libfuse may have left bytes in the pipe. */
+	if (fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE) != 0)
+		read_pipe_drop(p);
+	return 1;
+}
+
 static int base_read(void *ctx, void *buf, size_t len, uint64_t off)
 {
 	return image_read(ctx, buf, len, off);
@@ -441,6 +561,12 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if (size > g->img.size - o)
 		size = (size_t)(g->img.size - o);
+	ret = read_spliced(req, g, o, size);
+	if (ret != 0) {
+		if (ret < 0)
+			fuse_reply_err(req, -ret);
+		return;
+	}
 	buf = malloc(size ? size : 1);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
@@ -603,6 +729,12 @@ out:
 	 * free every generation, referenced or not. */
 	while (s.live)
 		gen_free(&s, s.live);
+	/* The workers' pipes went with their threads; this thread's (-s) goes
+	 * here. */
+	if (pipe_key_ok) {
+		read_pipe_free(pthread_getspecific(pipe_key));
+		pthread_setspecific(pipe_key, NULL);
+	}
 	pthread_mutex_destroy(&s.lock);
 	return ret;
 }

@@ -198,6 +198,21 @@ int image_read(struct image *img, void *buf, size_t len, uint64_t off)
 	return regions_read(&img->map, buf, len, off, read_file_region, &img->tree.files);
 }
 
+bool image_file_span(const struct image *img, uint64_t off, size_t len, uint32_t *id,
+		     uint64_t *file_off)
+{
+	const struct region *x;
+
+	if (!len || off >= img->size || len > img->size - off)
+		return false;
+	x = &img->map.v[regions_find(&img->map, off)];
+	if (x->kind != REGION_FILE || off + len > x->start + x->len)
+		return false;
+	*id = x->u.file.id;
+	*file_off = x->u.file.off + (off - x->start);
+	return true;
+}
+
 /* Are region x at byte pos and region y at byte pos the same n bytes? */
 static bool same_bytes(const struct image *a, const struct region *x,
 		       const struct image *b, const struct region *y, uint64_t pos, uint64_t n)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 #include "log.h"
@@ -350,5 +351,64 @@ int srcfiles_pread(struct srcfiles *sf, uint32_t id, void *buf, size_t len,
 	fd_put(sf, slot, fd);
 out:
 	memset(out + done, 0, len - done);
+	return ret;
+}
+
+/* What the padding of srcfiles_splice() is spliced from: never written;
+ * page-aligned, so that it takes a pipe slot per page. */
+static _Alignas(4096) const uint8_t zeros[64 * 1024];
+
+int srcfiles_splice(struct srcfiles *sf, uint32_t id, uint64_t off, size_t len,
+		    int pipe_w)
+{
+	struct srcfile *f;
+	struct fdslot *slot;
+	size_t want, done = 0;
+	int fd, ret = 0;
+
+	if (id >= sf->n)
+		return -EINVAL;
+	f = &sf->v[id];
+	want = off >= f->size ? 0 : (f->size - off < len ? (size_t)(f->size - off) : len);
+	fd = want ? fd_get(sf, id, &slot) : -1;
+	while (fd >= 0 && done < want) {
+		loff_t o = (loff_t)(off + done);
+		ssize_t n = splice(fd, &o, pipe_w, NULL, want - done, SPLICE_F_MOVE);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			/* A filesystem without splice, or a pipe out of slots
+			 * (unaligned pages take one more): the caller copies. */
+			ret = errno == EAGAIN ? -EAGAIN :
+			      errno == EINVAL && done == 0 ? -EOPNOTSUPP : -errno;
+			if (ret != -EOPNOTSUPP && ret != -EAGAIN)
+				log_error("reading %s at %" PRIu64 ": %s", f->path, off + done,
+					  strerror(errno));
+			break;
+		}
+		if (n == 0) {
+			warn_once(f, "has shrunk");
+			break;
+		}
+		done += (size_t)n;
+	}
+	if (fd >= 0)
+		fd_put(sf, slot, fd);
+	/* The reply must be exactly len bytes: a short one would tell the
+	 * kernel that disk.img ends there. */
+	while (!ret && done < len) {
+		struct iovec v = {
+			(void *)zeros, len - done < sizeof(zeros) ? len - done : sizeof(zeros)
+		};
+		ssize_t n = vmsplice(pipe_w, &v, 1, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			ret = n < 0 && errno != EAGAIN ? -errno : -EAGAIN;
+		else
+			done += (size_t)n;
+	}
 	return ret;
 }

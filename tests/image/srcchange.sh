@@ -18,6 +18,7 @@ import os, sys
 img, root = sys.argv[1:3]
 hold = os.open(img, os.O_RDONLY)          # pins generation 1
 size = os.fstat(hold).st_size
+head = {r: open(f"{root}/{r}/shrink", "rb").read(1000) for r in ("boot", "etc")}
 for r in ("boot", "etc"):
     d = f"{root}/{r}"
     os.truncate(f"{d}/shrink", 1000)
@@ -39,6 +40,12 @@ for line in shadow.splitlines():
     if len(line) > 20:
         assert data.find(line) < 0, "bytes of /etc/shadow served"
 assert data.find(b"\x5a" * 4096) < 0, "a swapped-in file was served"
+# The truncated file: its first 1000 bytes, then zeros to its scanned size
+# (also where reads of it are spliced: the padding must be there).
+for r in ("boot", "etc"):
+    at = data.find(head[r])
+    assert at >= 0, f"{r}/shrink: its first bytes are not in the image"
+    assert data[at + 1000:at + 300000] == bytes(299000), f"{r}/shrink: not zero-padded"
 os.close(fd); os.close(hold)
 # The daemon is alive and the next open serves the new tree.
 fd = os.open(img, os.O_RDONLY)
