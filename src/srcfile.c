@@ -306,51 +306,76 @@ static void fd_put(struct srcfiles *sf, struct fdslot *s, int fd)
 	pthread_mutex_unlock(&sf->cache->lock);
 }
 
-int srcfiles_pread(struct srcfiles *sf, uint32_t id, void *buf, size_t len,
-		   uint64_t off)
+/* How many of the len bytes at off are the file's: bytes past the recorded
+ * size are never read (the image promised that size, and a grown file must
+ * not spill into the next region). */
+static size_t served_len(const struct srcfile *f, uint64_t off, size_t len)
 {
-	struct srcfile *f;
+	return off >= f->size ? 0 : f->size - off < len ? (size_t)(f->size - off) : len;
+}
+
+/* One step of moving file bytes: n bytes of fd at off, to position at of
+ * the destination (a buffer, or a pipe that takes them in order). */
+typedef ssize_t (*move_step)(void *dst, int fd, size_t at, size_t n, uint64_t off);
+
+/* Move want bytes of f at off out of its fd, step by step, until done or
+ * the file's current end (logged once: it shrank). *done counts the bytes
+ * moved. 0, or -errno of a failed step (for the caller to report). */
+static int move_bytes(struct srcfiles *sf, uint32_t id, size_t want, uint64_t off,
+		      move_step step, void *dst, size_t *done)
+{
+	struct srcfile *f = &sf->v[id];
 	struct fdslot *slot;
-	uint8_t *out = buf;
-	size_t want, done = 0;
 	int fd, ret = 0;
 
-	if (id >= sf->n)
-		return -EINVAL;
-	f = &sf->v[id];
-	/* Bytes past the recorded size are never read: the image promised that
-	 * size, and a grown file must not spill into the next region. */
-	want = off >= f->size ? 0 : (f->size - off < len ? (size_t)(f->size - off) : len);
+	*done = 0;
 	if (want == 0)
-		goto out;
+		return 0;
 	fd = fd_get(sf, id, &slot);
 	if (fd < 0)
-		goto out;       /* logged once; zeros are served */
-	/* No POSIX_FADV_WILLNEED here: measured on the bench's Debian tree it
-	 * made warm reads 10-25 % slower (a syscall per read) and cold reads no
-	 * faster (the kernel's own readahead per source fd already runs, and a
-	 * prefetch thread advising the next 32 MiB of files did not help
-	 * either: the cold read costs what reading the tree cold costs). */
-	while (done < want) {
-		ssize_t n = pread(fd, out + done, want - done, (off_t)(off + done));
+		return 0;       /* logged once; zeros are served */
+	while (*done < want) {
+		ssize_t n = step(dst, fd, *done, want - *done, off + *done);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
 			ret = -errno;
-			log_error("reading %s at %" PRIu64 ": %s", f->path, off + done,
-				  strerror(errno));
 			break;
 		}
 		if (n == 0) {
 			warn_once(f, "has shrunk");
 			break;
 		}
-		done += (size_t)n;
+		*done += (size_t)n;
 	}
 	fd_put(sf, slot, fd);
-out:
-	memset(out + done, 0, len - done);
+	return ret;
+}
+
+static ssize_t pread_step(void *dst, int fd, size_t at, size_t n, uint64_t off)
+{
+	return pread(fd, (uint8_t *)dst + at, n, (off_t)off);
+}
+
+int srcfiles_pread(struct srcfiles *sf, uint32_t id, void *buf, size_t len,
+		   uint64_t off)
+{
+	size_t done = 0;
+	int ret;
+
+	if (id >= sf->n)
+		return -EINVAL;
+	/* No POSIX_FADV_WILLNEED here: measured on the bench's Debian tree it
+	 * made warm reads 10-25 % slower (a syscall per read) and cold reads no
+	 * faster (the kernel's own readahead per source fd already runs, and a
+	 * prefetch thread advising the next 32 MiB of files did not help
+	 * either: the cold read costs what reading the tree cold costs). */
+	ret = move_bytes(sf, id, served_len(&sf->v[id], off, len), off, pread_step, buf, &done);
+	if (ret < 0)
+		log_error("reading %s at %" PRIu64 ": %s", sf->v[id].path, off + done,
+			  strerror(-ret));
+	memset((uint8_t *)buf + done, 0, len - done);
 	return ret;
 }
 
@@ -358,43 +383,31 @@ out:
  * page-aligned, so that it takes a pipe slot per page. */
 static _Alignas(4096) const uint8_t zeros[64 * 1024];
 
+static ssize_t splice_step(void *dst, int fd, size_t at, size_t n, uint64_t off)
+{
+	loff_t o = (loff_t)off;
+
+	(void)at;               /* a pipe takes the bytes in order */
+	return splice(fd, &o, *(const int *)dst, NULL, n, SPLICE_F_MOVE);
+}
+
 int srcfiles_splice(struct srcfiles *sf, uint32_t id, uint64_t off, size_t len,
 		    int pipe_w)
 {
-	struct srcfile *f;
-	struct fdslot *slot;
-	size_t want, done = 0;
-	int fd, ret = 0;
+	size_t done = 0;
+	int ret;
 
 	if (id >= sf->n)
 		return -EINVAL;
-	f = &sf->v[id];
-	want = off >= f->size ? 0 : (f->size - off < len ? (size_t)(f->size - off) : len);
-	fd = want ? fd_get(sf, id, &slot) : -1;
-	while (fd >= 0 && done < want) {
-		loff_t o = (loff_t)(off + done);
-		ssize_t n = splice(fd, &o, pipe_w, NULL, want - done, SPLICE_F_MOVE);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			/* A filesystem without splice, or a pipe out of slots
-			 * (unaligned pages take one more): the caller copies. */
-			ret = errno == EAGAIN ? -EAGAIN :
-			      errno == EINVAL && done == 0 ? -EOPNOTSUPP : -errno;
-			if (ret != -EOPNOTSUPP && ret != -EAGAIN)
-				log_error("reading %s at %" PRIu64 ": %s", f->path, off + done,
-					  strerror(errno));
-			break;
-		}
-		if (n == 0) {
-			warn_once(f, "has shrunk");
-			break;
-		}
-		done += (size_t)n;
-	}
-	if (fd >= 0)
-		fd_put(sf, slot, fd);
+	ret = move_bytes(sf, id, served_len(&sf->v[id], off, len), off, splice_step,
+			 &pipe_w, &done);
+	/* A filesystem without splice, or a pipe out of slots (unaligned
+	 * pages take one more): the caller copies. */
+	if (ret == -EINVAL && done == 0)
+		ret = -EOPNOTSUPP;
+	else if (ret < 0 && ret != -EAGAIN)
+		log_error("reading %s at %" PRIu64 ": %s", sf->v[id].path, off + done,
+			  strerror(-ret));
 	/* The reply must be exactly len bytes: a short one would tell the
 	 * kernel that disk.img ends there. */
 	while (!ret && done < len) {
