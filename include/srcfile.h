@@ -82,9 +82,10 @@ int srcfiles_pread(struct srcfiles *sf, uint32_t id, void *buf, size_t len,
 /* The same bytes as srcfiles_pread(), put into the pipe pipe_w (whose
  * write end is non-blocking) without copying them: spliced from the file's
  * page cache, zeros where srcfiles_pread() has zeros. Always exactly len
- * bytes on success. -EOPNOTSUPP where the source's filesystem cannot
- * splice, -EAGAIN when the pipe ran out of room: copy instead. On any error
- * the pipe holds an unknown part and must be dropped. */
+ * bytes on success. -EOPNOTSUPP (nothing written) where the source's
+ * filesystem cannot splice, -EAGAIN when the pipe ran out of room: copy
+ * instead. After any other error the pipe holds an unknown part and must be
+ * dropped. */
 int srcfiles_splice(struct srcfiles *sf, uint32_t id, uint64_t off, size_t len,
 		    int pipe_w);
 

@@ -448,6 +448,7 @@ struct read_pipe {
 };
 
 static pthread_key_t pipe_key;
+static bool splice_unsupported;         /* atomic: a source refused splice */
 static pthread_once_t pipe_once = PTHREAD_ONCE_INIT;
 static bool pipe_key_ok;
 
@@ -524,13 +525,21 @@ static int read_spliced(fuse_req_t req, struct generation *g, uint64_t off, size
 	uint64_t foff;
 	int ret;
 
-	if (overlay_blocks(g->ov) != 0 ||
+	if (__atomic_load_n(&splice_unsupported, __ATOMIC_RELAXED) ||
+	    overlay_blocks(g->ov) != 0 ||
 	    !image_file_span(&g->img, off, size, &id, &foff) || !(p = read_pipe_get(size)))
 		return 0;
 	ret = srcfiles_splice(&g->img.tree.files, id, foff, size, p->fd[1]);
+	if (ret == -EOPNOTSUPP) {
+		/* The tree's filesystem cannot splice: every read is copied
+		 * from now on, instead of each one trying first. The pipe is
+		 * still empty. */
+		__atomic_store_n(&splice_unsupported, true, __ATOMIC_RELAXED);
+		return 0;
+	}
 	if (ret < 0) {
 		read_pipe_drop(p);
-		return ret == -EOPNOTSUPP || ret == -EAGAIN ? 0 : ret;
+		return ret == -EAGAIN ? 0 : ret;
 	}
 	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
 
