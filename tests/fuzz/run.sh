@@ -7,11 +7,11 @@ need clang
 secs=${RPIFS_FUZZ_SECS:-20}
 src=$SRC_ROOT
 flags=(-g -O1 -std=c17 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
-       -fno-sanitize-recover=undefined -I"$src/include")
+       -fno-sanitize-recover=undefined -I"$src/include" -I"$src/src/engine" -I"$src/src/fat")
 for t in fat_names regions; do
 	case $t in
-	fat_names) srcs=("$src/src/fat_names.c") ;;
-	regions) srcs=("$src/src/regions.c" "$src/src/log.c") ;;
+	fat_names) srcs=("$src/src/fat/fat_names.c") ;;
+	regions) srcs=("$src/src/engine/regions.c" "$src/src/engine/log.c") ;;
 	esac
 	clang "${flags[@]}" -o "$T/fuzz_$t" "$TESTS_DIR/fuzz/fuzz_$t.c" "${srcs[@]}" 2>"$T/cc.log" ||
 		{ cat "$T/cc.log"; fail "building fuzz_$t"; }

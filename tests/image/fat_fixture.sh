@@ -21,6 +21,13 @@ FAT_SKIPPED=(
 	boot/back\\slash
 )
 
+# fixture_bytes N KEY: N pseudo-random bytes, the same for the same KEY
+# (the fixture's images are pinned by tests/golden).
+fixture_bytes() {
+	python3 -c 'import random, sys
+sys.stdout.buffer.write(random.Random(sys.argv[2]).randbytes(int(sys.argv[1])))' "$1" "$2"
+}
+
 make_fat_fixture() {
 	local r=$1 big=${2:-100} b i d
 	b=$r/boot
@@ -86,7 +93,7 @@ make_fat_fixture() {
 	# Empty file, empty directory, sizes around the 512-byte cluster.
 	: > "$b/empty.bin"
 	mkdir -p "$b/emptydir" "$b/d1/empty sub"
-	for i in 511 512 513 1024 4096 4097; do head -c "$i" /dev/urandom > "$b/size_$i"; done
+	for i in 511 512 513 1024 4096 4097; do fixture_bytes "$i" "size_$i" > "$b/size_$i"; done
 	chmod 444 "$b/size_511"
 
 	# Timestamps: one with an odd second, one before 1980, one after 2107.
@@ -95,7 +102,7 @@ make_fat_fixture() {
 	echo fut > "$b/future.txt"; touch -d '2200-01-01 00:00:00 UTC' "$b/future.txt" || true
 
 	if [ "$big" -gt 0 ]; then
-		head -c "${big}M" /dev/urandom > "$b/big.bin"
+		fixture_bytes $((big << 20)) big > "$b/big.bin"
 	fi
 
 	# Symlinks: to a file inside boot (relative, absolute, from a subdir),
