@@ -7,6 +7,7 @@
 #include <string.h>
 #include "log.h"
 #include "regions.h"
+#include "vector.h"
 
 static const char *const kind_name[] = { "zero", "memory", "file" };
 
@@ -28,16 +29,9 @@ void *regions_own(struct regions *r, void *buf)
 {
 	if (!buf)
 		return NULL;
-	if (r->nowned == r->capowned) {
-		size_t cap = r->capowned ? r->capowned * 2 : 64;
-		void **p = realloc(r->owned, cap * sizeof(*p));
-
-		if (!p) {
-			free(buf);
-			return NULL;
-		}
-		r->owned = p;
-		r->capowned = cap;
+	if (VEC_RESERVE(r->owned, r->capowned, r->nowned + 1, 64) < 0) {
+		free(buf);
+		return NULL;
 	}
 	r->owned[r->nowned++] = buf;
 	return buf;
@@ -51,15 +45,8 @@ static int push(struct regions *r, const struct region *reg)
 		return 0;
 	if (reg->start + reg->len < reg->start)
 		return -EOVERFLOW;
-	if (r->n == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 256;
-		struct region *v = realloc(r->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		r->v = v;
-		r->cap = cap;
-	}
+	if (VEC_RESERVE(r->v, r->cap, r->n + 1, 256) < 0)
+		return -ENOMEM;
 	r->v[r->n++] = *reg;
 	return 0;
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "log.h"
 #include "srcfile.h"
+#include "vector.h"
 
 /* Open fds are cached so a sequential read of a large file does not pay an
  * open per request. Slots with refs > 0 are in use by a reader and are never
@@ -111,15 +112,8 @@ int srcfiles_add(struct srcfiles *sf, const char *relpath, const struct stat *st
 {
 	if (sf->n >= SRCFILE_NONE)
 		return -EOVERFLOW;
-	if (sf->n == sf->cap) {
-		size_t cap = sf->cap ? sf->cap * 2 : 1024;
-		struct srcfile *v = realloc(sf->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		sf->v = v;
-		sf->cap = cap;
-	}
+	if (VEC_RESERVE(sf->v, sf->cap, sf->n + 1, 1024) < 0)
+		return -ENOMEM;
 	struct srcfile *f = &sf->v[sf->n];
 
 	f->path = strdup(relpath);

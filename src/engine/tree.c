@@ -33,6 +33,7 @@
 #include "tree.h"
 #include "tree_walk.h"
 #include "tree_watch.h"
+#include "vector.h"
 
 /* One per scanning thread. */
 struct scan {
@@ -362,17 +363,8 @@ static int scan_dir(struct tree_walk *w, void *wctx, struct tree_node *dir, int 
 			off += e->d_reclen;
 			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 				continue;
-			if (dir->nkids == cap) {
-				size_t nc = cap ? cap * 2 : 8;
-				struct tree_node **v = realloc(dir->kids, nc * sizeof(*v));
-
-				if (!v) {
-					ret = -ENOMEM;
-					goto out;
-				}
-				dir->kids = v;
-				cap = nc;
-			}
+			if ((ret = VEC_RESERVE(dir->kids, cap, dir->nkids + 1, 8)) < 0)
+				goto out;
 			k = calloc(1, sizeof(*k));
 			if (!k || !(k->name = strdup(e->d_name))) {
 				free(k);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include "srcfile.h"
 #include "tree_walk.h"
+#include "vector.h"
 
 struct tree_walk {
 	pthread_mutex_t lock;
@@ -65,19 +66,9 @@ int tree_walk_push_subdirs(struct tree_walk *w, const struct tree_node *dir)
 	if (!k)
 		return 0;
 	pthread_mutex_lock(&w->lock);
-	if (w->n + k > w->cap) {
-		size_t nc = w->cap ? w->cap : 64;
-		struct tree_node **v;
-
-		while (nc < w->n + k)
-			nc *= 2;
-		v = realloc(w->v, nc * sizeof(*v));
-		if (!v) {
-			pthread_mutex_unlock(&w->lock);
-			return -ENOMEM;
-		}
-		w->v = v;
-		w->cap = nc;
+	if (VEC_RESERVE(w->v, w->cap, w->n + k, 64) < 0) {
+		pthread_mutex_unlock(&w->lock);
+		return -ENOMEM;
 	}
 	/* Reversed, so that the first in name order is popped first. */
 	for (size_t i = dir->nkids; i-- > 0;)

@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include "log.h"
 #include "tree_watch.h"
+#include "vector.h"
 
 /* Filesystems whose every change is made, and so reported, on this host.
  * Network and stacked ones (NFS, CIFS, FUSE, 9p, overlayfs) can change
@@ -121,15 +122,8 @@ void tree_watch_mount_point(struct tree_watch *w, int fd)
 
 static int add_outside(struct tree_watch *w, const struct tree_node *n)
 {
-	if (w->nout == w->capout) {
-		size_t nc = w->capout ? w->capout * 2 : 16;
-		struct outside *v = realloc(w->out, nc * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		w->out = v;
-		w->capout = nc;
-	}
+	if (VEC_RESERVE(w->out, w->capout, w->nout + 1, 16) < 0)
+		return -ENOMEM;
 	w->out[w->nout].n = n;
 	w->out[w->nout].path = tree_path(n);
 	if (!w->out[w->nout].path)
@@ -162,15 +156,8 @@ static int collect(struct tree_watch *w, const struct tree_node *d, struct links
 		else if (k->st.st_dev != d->st.st_dev)
 			ret = add_outside(w, k);
 		else if (k->st.st_nlink > 1) {
-			if (l->n == l->cap) {
-				size_t nc = l->cap ? l->cap * 2 : 64;
-				struct link_ent *nv = realloc(l->v, nc * sizeof(*nv));
-
-				if (!nv)
-					return -ENOMEM;
-				l->v = nv;
-				l->cap = nc;
-			}
+			if (VEC_RESERVE(l->v, l->cap, l->n + 1, 64) < 0)
+				return -ENOMEM;
 			l->v[l->n++] = (struct link_ent){ k->st.st_dev, k->st.st_ino, k };
 		}
 		if (ret < 0)
