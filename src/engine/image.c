@@ -425,7 +425,7 @@ int image_build_tree(struct image *img, struct tree *tree, const struct image_op
 		goto out;
 	}
 	memcpy(mbr, img->mbr, 512);
-	ret = regions_add_mem(&img->map, 0, 512, mbr);
+	ret = regions_add_mem(&img->map, 0, 512, mbr, RW_MBR);
 	if (ret < 0)
 		goto out;
 	ret = regions_finalize(&img->map, img->size);

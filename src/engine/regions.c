@@ -11,6 +11,28 @@
 
 static const char *const kind_name[] = { "zero", "memory", "file" };
 
+static const char *const what_name[RW_COUNT] = {
+	[RW_GAP] = "free",
+	[RW_MBR] = "MBR",
+	[RW_FAT_BOOT] = "FAT32 boot sector + FSInfo",
+	[RW_FAT_BACKUP] = "FAT32 backup boot sector + FSInfo",
+	[RW_FAT_TABLE1] = "FAT #1",
+	[RW_FAT_TABLE2] = "FAT #2",
+	[RW_FAT_DIRS] = "FAT32 directories",
+	[RW_FAT_FILE] = "FAT32 file data",
+	[RW_EXT4_META] = "ext4 metadata",
+	[RW_EXT4_FILE] = "ext4 file data",
+};
+
+/* The description rides in the padding after kind: a region stays 40 bytes
+ * (a million-file tree has a million regions). */
+_Static_assert(sizeof(struct region) <= 40, "struct region grew");
+
+const char *regions_what_name(enum region_what what)
+{
+	return what < RW_COUNT && what_name[what] ? what_name[what] : "?";
+}
+
 void regions_init(struct regions *r)
 {
 	memset(r, 0, sizeof(*r));
@@ -51,24 +73,27 @@ static int push(struct regions *r, const struct region *reg)
 	return 0;
 }
 
-int regions_add_mem(struct regions *r, uint64_t start, uint64_t len, const void *mem)
+int regions_add_mem(struct regions *r, uint64_t start, uint64_t len, const void *mem,
+		    enum region_what what)
 {
 	struct region reg = { .start = start, .len = len, .kind = REGION_MEM,
-			      .u.mem = mem };
+			      .what = (uint8_t)what, .u.mem = mem };
 	return push(r, &reg);
 }
 
 int regions_add_file(struct regions *r, uint64_t start, uint64_t len,
-		     uint32_t id, uint64_t off)
+		     uint32_t id, uint64_t off, enum region_what what)
 {
 	struct region reg = { .start = start, .len = len, .kind = REGION_FILE,
-			      .u.file = { .id = id, .off = off } };
+			      .what = (uint8_t)what, .u.file = { .id = id, .off = off } };
 	return push(r, &reg);
 }
 
-int regions_add_zero(struct regions *r, uint64_t start, uint64_t len)
+int regions_add_zero(struct regions *r, uint64_t start, uint64_t len,
+		     enum region_what what)
 {
-	struct region reg = { .start = start, .len = len, .kind = REGION_ZERO };
+	struct region reg = { .start = start, .len = len, .kind = REGION_ZERO,
+			      .what = (uint8_t)what };
 	return push(r, &reg);
 }
 
@@ -81,8 +106,8 @@ static int cmp_start(const void *a, const void *b)
 
 static void describe(const struct region *g, char *buf, size_t n)
 {
-	snprintf(buf, n, "%s [%" PRIu64 ", %" PRIu64 ")", kind_name[g->kind],
-		 g->start, g->start + g->len);
+	snprintf(buf, n, "%s (%s) [%" PRIu64 ", %" PRIu64 ")", regions_what_name(g->what),
+		 kind_name[g->kind], g->start, g->start + g->len);
 }
 
 /* The builders add regions in a few increasing runs (the MBR, FAT32, ext4's
@@ -148,7 +173,7 @@ int regions_finalize(struct regions *r, uint64_t size)
 		return -ENOMEM;
 	while ((g = next_region(r->v, &rs))) {
 		if (g->start < pos) {
-			char a[96], b[96];
+			char a[128], b[128];
 
 			describe(prev, a, sizeof(a));
 			describe(g, b, sizeof(b));
@@ -157,7 +182,7 @@ int regions_finalize(struct regions *r, uint64_t size)
 			goto out;
 		}
 		if (g->start + g->len > size) {
-			char b[96];
+			char b[128];
 
 			describe(g, b, sizeof(b));
 			log_error("layout: region %s ends past the disk size %" PRIu64, b, size);
@@ -183,6 +208,28 @@ int regions_finalize(struct regions *r, uint64_t size)
 out:
 	free(v);
 	return ret;
+}
+
+void regions_dump(const struct regions *r, FILE *f, regions_file_namer name, void *ctx)
+{
+	fprintf(f, "# %-14s %-14s %-12s %-6s %s\n", "start", "end", "length", "kind", "what");
+	for (size_t i = 0; i < r->n; i++) {
+		const struct region *g = &r->v[i];
+		const char *path = NULL;
+
+		fprintf(f, "%16" PRIu64 " %14" PRIu64 " %12" PRIu64 " %-6s %s", g->start,
+			g->start + g->len, g->len, kind_name[g->kind], regions_what_name(g->what));
+		if (g->kind == REGION_FILE) {
+			if (name)
+				path = name(ctx, g->u.file.id);
+			if (path)
+				fprintf(f, ": %s", path);
+			else
+				fprintf(f, ": file #%" PRIu32, g->u.file.id);
+			fprintf(f, " @ %" PRIu64, g->u.file.off);
+		}
+		fputc('\n', f);
+	}
 }
 
 size_t regions_find(const struct regions *r, uint64_t off)

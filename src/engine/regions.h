@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum region_kind {
 	REGION_ZERO,    /* reads as zeros */
@@ -21,10 +22,28 @@ enum region_kind {
 	REGION_FILE,    /* bytes from a source file, read on demand */
 };
 
+/* What a region holds, for people: `rpifs --dump-regions` prints it, and
+ * overlap errors name both sides. One byte, in the padding after kind. */
+enum region_what {
+	RW_GAP,            /* filled by finalize: bytes no builder claimed */
+	RW_MBR,            /* sector 0: the partition table */
+	RW_FAT_BOOT,       /* FAT32 boot sector + FSInfo */
+	RW_FAT_BACKUP,     /* their backup copy (sector 6) */
+	RW_FAT_TABLE1,     /* the first FAT (only the entries in use) */
+	RW_FAT_TABLE2,     /* the second FAT, the same bytes */
+	RW_FAT_DIRS,       /* FAT32 directory clusters */
+	RW_FAT_FILE,       /* a FAT32 file's clusters */
+	RW_EXT4_META,      /* an ext4 metadata page (superblocks, GDT, bitmaps,
+			    * inode tables, directory blocks, xattr blocks...) */
+	RW_EXT4_FILE,      /* an ext4 file's data extent */
+	RW_COUNT
+};
+
 struct region {
 	uint64_t start;
 	uint64_t len;
 	enum region_kind kind;
+	uint8_t what;           /* enum region_what */
 	union {
 		const uint8_t *mem;
 		struct {
@@ -55,10 +74,14 @@ void regions_free(struct regions *r);
 void *regions_own(struct regions *r, void *buf);
 
 int regions_add_mem(struct regions *r, uint64_t start, uint64_t len,
-		    const void *mem);
+		    const void *mem, enum region_what what);
 int regions_add_file(struct regions *r, uint64_t start, uint64_t len,
-		     uint32_t id, uint64_t off);
-int regions_add_zero(struct regions *r, uint64_t start, uint64_t len);
+		     uint32_t id, uint64_t off, enum region_what what);
+int regions_add_zero(struct regions *r, uint64_t start, uint64_t len,
+		     enum region_what what);
+
+/* "ext4 metadata", "FAT #1"... */
+const char *regions_what_name(enum region_what what);
 
 /* Sort, check, fill gaps, pad to size. -EINVAL (logged, naming both regions)
  * when two regions overlap or one ends past size. */
@@ -66,6 +89,13 @@ int regions_finalize(struct regions *r, uint64_t size);
 
 /* Index of the region holding byte off (off < size). */
 size_t regions_find(const struct regions *r, uint64_t off);
+
+/* Names a source file id for regions_dump (NULL: print the id). */
+typedef const char *(*regions_file_namer)(void *ctx, uint32_t id);
+
+/* One line per region, in disk order: start, end, length, kind, what, and
+ * for file regions the source file and the offset in it. */
+void regions_dump(const struct regions *r, FILE *f, regions_file_namer name, void *ctx);
 
 /* Read len bytes at off (clipped to size by the caller). Returns 0 or -errno. */
 int regions_read(const struct regions *r, void *buf, size_t len, uint64_t off,

@@ -700,7 +700,7 @@ static int filemap_fn(void *ctx, const struct ext2fs_extent *e)
 	if (ret)
 		return ret;
 	ret = regions_add_file(b->out, b->o->part_start + e->e_pblk * BS, len,
-			       fm->n->file, foff);
+			       fm->n->file, foff, RW_EXT4_FILE);
 	if (ret)
 		return ret;
 	b->data_blocks += e->e_len;
@@ -1929,7 +1929,7 @@ static int page_fn(void *ctx, uint64_t off, const uint8_t *page)
 	if (!regions_own(b->out, buf))
 		return -ENOMEM;
 	pc->bytes += MEMIO_PAGE;
-	return regions_add_mem(b->out, b->o->part_start + off, MEMIO_PAGE, buf);
+	return regions_add_mem(b->out, b->o->part_start + off, MEMIO_PAGE, buf, RW_EXT4_META);
 }
 
 static int store_to_regions(struct build *b, uint64_t *bytes)

@@ -721,7 +721,7 @@ static int emit_dir(struct emit *m, const struct fdir *d)
 			chain(m->fat, e->first, e->nclus);
 			ret = regions_add_file(m->out, m->data_start +
 					       (uint64_t)(e->first - 2) * m->p->cs,
-					       size, src->file, 0);
+					       size, src->file, 0, RW_FAT_FILE);
 			if (ret < 0)
 				return ret;
 		}
@@ -935,12 +935,13 @@ int fat32_build(const struct tree *t, const struct tree_node *dir,
 	uint64_t fat2 = fat1 + (uint64_t)g.fat_sectors * SECTOR;
 	uint64_t fatlen = ((uint64_t)used + 2) * 4;
 	assert(fatlen <= (uint64_t)g.fat_sectors * SECTOR);
-	if ((ret = regions_add_mem(out, ps, 2 * SECTOR, bootb)) < 0 ||
+	if ((ret = regions_add_mem(out, ps, 2 * SECTOR, bootb, RW_FAT_BOOT)) < 0 ||
 	    (ret = regions_add_mem(out, ps + BACKUP_SECTOR * SECTOR, 2 * SECTOR,
-				   bootb)) < 0 ||
-	    (ret = regions_add_mem(out, fat1, fatlen, fat)) < 0 ||
-	    (ret = regions_add_mem(out, fat2, fatlen, fat)) < 0 ||
-	    (ret = regions_add_mem(out, m.data_start, p.dir_clusters * cs, dirs)) < 0)
+				   bootb, RW_FAT_BACKUP)) < 0 ||
+	    (ret = regions_add_mem(out, fat1, fatlen, fat, RW_FAT_TABLE1)) < 0 ||
+	    (ret = regions_add_mem(out, fat2, fatlen, fat, RW_FAT_TABLE2)) < 0 ||
+	    (ret = regions_add_mem(out, m.data_start, p.dir_clusters * cs, dirs,
+				   RW_FAT_DIRS)) < 0)
 		goto out;
 	log_debug("FAT32: %u sectors/cluster, %u clusters, %u used (%" PRIu64
 		  " directory), FAT %u sectors", g.sectors_per_cluster, g.clusters,

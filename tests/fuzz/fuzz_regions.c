@@ -47,11 +47,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			ref[k] = kind == 0 ? 0 : kind == 1 ? mem[k] : (uint8_t)(id * 131 + 11 + (k - start));
 		}
 		if (kind == 0)
-			ret = regions_add_zero(&r, start, len);
+			ret = regions_add_zero(&r, start, len, RW_GAP);
 		else if (kind == 1)
-			ret = regions_add_mem(&r, start, len, mem + start);
+			ret = regions_add_mem(&r, start, len, mem + start, RW_EXT4_META);
 		else
-			ret = regions_add_file(&r, start, len, id, 11);
+			ret = regions_add_file(&r, start, len, id, 11, RW_EXT4_FILE);
 		if (ret)
 			abort();
 	}

@@ -26,23 +26,64 @@ static void test_overlap(void)
 	static const uint8_t m[16];
 
 	regions_init(&r);
-	CHECK(regions_add_mem(&r, 100, 16, m) == 0);
-	CHECK(regions_add_file(&r, 110, 10, 1, 0) == 0);
+	CHECK(regions_add_mem(&r, 100, 16, m, RW_GAP) == 0);
+	CHECK(regions_add_file(&r, 110, 10, 1, 0, RW_GAP) == 0);
 	CHECK(regions_finalize(&r, 1000) == -EINVAL);
 	regions_free(&r);
 
 	/* An overlap between two sorted runs. */
 	regions_init(&r);
-	CHECK(regions_add_mem(&r, 0, 16, m) == 0);
-	CHECK(regions_add_mem(&r, 200, 16, m) == 0);
-	CHECK(regions_add_file(&r, 100, 10, 1, 0) == 0);
-	CHECK(regions_add_file(&r, 210, 10, 1, 0) == 0);
+	CHECK(regions_add_mem(&r, 0, 16, m, RW_GAP) == 0);
+	CHECK(regions_add_mem(&r, 200, 16, m, RW_GAP) == 0);
+	CHECK(regions_add_file(&r, 100, 10, 1, 0, RW_GAP) == 0);
+	CHECK(regions_add_file(&r, 210, 10, 1, 0, RW_GAP) == 0);
 	CHECK(regions_finalize(&r, 1000) == -EINVAL);
 	regions_free(&r);
 
 	regions_init(&r);
-	CHECK(regions_add_mem(&r, 990, 16, m) == 0);
+	CHECK(regions_add_mem(&r, 990, 16, m, RW_GAP) == 0);
 	CHECK(regions_finalize(&r, 1000) == -EINVAL);   /* past the end */
+	regions_free(&r);
+}
+
+static const char *namer(void *ctx, uint32_t id)
+{
+	(void)ctx;
+	return id == 7 ? "boot/kernel8.img" : NULL;
+}
+
+/* Descriptions survive finalize; the dump prints one line per region with
+ * its description, the gaps as free, and file regions with their source. */
+static void test_dump(void)
+{
+	struct regions r;
+	static const uint8_t m[512];
+	char *out = NULL;
+	size_t outlen = 0;
+	FILE *f;
+
+	regions_init(&r);
+	CHECK(regions_add_mem(&r, 0, 512, m, RW_MBR) == 0);
+	CHECK(regions_add_file(&r, 4096, 100, 7, 3, RW_FAT_FILE) == 0);
+	CHECK(regions_add_file(&r, 8192, 100, 8, 0, RW_EXT4_FILE) == 0);
+	CHECK(regions_finalize(&r, 16384) == 0);
+	CHECK(r.n == 6);
+	CHECK(r.v[0].what == RW_MBR && r.v[1].what == RW_GAP && r.v[2].what == RW_FAT_FILE);
+	f = open_memstream(&out, &outlen);
+	CHECK(f != NULL);
+	if (f) {
+		regions_dump(&r, f, namer, NULL);
+		fclose(f);
+		CHECK(strstr(out, "memory MBR\n") != NULL);
+		CHECK(strstr(out, "zero   free\n") != NULL);
+		CHECK(strstr(out, "file   FAT32 file data: boot/kernel8.img @ 3\n") != NULL);
+		CHECK(strstr(out, "file   ext4 file data: file #8 @ 0\n") != NULL);
+		if (failures)
+			fputs(out, stderr);
+		free(out);
+	}
+	CHECK(!strcmp(regions_what_name(RW_EXT4_META), "ext4 metadata"));
+	CHECK(!strcmp(regions_what_name(RW_COUNT), "?"));
 	regions_free(&r);
 }
 
@@ -95,11 +136,11 @@ static void test_random(unsigned seed, int runs)
 	}
 	for (int i = 0; i < n; i++) {
 		if (rs[i].kind == 0)
-			CHECK(regions_add_zero(&r, rs[i].s, rs[i].l) == 0);
+			CHECK(regions_add_zero(&r, rs[i].s, rs[i].l, RW_GAP) == 0);
 		else if (rs[i].kind == 1)
-			CHECK(regions_add_mem(&r, rs[i].s, rs[i].l, mem + rs[i].s) == 0);
+			CHECK(regions_add_mem(&r, rs[i].s, rs[i].l, mem + rs[i].s, RW_GAP) == 0);
 		else
-			CHECK(regions_add_file(&r, rs[i].s, rs[i].l, rs[i].id, 5) == 0);
+			CHECK(regions_add_file(&r, rs[i].s, rs[i].l, rs[i].id, 5, RW_GAP) == 0);
 	}
 	CHECK(regions_finalize(&r, SIZE) == 0);
 	/* Invariants: contiguous, no empty region, ends at SIZE. */
@@ -136,6 +177,7 @@ static void test_random(unsigned seed, int runs)
 int main(void)
 {
 	test_overlap();
+	test_dump();
 	for (unsigned s = 1; s <= 20; s++)
 		test_random(s, 0);
 	for (int runs = 1; runs <= 18; runs++)
