@@ -99,6 +99,36 @@ static size_t utf8_seq_len(const unsigned char *s)
 	return fat_utf8_to_utf16(buf, u, 2) > 0 ? n : 1;
 }
 
+/* Copies s[from, to) into sfn[o, max) as short-name characters: periods
+ * and spaces dropped, what is not legal (every non-ASCII sequence) as '_',
+ * upper-cased; what does not fit is cut. Anything dropped, replaced or cut
+ * sets *lost. Returns the next free position. The extension holds no
+ * period (it follows the last one), so one rule serves base and extension. */
+static size_t sfn_part(const unsigned char *s, size_t from, size_t to, uint8_t *sfn, size_t o,
+		       size_t max, bool *lost)
+{
+	for (size_t i = from; i < to;) {
+		size_t n = utf8_seq_len(s + i);
+		unsigned char c = s[i];
+
+		i += n;
+		if (c == '.' || c == ' ') {
+			*lost = true;
+			continue;
+		}
+		if (o == max) {
+			*lost = true;
+			break;
+		}
+		if (n > 1 || !sfn_char_ok(c)) {
+			c = '_';
+			*lost = true;
+		}
+		sfn[o++] = to_upper(c);
+	}
+	return o;
+}
+
 /* Windows' basis-name algorithm (FAT spec 7.2 / Microsoft KB 142982),
  * with one deliberate difference: periods inside the base are dropped
  * rather than ending it, as Linux does ("a.b.c" -> "AB~1.C"), which keeps
@@ -126,45 +156,9 @@ void fat_name_basis(const char *name, uint8_t sfn[11], bool *lossy)
 			last = s + i;
 	size_t bend = last ? (size_t)(last - s) : len;
 
-	size_t o = 0;
-	for (i = start; i < bend;) {
-		size_t n = utf8_seq_len(s + i);
-		unsigned char c = s[i];
-		i += n;
-		if (c == '.' || c == ' ') {
-			lost = true;
-			continue;
-		}
-		if (o == 8) {
-			lost = true;
-			break;
-		}
-		if (n > 1 || !sfn_char_ok(c)) {
-			c = '_';
-			lost = true;
-		}
-		sfn[o++] = to_upper(c);
-	}
+	size_t o = sfn_part(s, start, bend, sfn, 0, 8, &lost);
 	if (last) {
-		o = 8;
-		for (i = bend + 1; i < len;) {
-			size_t n = utf8_seq_len(s + i);
-			unsigned char c = s[i];
-			i += n;
-			if (c == ' ') {
-				lost = true;
-				continue;
-			}
-			if (o == 11) {
-				lost = true;
-				break;
-			}
-			if (n > 1 || !sfn_char_ok(c)) {
-				c = '_';
-				lost = true;
-			}
-			sfn[o++] = to_upper(c);
-		}
+		o = sfn_part(s, bend + 1, len, sfn, 8, 11, &lost);
 		if (o == 8)
 			lost = true;    /* "name." : the trailing dot is lost */
 	}
