@@ -4,7 +4,7 @@
  *   CHECK(cond, fmt, ...)      the same with a message
  *   must(ok, what)             stop the test (exit 2): its setup broke
  *   put(path, text), put_bytes(path, data, len)    write a small file
- *   check_done(name)           the end of main(): report, exit status
+ *   check_done()               the end of main(): report, exit status
  *   finish(scratch)            check_done() after removing a scratch directory
  *
  * A test is one executable: exit 0 = pass, 1 = a check failed, 2 = setup.
@@ -12,6 +12,7 @@
 #ifndef RPIFS_TEST_CHECK_H
 #define RPIFS_TEST_CHECK_H
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -62,13 +63,14 @@ static inline void put(const char *path, const char *text)
 }
 
 /* The end of a test: report, exit status. */
-static inline int check_done(const char *name)
+static inline int check_done(void)
 {
 	if (failures) {
-		fprintf(stderr, "%s: %d check(s) failed\n", name, failures);
+		fprintf(stderr, "%s: %d check(s) failed\n", program_invocation_short_name,
+			failures);
 		return 1;
 	}
-	printf("%s: all checks passed\n", name);
+	printf("%s: all checks passed\n", program_invocation_short_name);
 	return 0;
 }
 
@@ -80,7 +82,7 @@ static inline int finish(const char *scratch)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", scratch);
 	if (system(cmd) != 0)
 		fprintf(stderr, "warning: could not remove %s\n", scratch);
-	return check_done(scratch);
+	return check_done();
 }
 
 #endif

@@ -24,5 +24,5 @@ int main(void)
 	CHECK(a == 0xd1fd9291f837f2e7ull && b == 0x73455f688cb2e9f6ull &&
 	      c == 0x63b240c435903f42ull && out[0] == 0xb8,
 	      "digest changed: every image's identifiers would change");
-	return check_done("digest");
+	return check_done();
 }

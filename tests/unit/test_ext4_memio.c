@@ -215,5 +215,5 @@ int main(void)
 	test_basic();
 	test_table();
 	test_fs();
-	return check_done("ext4_memio");
+	return check_done();
 }

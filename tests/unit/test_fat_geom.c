@@ -125,5 +125,5 @@ int main(void)
 		}
 	}
 
-	return check_done("fat_geom");
+	return check_done();
 }

@@ -245,5 +245,5 @@ int main(void)
 		CHECK(fat_utf8_to_utf16(big, u, 300) == 255, "255 units accepted");
 	}
 
-	return check_done("fat_names");
+	return check_done();
 }
