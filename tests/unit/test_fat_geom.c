@@ -17,9 +17,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include "check.h"
 #include "fat32.h"
-
-static int failures;
 
 struct row {
 	uint64_t bytes;
@@ -126,10 +125,5 @@ int main(void)
 		}
 	}
 
-	if (failures) {
-		printf("%d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("all fat_geom checks passed\n");
-	return 0;
+	return check_done();
 }

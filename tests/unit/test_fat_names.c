@@ -4,18 +4,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include "check.h"
 #include "fat_names.h"
 
-static int failures;
-
-#define CHECK(cond, ...) do {                                           \
-	if (!(cond)) {                                                  \
-		printf("FAIL %s:%d: ", __FILE__, __LINE__);             \
-		printf(__VA_ARGS__);                                    \
-		printf("\n");                                           \
-		failures++;                                             \
-	}                                                               \
-} while (0)
 
 static void show(char out[12], const uint8_t sfn[11])
 {
@@ -254,10 +245,5 @@ int main(void)
 		CHECK(fat_utf8_to_utf16(big, u, 300) == 255, "255 units accepted");
 	}
 
-	if (failures) {
-		printf("%d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("all fat_names checks passed\n");
-	return 0;
+	return check_done();
 }

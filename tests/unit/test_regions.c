@@ -4,10 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "check.h"
 #include "regions.h"
 
-static int failures;
-#define CHECK(c) do { if (!(c)) { failures++; fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #c); } } while (0)
 
 /* "file" i holds bytes (i * 37 + off) & 0xff */
 static int reader(void *ctx, uint32_t id, void *buf, size_t len, uint64_t off)
@@ -182,7 +181,5 @@ int main(void)
 		test_random(s, 0);
 	for (int runs = 1; runs <= 18; runs++)
 		test_random(100 + (unsigned)runs, runs);
-	if (failures)
-		fprintf(stderr, "%d failures\n", failures);
-	return failures != 0;
+	return check_done();
 }

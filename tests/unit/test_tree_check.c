@@ -135,13 +135,9 @@ static void run(const char *base, unsigned fillers)
 int main(void)
 {
 	char base[] = "/tmp/rpifs-treecheck.XXXXXX";
-	char cmd[64];
 
 	must(mkdtemp(base) != NULL, "mkdtemp");
 	run(base, 0);           /* one thread */
 	run(base, 5120);        /* above PARALLEL_MIN_NODES: several */
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", base);
-	return failures ? 1 : 0;
+	return finish(base);
 }

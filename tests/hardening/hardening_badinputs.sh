@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# badinputs.sh - a catalogue of bad inputs: each ends in a clear error (a
+# hardening_badinputs.sh - a catalogue of bad inputs: each ends in a clear error (a
 # non-zero exit, a message naming the problem, nothing mounted) or in a
 # documented safe behaviour, and the source tree is unchanged (tree_sums
 # before/after). Already covered elsewhere, so not repeated here:
-#   tests/image/badinput.sh   missing ROOTFS, ROOTFS or MNT not a directory,
+#   tests/image/mount_badinput.sh missing ROOTFS, ROOTFS or MNT not a directory,
 #                             MNT missing/not empty/inside ROOTFS/already
 #                             mounted, bad option values, boot content
 #                             larger than --boot-size
@@ -11,8 +11,8 @@
 #   tests/image/fat_fsck.sh   no boot directory: an empty FAT32 that fsck.fat
 #                             accepts
 #   tests/image/writes.sh     a corrupt or stale persistent --overlay
-#   tests/image/srcchange.sh  the basic source-change cases
-#   tests/ext4/sizes.sh       --root-size below the need
+#   tests/image/source_change.sh the basic source-change cases
+#   tests/ext4/ext4_sizes.sh  --root-size below the need
 # Here: an unprivileged user (unreadable file, directory, ROOTFS; a root-only
 # /dev/fuse), --size below the need, no boot directory and --boot-dir leading
 # out of the tree, more MNT cases, no /dev/fuse, a daemon killed with SIGKILL,
@@ -179,7 +179,7 @@ for bd in nope ../outside/boot abslink etclink/nope; do
 done
 rm -f "$T/p1.img"
 
-# --- 4. MNT cases badinput.sh does not have ---------------------------------------
+# --- 4. MNT cases mount_badinput.sh does not have ---------------------------------
 mkdir -p "$T/dotmnt"; touch "$T/dotmnt/.hidden"
 refuse "$T/log" "MNT $T/dotmnt: not empty" "$RPIFS" "$r" "$T/dotmnt"
 refuse "$T/log" "MNT $r is inside ROOTFS" "$RPIFS" "$r" "$r"

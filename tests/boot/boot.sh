@@ -19,7 +19,7 @@ CACHE=$BUILD_ROOT/cache
 K=$(ls "$CACHE"/rootfs/boot/vmlinuz-* 2>/dev/null | head -1 || true)
 DTB=$CACHE/rootfs/boot/broadcom/bcm2837-rpi-3-b.dtb
 [ -n "$K" ] && [ -s "$DTB" ] ||
-	fail "no kernel in $CACHE/rootfs/boot: the build suite (build_slow) makes it; run it first"
+	fail "no kernel in $CACHE/rootfs/boot: the build suite (build_all) makes it; run it first"
 
 # busybox-static for arm64, cached.
 BB=$CACHE/busybox-static-arm64/bin/busybox

@@ -1,4 +1,4 @@
-/* test_memio.c - the memio page store and io_manager.
+/* test_ext4_memio.c - the memio page store and io_manager.
  *
  * Byte counts (count < 0), block size changes, partial pages, zero pages
  * never stored, zeroout/discard dropping pages (both the page walk and the
@@ -14,12 +14,9 @@
 #include <ext2fs/ext2fs.h>
 #include <et/com_err.h>
 
+#include "check.h"
 #include "ext4_memio.h"
 
-static int failures;
-
-#define CHECK(c) do { if (!(c)) { fprintf(stderr, "%s:%d: CHECK(%s) failed\n", \
-	__FILE__, __LINE__, #c); failures++; } } while (0)
 
 static io_channel open_chan(struct memio_store *s)
 {
@@ -218,7 +215,5 @@ int main(void)
 	test_basic();
 	test_table();
 	test_fs();
-	if (failures)
-		fprintf(stderr, "%d failures\n", failures);
-	return failures ? 1 : 0;
+	return check_done();
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# adversarial.sh - N seeded adversarial trees (advtree.py: every kind of
+# hardening_adversarial.sh - N seeded adversarial trees (advtree.py: every kind of
 # name, link, special file, xattr, sparse file, owner, mode and time), each
 # served by rpifs and checked with tools rpifs did not write:
 #   - e2fsck -fn on partition 2 in place: exit 0, nothing but its passes

@@ -11,7 +11,7 @@
 . "$TESTS_DIR/ext4/lib_ext4.sh"
 need_root
 need e2fsck debugfs python3
-EXT4_IMAGE=${1:?usage: keep_times.sh PATH_TO_ext4_image}
+EXT4_IMAGE=${1:?usage: ext4_keep_times.sh PATH_TO_ext4_image}
 
 python3 "$E4/mktree.py" "$T/root" || fail "fixture generator failed"
 $COMPARE snap "$T/root" "$T/snap.json" --skip boot || fail "snapshot failed"
