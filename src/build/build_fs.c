@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "build_fs.h"
 #include "log.h"
+#include "vector.h"
 
 static void oom(void)
 {
@@ -82,16 +83,11 @@ int fs_read(const char *path, char **out, size_t *len)
 	for (;;) {
 		ssize_t r;
 
-		if (cap - n < 4096) {
-			char *nb;
-
-			cap = cap ? cap * 2 : 8192;
-			nb = realloc(buf, cap + 1);
-			if (!nb)
-				oom();
-			buf = nb;
-		}
-		r = read(fd, buf + n, cap - n);
+		/* At least 4 KiB free for the read, and a byte for the NUL. */
+		ret = VEC_RESERVE(buf, cap, n + 4096 + 1, 8192);
+		if (ret)
+			goto out;
+		r = read(fd, buf + n, cap - n - 1);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -242,7 +238,7 @@ int fs_unmount_below(const char *path)
 {
 	char line[8192], mp[4096], *real = realpath(path, NULL);
 	char **found = NULL;
-	size_t n = 0, len;
+	size_t n = 0, cap = 0, len;
 	FILE *f;
 	int ret = 0;
 
@@ -260,9 +256,10 @@ int fs_unmount_below(const char *path)
 		unescape_octal(mp);
 		if (strncmp(mp, real, len) || (mp[len] != '/' && mp[len] != '\0'))
 			continue;
-		found = realloc(found, (n + 1) * sizeof(*found));
-		if (!found)
-			oom();
+		if (VEC_RESERVE(found, cap, n + 1, 8) < 0) {
+			ret = -ENOMEM;
+			break;
+		}
 		found[n++] = xstrdup(mp);
 	}
 	fclose(f);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include "build_fs.h"
 #include "build_run.h"
+#include "vector.h"
 
 static int write_full(int fd, const char *p, size_t n)
 {
@@ -31,22 +32,21 @@ static int write_full(int fd, const char *p, size_t n)
 
 char *run_cmdline(char *const *argv)
 {
-	size_t cap = 256, len = 0;
-	char *s = malloc(cap);
+	size_t cap = 0, len = 0;
+	char *s = NULL;
 
-	if (!s)
+	if (VEC_RESERVE(s, cap, 1, 256) < 0)
 		return xstrdup("?");
 	s[0] = '\0';
 	for (; *argv; argv++) {
 		const char *a = *argv;
 		bool quote = !*a || strpbrk(a, " \t\n'\"\\$`*?;&|<>()[]{}!#~") != NULL;
+		/* Worst case: every byte a quote (4 bytes), two quotes, a space. */
 		size_t need = strlen(a) * 4 + 4;
 
-		if (len + need + 1 > cap) {
-			cap = (len + need + 1) * 2;
-			s = realloc(s, cap);
-			if (!s)
-				return xstrdup("?");
+		if (VEC_RESERVE(s, cap, len + need + 1, 256) < 0) {
+			free(s);
+			return xstrdup("?");
 		}
 		if (len)
 			s[len++] = ' ';
