@@ -12,9 +12,9 @@
 #include "build_opts.h"
 
 /* The disk id this ROOTFS uses (never 0). */
-uint32_t config_disk_id(const struct build_opts *o);
+uint32_t build_config_disk_id(const struct build_opts *o);
 
-int config_check(struct build_opts *o);
-int config_run(struct build_opts *o, int index, int count);
+int build_config_check(struct build_opts *o);
+int build_config_run(struct build_opts *o, int index, int count);
 
 #endif
