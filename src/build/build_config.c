@@ -14,24 +14,19 @@
 #include "build_config.h"
 #include "build_fs.h"
 #include "build_stage.h"
+#include "cmdline.h"
 #include "digest.h"
 #include "log.h"
 
-/* "PARTUUID=xxxxxxxx-02" in cmdline.txt: the id rpifs's mount will use. */
+/* root=PARTUUID=xxxxxxxx-02 in cmdline.txt, read by the function rpifs's
+ * mount reads it with (cmdline.h): the id the mount will use. 0: none. */
 static uint32_t id_from_cmdline(const char *rootfs)
 {
-	char *path = build_xasprintf("%s/boot/cmdline.txt", rootfs), *text = NULL, *p;
+	char *path = build_xasprintf("%s/boot/cmdline.txt", rootfs), *text = NULL;
 	uint32_t id = 0;
 
-	if (build_fs_read(path, &text, NULL) == 0) {
-		for (p = text; !id && (p = strstr(p, "root=PARTUUID=")); p++) {
-			char *end;
-			unsigned long v = strtoul(p + 14, &end, 16);
-
-			if (end == p + 22 && *end == '-')
-				id = (uint32_t)v;
-		}
-	}
+	if (build_fs_read(path, &text, NULL) == 0 && cmdline_disk_id(text, &id))
+		id = 0;
 	free(text);
 	free(path);
 	return id;

@@ -4,6 +4,7 @@
  * disk id back from it and writes it into the image's MBR, so the two always
  * agree. This stage chooses the id: --disk-id, else the one cmdline.txt
  * already has (stable across runs), else one derived from ROOTFS's path.
+ * Both read cmdline.txt with the engine's cmdline_disk_id() (cmdline.h).
  */
 #ifndef RPIFS_BUILD_CONFIG_H
 #define RPIFS_BUILD_CONFIG_H
