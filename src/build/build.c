@@ -1,6 +1,8 @@
-/* build.c - `rpifs build STAGE ROOTFS [OPTIONS]`: run one stage or all. */
+/* build.c - `rpifs build STAGE ROOTFS [OPTIONS]`: run one stage or all;
+ * the allocation helpers every build file uses. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,35 @@
 #include "build_stage.h"
 #include "log.h"
 
+static void oom(void)
+{
+	fputs("rpifs: error: out of memory\n", stderr);
+	exit(1);
+}
+
+char *build_xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		oom();
+	return s;
+}
+
+char *build_xstrdup(const char *s)
+{
+	char *d = strdup(s);
+
+	if (!d)
+		oom();
+	return d;
+}
+
 struct stage_def {
 	enum build_cmd cmd;
 	int (*check)(struct build_opts *o);
@@ -25,10 +56,10 @@ struct stage_def {
 
 /* The order `build all` runs them in: each needs the ones before. */
 static const struct stage_def stages[] = {
-	{ CMD_ROOTFS, rootfs_check, rootfs_run },
-	{ CMD_KERNEL, kernel_check, kernel_run },
-	{ CMD_FIRMWARE, firmware_check, firmware_run },
-	{ CMD_CONFIG, config_check, config_run },
+	{ CMD_ROOTFS, build_rootfs_check, build_rootfs_run },
+	{ CMD_KERNEL, build_kernel_check, build_kernel_run },
+	{ CMD_FIRMWARE, build_firmware_check, build_firmware_run },
+	{ CMD_CONFIG, build_config_check, build_config_run },
 };
 #define N_STAGES (int)(sizeof(stages) / sizeof(stages[0]))
 
@@ -36,8 +67,8 @@ static const struct stage_def stages[] = {
  * trees and stamps. The lock lives (and dies) with the process. */
 static int lock_state(const struct build_opts *o, int *fd)
 {
-	char *p = xasprintf("%s/lock", o->state_dir);
-	int ret = fs_mkdir_p(o->state_dir, 0755);
+	char *p = build_xasprintf("%s/lock", o->state_dir);
+	int ret = build_fs_mkdir_p(o->state_dir, 0755);
 
 	*fd = -1;
 	if (ret) {
@@ -64,9 +95,11 @@ out:
  * it): remove it before it piles up. */
 static void clean_scratch(const struct build_opts *o)
 {
-	char *tmp = xasprintf("%s/tmp", o->state_dir);
-	int ret = fs_is_dir(tmp) && !fs_dir_is_empty(tmp) ? fs_remove_tree(tmp) : 0;
+	char *tmp = build_xasprintf("%s/tmp", o->state_dir);
+	int ret = 0;
 
+	if (build_fs_is_dir(tmp) && !build_fs_dir_is_empty(tmp))
+		ret = build_fs_remove_tree(tmp);
 	if (ret)
 		log_warn("%s: cannot remove leftovers: %s", tmp, strerror(-ret));
 	free(tmp);
@@ -109,7 +142,7 @@ int build_main(int argc, char **argv)
 			ret = stages[i].run(&o, ++index, count);
 	if (count > 1) {
 		clock_gettime(CLOCK_MONOTONIC, &t1);
-		stage_fmt_elapsed((double)(t1.tv_sec - t0.tv_sec), el, sizeof(el));
+		build_stage_fmt_elapsed((double)(t1.tv_sec - t0.tv_sec), el, sizeof(el));
 		fprintf(stderr, "rpifs: build %s: %s after %s\n", o.cmd_name,
 			ret ? "stopped" : "done", el);
 	}

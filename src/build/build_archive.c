@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
+#include "build.h"
 #include "build_archive.h"
-#include "build_fs.h"
 #include "log.h"
 
 #define MAX_DEPTH 256       /* directory levels below the root */
@@ -35,7 +35,7 @@ static int clean_path(const char *path, char **out, const char **why)
 		*why = "absolute path";
 		return -EPERM;
 	}
-	copy = xstrdup(path);
+	copy = build_xstrdup(path);
 	for (s = copy; (p = strsep(&s, "/")); ) {
 		if (!strcmp(p, "..")) {
 			*why = "\"..\" in the path";
@@ -44,7 +44,7 @@ static int clean_path(const char *path, char **out, const char **why)
 		}
 	}
 	free(copy);
-	p = xstrdup(path);
+	p = build_xstrdup(path);
 	s = p;
 	while (s[0] == '.' && s[1] == '/')
 		for (s += 2; *s == '/'; s++)
@@ -70,7 +70,7 @@ static bool link_stays_inside(const char *entry, const char *target)
 	for (const char *p = entry; *p; p++)
 		if (*p == '/')
 			depth++;
-	copy = xstrdup(target);
+	copy = build_xstrdup(target);
 	for (s = copy; (c = strsep(&s, "/")); ) {
 		if (!*c || !strcmp(c, "."))
 			continue;
@@ -96,7 +96,7 @@ static int resolve(int rootfd, const char *path, bool create, bool follow_last,
 		   int *pfd, char **last)
 {
 	int stack[MAX_DEPTH], depth = 0, links = 0, ret = 0;
-	char *work = xstrdup(path), *p = work;
+	char *work = build_xstrdup(path), *p = work;
 
 	stack[0] = rootfd;
 	*pfd = -1;
@@ -110,7 +110,7 @@ static int resolve(int rootfd, const char *path, bool create, bool follow_last,
 		while (*p == '/')
 			p++;
 		if (!*p) {
-			*last = xstrdup(".");
+			*last = build_xstrdup(".");
 			break;
 		}
 		len = strcspn(p, "/");
@@ -131,7 +131,7 @@ static int resolve(int rootfd, const char *path, bool create, bool follow_last,
 			continue;
 		}
 		if (is_last && !follow_last) {
-			*last = xstrdup(comp);
+			*last = build_xstrdup(comp);
 			break;
 		}
 		if (fstatat(stack[depth], comp, &st, AT_SYMLINK_NOFOLLOW) < 0) {
@@ -140,7 +140,7 @@ static int resolve(int rootfd, const char *path, bool create, bool follow_last,
 				goto out;
 			}
 			if (is_last) {
-				*last = xstrdup(comp);
+				*last = build_xstrdup(comp);
 				break;
 			}
 			if (!create) {
@@ -171,13 +171,13 @@ static int resolve(int rootfd, const char *path, bool create, bool follow_last,
 			if (target[0] == '/')
 				while (depth > 0)
 					close(stack[depth--]);
-			nw = *rest ? xasprintf("%s/%s", target, rest) : xstrdup(target);
+			nw = *rest ? build_xasprintf("%s/%s", target, rest) : build_xstrdup(target);
 			free(work);
 			work = p = nw;
 			continue;
 		}
 		if (is_last) {
-			*last = xstrdup(comp);
+			*last = build_xstrdup(comp);
 			break;
 		}
 		if (!S_ISDIR(st.st_mode)) {
@@ -213,7 +213,7 @@ out:
 	return ret;
 }
 
-int archive_root_open(int rootfd, const char *path, int flags)
+int build_archive_root_open(int rootfd, const char *path, int flags)
 {
 	char *last = NULL;
 	int pfd, fd, ret;
@@ -557,7 +557,7 @@ out:
 	return ret;
 }
 
-int archive_extract(const char *archive, const char *root)
+int build_archive_extract(const char *archive, const char *root)
 {
 	struct xctx x = { .name = archive, .rootfd = -1, .owners = geteuid() == 0 };
 	struct archive *a = archive_read_new();

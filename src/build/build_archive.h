@@ -23,10 +23,10 @@
  * entry gives -EPERM. Errors are reported, naming the archive and entry.
  * On failure root may hold part of the archive: unpack into a scratch
  * directory and move the result into place. */
-int archive_extract(const char *archive, const char *root);
+int build_archive_extract(const char *archive, const char *root);
 
 /* open(2) path inside the directory rootfd, resolving symlinks as if
  * rootfd were "/". Returns an fd or -errno. */
-int archive_root_open(int rootfd, const char *path, int flags);
+int build_archive_root_open(int rootfd, const char *path, int flags);
 
 #endif

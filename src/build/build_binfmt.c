@@ -12,23 +12,24 @@
 #define BINFMT_DIR "/proc/sys/fs/binfmt_misc"
 #define ENTRY BINFMT_DIR "/qemu-aarch64"
 
-bool binfmt_native(void)
+bool build_binfmt_native(void)
 {
 	struct utsname u;
 
 	return uname(&u) == 0 && !strcmp(u.machine, "aarch64");
 }
 
-int binfmt_check_tools(void)
+int build_binfmt_check_tools(void)
 {
-	if (binfmt_native())
+	if (build_binfmt_native())
 		return 0;
-	if (!fs_have_program("qemu-aarch64-static") && access("/usr/bin/qemu-aarch64-static", X_OK)) {
+	if (!build_fs_have_program("qemu-aarch64-static") &&
+	    access("/usr/bin/qemu-aarch64-static", X_OK)) {
 		log_error("rootfs: qemu-aarch64-static not found: install the Debian package"
 			  " qemu-user-static (it runs the arm64 tree's programs)");
 		return -ENOENT;
 	}
-	if (!fs_have_program("update-binfmts") && access("/usr/sbin/update-binfmts", X_OK)) {
+	if (!build_fs_have_program("update-binfmts") && access("/usr/sbin/update-binfmts", X_OK)) {
 		log_error("rootfs: update-binfmts not found: install the Debian package"
 			  " binfmt-support");
 		return -ENOENT;
@@ -43,7 +44,7 @@ static int entry_state(char **interp)
 	int ret = 0;
 
 	*interp = NULL;
-	if (fs_read(ENTRY, &text, NULL))
+	if (build_fs_read(ENTRY, &text, NULL))
 		return 0;
 	if (strncmp(text, "enabled", 7))
 		goto out;
@@ -58,12 +59,12 @@ out:
 	return ret;
 }
 
-int binfmt_ensure(struct stage *s)
+int build_binfmt_ensure(struct stage *s)
 {
 	char *interp = NULL;
 	int st, ret = 0;
 
-	if (binfmt_native())
+	if (build_binfmt_native())
 		return 0;
 	if (access(BINFMT_DIR "/status", F_OK) &&
 	    mount("binfmt_misc", BINFMT_DIR, "binfmt_misc", 0, NULL) < 0) {
@@ -74,9 +75,10 @@ int binfmt_ensure(struct stage *s)
 	}
 	st = entry_state(&interp);
 	if (st == 0) {
-		stage_step(s, "registering qemu-aarch64 with binfmt_misc");
-		ret = stage_run(s, (char *[]){ "update-binfmts", "--enable", "qemu-aarch64", NULL },
-				NULL, NULL, NULL, NULL, NULL);
+		build_stage_step(s, "registering qemu-aarch64 with binfmt_misc");
+		ret = build_stage_run(s, (char *[]){ "update-binfmts", "--enable", "qemu-aarch64",
+						     NULL },
+				      NULL, NULL, NULL, NULL, NULL);
 		if (ret)
 			goto out;
 		free(interp);
@@ -93,7 +95,8 @@ int binfmt_ensure(struct stage *s)
 			  " update-binfmts --enable qemu-aarch64)");
 		ret = -EPROTO;
 	} else {
-		stage_log(s, "# binfmt: qemu-aarch64 enabled, interpreter %s", interp ? interp : "?");
+		build_stage_log(s, "# binfmt: qemu-aarch64 enabled, interpreter %s",
+				interp ? interp : "?");
 	}
 out:
 	free(interp);

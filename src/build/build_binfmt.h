@@ -14,11 +14,11 @@
 #include "build_stage.h"
 
 /* Is this host arm64 (no emulation needed)? */
-bool binfmt_native(void);
+bool build_binfmt_native(void);
 /* Programs and packages needed; reports what is missing. 0 or -ENOENT. */
-int binfmt_check_tools(void);
+int build_binfmt_check_tools(void);
 /* Mount binfmt_misc if needed, enable qemu-aarch64 (update-binfmts) when
  * it is not, verify the entry (enabled, F flag). 0 or -errno (reported). */
-int binfmt_ensure(struct stage *s);
+int build_binfmt_ensure(struct stage *s);
 
 #endif

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include "build.h"
 #include "build_board.h"
 #include "build_data.h"
 #include "build_fs.h"
@@ -12,15 +13,15 @@
 static char *known_boards(const char *dir)
 {
 	struct dirent **ents = NULL;
-	char *list = xstrdup("");
+	char *list = build_xstrdup("");
 	int n = dir ? scandir(dir, &ents, NULL, alphasort) : -1;
 
 	for (int i = 0; i < n; i++) {
 		size_t len = strlen(ents[i]->d_name);
 
 		if (len > 5 && !strcmp(ents[i]->d_name + len - 5, ".conf")) {
-			char *l = xasprintf("%s%s%.*s", list, *list ? " " : "", (int)(len - 5),
-					    ents[i]->d_name);
+			char *l = build_xasprintf("%s%s%.*s", list, *list ? " " : "",
+						  (int)(len - 5), ents[i]->d_name);
 
 			free(list);
 			list = l;
@@ -65,13 +66,13 @@ static int parse(struct board *b, const char *path, char *text)
 		val = trim(eq + 1);
 		if (!strcmp(key, "description")) {
 			free(b->description);
-			b->description = xstrdup(val);
+			b->description = build_xstrdup(val);
 		} else if (!strcmp(key, "dtb")) {
 			free(b->dtb);
-			b->dtb = xstrdup(val);
+			b->dtb = build_xstrdup(val);
 		} else if (!strcmp(key, "console")) {
 			free(b->console);
-			b->console = xstrdup(val);
+			b->console = build_xstrdup(val);
 		} else if (!strcmp(key, "firmware")) {
 			char *s2 = NULL, *f;
 
@@ -81,14 +82,14 @@ static int parse(struct board *b, const char *path, char *text)
 					log_error("%s:%d: bad firmware list", path, lineno);
 					return -EINVAL;
 				}
-				b->firmware[b->n_firmware++] = xstrdup(f);
+				b->firmware[b->n_firmware++] = build_xstrdup(f);
 			}
 		} else if (!strcmp(key, "config")) {
 			if (b->n_config == BOARD_MAX_CONFIG) {
 				log_error("%s:%d: too many config lines", path, lineno);
 				return -EINVAL;
 			}
-			b->config[b->n_config++] = xstrdup(val);
+			b->config[b->n_config++] = build_xstrdup(val);
 		} else {
 			log_error("%s:%d: unknown key '%s'", path, lineno, key);
 			return -EINVAL;
@@ -101,7 +102,7 @@ static int parse(struct board *b, const char *path, char *text)
 	return 0;
 }
 
-int board_load(const char *name, struct board *b)
+int build_board_load(const char *name, struct board *b)
 {
 	char *rel = NULL, *path = NULL, *searched = NULL, *text = NULL;
 	int ret;
@@ -112,13 +113,14 @@ int board_load(const char *name, struct board *b)
 		log_error("--board %s: not a board name", name);
 		goto out;
 	}
-	rel = xasprintf("boards/%s.conf", name);
-	ret = data_find(rel, &path, &searched);
+	rel = build_xasprintf("boards/%s.conf", name);
+	ret = build_data_find(rel, &path, &searched);
 	if (ret) {
 		char *probe = NULL, *dir = NULL, *known;
 
-		if (!data_find("boards/rpi3.conf", &probe, NULL))
-			dir = xasprintf("%.*s", (int)(strlen(probe) - strlen("/rpi3.conf")), probe);
+		if (!build_data_find("boards/rpi3.conf", &probe, NULL))
+			dir = build_xasprintf("%.*s", (int)(strlen(probe) - strlen("/rpi3.conf")),
+					      probe);
 		known = known_boards(dir);
 		if (*known)
 			log_error("--board %s: unknown board (known: %s)", name, known);
@@ -130,16 +132,16 @@ int board_load(const char *name, struct board *b)
 		free(probe);
 		goto out;
 	}
-	ret = fs_read(path, &text, NULL);
+	ret = build_fs_read(path, &text, NULL);
 	if (ret) {
 		log_error("%s: %s", path, strerror(-ret));
 		goto out;
 	}
-	b->name = xstrdup(name);
+	b->name = build_xstrdup(name);
 	ret = parse(b, path, text);
 out:
 	if (ret)
-		board_free(b);
+		build_board_free(b);
 	free(text);
 	free(searched);
 	free(path);
@@ -147,7 +149,7 @@ out:
 	return ret;
 }
 
-void board_free(struct board *b)
+void build_board_free(struct board *b)
 {
 	free(b->name);
 	free(b->description);

@@ -23,7 +23,7 @@ struct board {
 
 /* 0, or -ENOENT for an unknown board (reported, with the known ones), or
  * -EINVAL for a malformed profile (reported). */
-int board_load(const char *name, struct board *b);
-void board_free(struct board *b);
+int build_board_load(const char *name, struct board *b);
+void build_board_free(struct board *b);
 
 #endif

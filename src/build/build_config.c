@@ -9,34 +9,30 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "build.h"
 #include "build_board.h"
 #include "build_config.h"
 #include "build_fs.h"
 #include "build_stage.h"
+#include "cmdline.h"
 #include "digest.h"
 #include "log.h"
 
-/* "PARTUUID=xxxxxxxx-02" in cmdline.txt: the id rpifs's mount will use. */
+/* root=PARTUUID=xxxxxxxx-02 in cmdline.txt, read by the function rpifs's
+ * mount reads it with (cmdline.h): the id the mount will use. 0: none. */
 static uint32_t id_from_cmdline(const char *rootfs)
 {
-	char *path = xasprintf("%s/boot/cmdline.txt", rootfs), *text = NULL, *p;
+	char *path = build_xasprintf("%s/boot/cmdline.txt", rootfs), *text = NULL;
 	uint32_t id = 0;
 
-	if (fs_read(path, &text, NULL) == 0) {
-		for (p = text; !id && (p = strstr(p, "root=PARTUUID=")); p++) {
-			char *end;
-			unsigned long v = strtoul(p + 14, &end, 16);
-
-			if (end == p + 22 && *end == '-')
-				id = (uint32_t)v;
-		}
-	}
+	if (build_fs_read(path, &text, NULL) == 0 && cmdline_disk_id(text, &id))
+		id = 0;
 	free(text);
 	free(path);
 	return id;
 }
 
-uint32_t config_disk_id(const struct build_opts *o)
+uint32_t build_config_disk_id(const struct build_opts *o)
 {
 	struct digest d;
 	uint32_t id;
@@ -57,29 +53,29 @@ uint32_t config_disk_id(const struct build_opts *o)
  * installed, else the newest vmlinuz-* (then Image, kernel8.img). */
 static int pick_kernel(const struct build_opts *o, char **name)
 {
-	char *boot = xasprintf("%s/boot", o->rootfs), *relf = NULL, *rel = NULL, *p;
+	char *boot = build_xasprintf("%s/boot", o->rootfs), *relf = NULL, *rel = NULL, *p;
 	struct dirent **ents = NULL;
 	time_t newest = 0;
 	int n, ret = 0;
 
 	*name = NULL;
 	if (o->kernel) {
-		p = xasprintf("%s/%s", boot, o->kernel);
-		if (!fs_is_nonempty_file(p)) {
+		p = build_xasprintf("%s/%s", boot, o->kernel);
+		if (!build_fs_is_nonempty_file(p)) {
 			log_error("--kernel %s: no such file in %s", o->kernel, boot);
 			ret = -ENOENT;
 		} else {
-			*name = xstrdup(o->kernel);
+			*name = build_xstrdup(o->kernel);
 		}
 		free(p);
 		goto out;
 	}
-	relf = xasprintf("%s/kernel-release", o->state_dir);
-	if (fs_read(relf, &rel, NULL) == 0) {
+	relf = build_xasprintf("%s/kernel-release", o->state_dir);
+	if (build_fs_read(relf, &rel, NULL) == 0) {
 		rel[strcspn(rel, "\n")] = '\0';
-		p = xasprintf("%s/vmlinuz-%s", boot, rel);
-		if (fs_is_nonempty_file(p))
-			*name = xasprintf("vmlinuz-%s", rel);
+		p = build_xasprintf("%s/vmlinuz-%s", boot, rel);
+		if (build_fs_is_nonempty_file(p))
+			*name = build_xasprintf("vmlinuz-%s", rel);
 		free(p);
 		if (*name)
 			goto out;
@@ -88,11 +84,11 @@ static int pick_kernel(const struct build_opts *o, char **name)
 	for (int i = 0; i < n; i++) {
 		struct stat st;
 
-		p = xasprintf("%s/%s", boot, ents[i]->d_name);
+		p = build_xasprintf("%s/%s", boot, ents[i]->d_name);
 		if (!strncmp(ents[i]->d_name, "vmlinuz-", 8) && stat(p, &st) == 0 &&
 		    S_ISREG(st.st_mode) && st.st_size > 0 && (!*name || st.st_mtime >= newest)) {
 			free(*name);
-			*name = xstrdup(ents[i]->d_name);
+			*name = build_xstrdup(ents[i]->d_name);
 			newest = st.st_mtime;
 		}
 		free(p);
@@ -101,9 +97,9 @@ static int pick_kernel(const struct build_opts *o, char **name)
 	free(ents);
 	for (const char *const *f = (const char *const[]){ "Image", "kernel8.img", NULL };
 	     !*name && *f; f++) {
-		p = xasprintf("%s/%s", boot, *f);
-		if (fs_is_nonempty_file(p))
-			*name = xstrdup(*f);
+		p = build_xasprintf("%s/%s", boot, *f);
+		if (build_fs_is_nonempty_file(p))
+			*name = build_xstrdup(*f);
 		free(p);
 	}
 	if (!*name) {
@@ -120,16 +116,17 @@ out:
 
 static char *config_txt(const struct board *b, const char *kernel)
 {
-	char *s = xasprintf("# Written by `rpifs build config --board %s`; it rewrites this file.\n"
-			    "# %s\n"
-			    "# A 64-bit kernel on a Pi 3 needs arm_64bit=1.\n"
-			    "arm_64bit=1\n"
-			    "kernel=%s\n"
-			    "device_tree=%s\n",
-			    b->name, b->description ? b->description : b->name, kernel, b->dtb);
+	char *s = build_xasprintf(
+		"# Written by `rpifs build config --board %s`; it rewrites this file.\n"
+		"# %s\n"
+		"# A 64-bit kernel on a Pi 3 needs arm_64bit=1.\n"
+		"arm_64bit=1\n"
+		"kernel=%s\n"
+		"device_tree=%s\n",
+		b->name, b->description ? b->description : b->name, kernel, b->dtb);
 
 	for (int i = 0; i < b->n_config; i++) {
-		char *t = xasprintf("%s%s\n", s, b->config[i]);
+		char *t = build_xasprintf("%s%s\n", s, b->config[i]);
 
 		free(s);
 		s = t;
@@ -139,17 +136,18 @@ static char *config_txt(const struct board *b, const char *kernel)
 
 static char *cmdline_txt(const char *console, uint32_t id)
 {
-	char *copy = xstrdup(console), *save = NULL, *c, *s = xstrdup("");
+	char *copy = build_xstrdup(console), *save = NULL, *c, *s = build_xstrdup("");
 
 	for (c = strtok_r(copy, " ", &save); c; c = strtok_r(NULL, " ", &save)) {
-		char *t = xasprintf("%sconsole=%s ", s, c);
+		char *t = build_xasprintf("%sconsole=%s ", s, c);
 
 		free(s);
 		s = t;
 	}
 	free(copy);
 	/* One line: the firmware passes the first line only. */
-	copy = xasprintf("%sroot=PARTUUID=%08" PRIx32 "-02 rootfstype=ext4 rootwait\n", s, id);
+	copy = build_xasprintf("%sroot=PARTUUID=%08" PRIx32 "-02 rootfstype=ext4 rootwait\n", s,
+			       id);
 	free(s);
 	return copy;
 }
@@ -158,12 +156,12 @@ static char *cmdline_txt(const char *console, uint32_t id)
  * step when the id changes (only a file rpifs wrote is touched). */
 static int update_fstab(struct stage *s, const struct build_opts *o, uint32_t id)
 {
-	char *path = xasprintf("%s/etc/fstab", o->rootfs), *text = NULL, *p;
+	char *path = build_xasprintf("%s/etc/fstab", o->rootfs), *text = NULL, *p;
 	char want[16];
 	bool changed = false;
 	int ret = 0;
 
-	if (fs_read(path, &text, NULL) || !strstr(text, "rpifs build rootfs"))
+	if (build_fs_read(path, &text, NULL) || !strstr(text, "rpifs build rootfs"))
 		goto out;
 	snprintf(want, sizeof(want), "%08" PRIx32, id);
 	for (p = text; (p = strstr(p, "PARTUUID=")); p += 9) {
@@ -178,11 +176,11 @@ static int update_fstab(struct stage *s, const struct build_opts *o, uint32_t id
 		}
 	}
 	if (changed) {
-		ret = fs_write_atomic(path, text, strlen(text), 0644);
+		ret = build_fs_write_atomic(path, text, strlen(text), 0644);
 		if (ret)
 			log_error("%s: %s", path, strerror(-ret));
 		else
-			stage_say(s, "etc/fstab updated to disk id %s", want);
+			build_stage_say(s, "etc/fstab updated to disk id %s", want);
 	}
 out:
 	free(text);
@@ -196,12 +194,12 @@ static int put(const char *path, const char *text)
 	char *cur = NULL;
 	int ret;
 
-	if (fs_read(path, &cur, NULL) == 0 && !strcmp(cur, text)) {
+	if (build_fs_read(path, &cur, NULL) == 0 && !strcmp(cur, text)) {
 		free(cur);
 		return 0;
 	}
 	free(cur);
-	ret = fs_write_atomic(path, text, strlen(text), 0644);
+	ret = build_fs_write_atomic(path, text, strlen(text), 0644);
 	if (ret) {
 		log_error("%s: %s", path, strerror(-ret));
 		return ret;
@@ -209,36 +207,36 @@ static int put(const char *path, const char *text)
 	return 1;
 }
 
-int config_check(struct build_opts *o)
+int build_config_check(struct build_opts *o)
 {
 	struct board b;
-	int ret = board_load(o->board, &b);
+	int ret = build_board_load(o->board, &b);
 
-	board_free(&b);
+	build_board_free(&b);
 	return ret;
 }
 
-int config_run(struct build_opts *o, int index, int count)
+int build_config_run(struct build_opts *o, int index, int count)
 {
-	char *boot = xasprintf("%s/boot", o->rootfs), *kernel = NULL;
+	char *boot = build_xasprintf("%s/boot", o->rootfs), *kernel = NULL;
 	char *cfg_path = NULL, *cmd_path = NULL, *cfg = NULL, *cmd = NULL, *dtb = NULL;
 	struct board b = { 0 };
 	struct stage s;
-	uint32_t id = config_disk_id(o);
+	uint32_t id = build_config_disk_id(o);
 	int ret, w1, w2;
 
-	ret = stage_begin(&s, o->state_dir, "config", index, count);
+	ret = build_stage_begin(&s, o->state_dir, "config", index, count);
 	if (ret)
 		goto out_nostage;
-	ret = board_load(o->board, &b);
+	ret = build_board_load(o->board, &b);
 	if (ret)
 		goto out;
-	if (!fs_is_dir(o->rootfs)) {
+	if (!build_fs_is_dir(o->rootfs)) {
 		log_error("%s: no such directory (run `rpifs build rootfs` first)", o->rootfs);
 		ret = -ENOENT;
 		goto out;
 	}
-	ret = fs_mkdir_p(boot, 0755);
+	ret = build_fs_mkdir_p(boot, 0755);
 	if (ret) {
 		log_error("%s: %s", boot, strerror(-ret));
 		goto out;
@@ -246,15 +244,17 @@ int config_run(struct build_opts *o, int index, int count)
 	ret = pick_kernel(o, &kernel);
 	if (ret)
 		goto out;
-	dtb = xasprintf("%s/%s", boot, b.dtb);
-	if (!fs_is_nonempty_file(dtb))
-		stage_say(&s, "warning: %s is missing: the firmware will not find the device"
-			  " tree (does the kernel build for board %s?)", dtb, b.name);
+	dtb = build_xasprintf("%s/%s", boot, b.dtb);
+	if (!build_fs_is_nonempty_file(dtb))
+		build_stage_say(&s,
+				"warning: %s is missing: the firmware will not find the device"
+				" tree (does the kernel build for board %s?)",
+				dtb, b.name);
 	cfg = config_txt(&b, kernel);
 	cmd = cmdline_txt(o->console ? o->console : b.console, id);
-	cfg_path = xasprintf("%s/config.txt", boot);
-	cmd_path = xasprintf("%s/cmdline.txt", boot);
-	stage_log(&s, "config.txt:\n%scmdline.txt:\n%s", cfg, cmd);
+	cfg_path = build_xasprintf("%s/config.txt", boot);
+	cmd_path = build_xasprintf("%s/cmdline.txt", boot);
+	build_stage_log(&s, "config.txt:\n%scmdline.txt:\n%s", cfg, cmd);
 	if (o->force) {
 		unlink(cfg_path);
 		unlink(cmd_path);
@@ -268,15 +268,15 @@ int config_run(struct build_opts *o, int index, int count)
 	ret = update_fstab(&s, o, id);
 	if (ret)
 		goto out;
-	stage_detail(&s, "kernel=%s, disk id %08" PRIx32, kernel, id);
+	build_stage_detail(&s, "kernel=%s, disk id %08" PRIx32, kernel, id);
 	if (!w1 && !w2) {
-		stage_skip(&s, "config.txt and cmdline.txt already say this");
+		build_stage_skip(&s, "config.txt and cmdline.txt already say this");
 		goto out_nostage;
 	}
 out:
-	ret = stage_end(&s, ret);
+	ret = build_stage_end(&s, ret);
 out_nostage:
-	board_free(&b);
+	build_board_free(&b);
 	free(dtb);
 	free(cfg);
 	free(cmd);

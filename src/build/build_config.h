@@ -4,6 +4,7 @@
  * disk id back from it and writes it into the image's MBR, so the two always
  * agree. This stage chooses the id: --disk-id, else the one cmdline.txt
  * already has (stable across runs), else one derived from ROOTFS's path.
+ * Both read cmdline.txt with the engine's cmdline_disk_id() (cmdline.h).
  */
 #ifndef RPIFS_BUILD_CONFIG_H
 #define RPIFS_BUILD_CONFIG_H
@@ -12,9 +13,9 @@
 #include "build_opts.h"
 
 /* The disk id this ROOTFS uses (never 0). */
-uint32_t config_disk_id(const struct build_opts *o);
+uint32_t build_config_disk_id(const struct build_opts *o);
 
-int config_check(struct build_opts *o);
-int config_run(struct build_opts *o, int index, int count);
+int build_config_check(struct build_opts *o);
+int build_config_run(struct build_opts *o, int index, int count);
 
 #endif

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "build.h"
 #include "build_data.h"
-#include "build_fs.h"
 #include "build_paths.h"
 
 /* Is the running executable below the meson build root? Then the source
@@ -26,7 +26,7 @@ static bool running_from_build_tree(void)
 	return in;
 }
 
-int data_find(const char *name, char **path, char **searched)
+int build_data_find(const char *name, char **path, char **searched)
 {
 	const char *env = getenv("RPIFS_DATADIR");
 	const char *dirs[3];
@@ -46,7 +46,7 @@ int data_find(const char *name, char **path, char **searched)
 		dirs[n++] = RPIFS_SRC_DATADIR;
 	}
 	for (size_t i = 0; i < n; i++) {
-		char *p = xasprintf("%s/%s", dirs[i], name);
+		char *p = build_xasprintf("%s/%s", dirs[i], name);
 		char *l;
 
 		if (access(p, R_OK) == 0) {
@@ -54,7 +54,7 @@ int data_find(const char *name, char **path, char **searched)
 			free(list);
 			return 0;
 		}
-		l = list ? xasprintf("%s, %s", list, dirs[i]) : xstrdup(dirs[i]);
+		l = list ? build_xasprintf("%s, %s", list, dirs[i]) : build_xstrdup(dirs[i]);
 		free(list);
 		list = l;
 		free(p);

@@ -9,6 +9,6 @@
 
 /* Path of NAME ("rpi3-minimal.config", "boards/rpi3.conf"). 0 or -ENOENT
  * (*searched then lists where it looked; free both). */
-int data_find(const char *name, char **path, char **searched);
+int build_data_find(const char *name, char **path, char **searched);
 
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "build.h"
 #include "build_archive.h"
 #include "build_board.h"
 #include "build_firmware.h"
@@ -21,7 +22,7 @@
 
 static char *rel_join(const char *dir, const char *name)
 {
-	return *dir ? xasprintf("%s/%s", dir, name) : xstrdup(name);
+	return *dir ? build_xasprintf("%s/%s", dir, name) : build_xstrdup(name);
 }
 
 /* Size of dir/name inside rootfd when it is a non-empty regular file, else
@@ -29,7 +30,7 @@ static char *rel_join(const char *dir, const char *name)
 static long long fw_file_size(int rootfd, const char *dir, const char *name)
 {
 	char *p = rel_join(dir, name);
-	int fd = archive_root_open(rootfd, p, O_RDONLY);
+	int fd = build_archive_root_open(rootfd, p, O_RDONLY);
 	struct stat st;
 	long long ret;
 
@@ -49,7 +50,7 @@ static int score_dir(int rootfd, const char *dir, const struct board *b, char **
 {
 	int ok = 0;
 
-	*why = xstrdup("");
+	*why = build_xstrdup("");
 	for (int i = 0; i < b->n_firmware; i++) {
 		long long sz = fw_file_size(rootfd, dir, b->firmware[i]);
 		char *w;
@@ -58,8 +59,8 @@ static int score_dir(int rootfd, const char *dir, const struct board *b, char **
 			ok++;
 			continue;
 		}
-		w = xasprintf("%s%s%s %s", *why, **why ? ", " : "", b->firmware[i],
-			      sz == -ENOENT ? "missing" : "empty or not a file");
+		w = build_xasprintf("%s%s%s %s", *why, **why ? ", " : "", b->firmware[i],
+				    sz == -ENOENT ? "missing" : "empty or not a file");
 		free(*why);
 		*why = w;
 	}
@@ -76,7 +77,7 @@ static int find_fw_dir(int rootfd, const char *label, const struct board *b, cha
 
 	if (!queue)
 		return -ENOMEM;
-	queue[tail++] = xstrdup("");
+	queue[tail++] = build_xstrdup("");
 	*found = NULL;
 	while (head < tail) {
 		char *dir = queue[head++], *why = NULL;
@@ -85,7 +86,7 @@ static int find_fw_dir(int rootfd, const char *label, const struct board *b, cha
 		struct dirent *e;
 
 		if (score == b->n_firmware) {
-			*found = xstrdup(dir);
+			*found = build_xstrdup(dir);
 			free(why);
 			ret = 0;
 			break;
@@ -95,11 +96,11 @@ static int find_fw_dir(int rootfd, const char *label, const struct board *b, cha
 			free(best_why);
 			free(best);
 			best_why = why;
-			best = xstrdup(dir);
+			best = build_xstrdup(dir);
 		} else {
 			free(why);
 		}
-		fd = archive_root_open(rootfd, *dir ? dir : ".", O_RDONLY | O_DIRECTORY);
+		fd = build_archive_root_open(rootfd, *dir ? dir : ".", O_RDONLY | O_DIRECTORY);
 		d = fd >= 0 ? fdopendir(fd) : NULL;
 		if (!d) {
 			if (fd >= 0)
@@ -132,11 +133,11 @@ static int find_fw_dir(int rootfd, const char *label, const struct board *b, cha
 
 static int copy_in(int rootfd, const char *src, const char *dst)
 {
-	int fd = archive_root_open(rootfd, src, O_RDONLY), ret;
+	int fd = build_archive_root_open(rootfd, src, O_RDONLY), ret;
 
 	if (fd < 0)
 		return fd;
-	ret = fs_copy_fd_atomic(fd, dst, 0644);
+	ret = build_fs_copy_fd_atomic(fd, dst, 0644);
 	close(fd);
 	return ret;
 }
@@ -144,9 +145,11 @@ static int copy_in(int rootfd, const char *src, const char *dst)
 /* Replace boot/overlays with the source's overlays/ (regular files only). */
 static int copy_overlays(struct stage *s, int rootfd, const char *dir, const char *boot)
 {
-	char *src = rel_join(dir, "overlays"), *tmp = xasprintf("%s/overlays.rpifs-tmp", boot);
-	char *old = xasprintf("%s/overlays.rpifs-old", boot), *dst = xasprintf("%s/overlays", boot);
-	int fd = archive_root_open(rootfd, src, O_RDONLY | O_DIRECTORY), ret = 0, n = 0;
+	char *src = rel_join(dir, "overlays"),
+	     *tmp = build_xasprintf("%s/overlays.rpifs-tmp", boot);
+	char *old = build_xasprintf("%s/overlays.rpifs-old", boot),
+	     *dst = build_xasprintf("%s/overlays", boot);
+	int fd = build_archive_root_open(rootfd, src, O_RDONLY | O_DIRECTORY), ret = 0, n = 0;
 	struct dirent *e;
 	DIR *d;
 
@@ -158,7 +161,7 @@ static int copy_overlays(struct stage *s, int rootfd, const char *dir, const cha
 		close(fd);
 		goto out;
 	}
-	fs_remove_tree(tmp);
+	build_fs_remove_tree(tmp);
 	if (mkdir(tmp, 0755) < 0) {
 		ret = -errno;
 		closedir(d);
@@ -171,8 +174,8 @@ static int copy_overlays(struct stage *s, int rootfd, const char *dir, const cha
 		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    !S_ISREG(st.st_mode))
 			continue;
-		from = xasprintf("%s/%s", src, e->d_name);
-		to = xasprintf("%s/%s", tmp, e->d_name);
+		from = build_xasprintf("%s/%s", src, e->d_name);
+		to = build_xasprintf("%s/%s", tmp, e->d_name);
 		ret = copy_in(rootfd, from, to);
 		n++;
 		free(from);
@@ -180,19 +183,19 @@ static int copy_overlays(struct stage *s, int rootfd, const char *dir, const cha
 	}
 	closedir(d);
 	if (!ret) {
-		fs_remove_tree(old);
-		if (fs_exists(dst) && rename(dst, old) < 0)
+		build_fs_remove_tree(old);
+		if (build_fs_exists(dst) && rename(dst, old) < 0)
 			ret = -errno;
 		else if (rename(tmp, dst) < 0)
 			ret = -errno;
-		fs_remove_tree(old);
+		build_fs_remove_tree(old);
 	}
 	if (!ret)
-		stage_log(s, "# %d overlays installed", n);
+		build_stage_log(s, "# %d overlays installed", n);
 out:
 	if (ret) {
 		log_error("%s: %s", dst, strerror(-ret));
-		fs_remove_tree(tmp);
+		build_fs_remove_tree(tmp);
 	}
 	free(src);
 	free(tmp);
@@ -211,38 +214,39 @@ static int apt_download(struct stage *s, const struct build_opts *o, const char 
 	int ret, n;
 
 	*deb = NULL;
-	mirror = o->mirror ? xstrdup(o->mirror) : NULL;
-	if (!mirror && mirror_default(&mirror)) {
+	mirror = o->mirror ? build_xstrdup(o->mirror) : NULL;
+	if (!mirror && build_mirror_default(&mirror)) {
 		log_error("no Debian archive in the host's apt configuration: pass --mirror URL,"
 			  " or --from with the firmware files");
 		ret = -ENOENT;
 		goto out;
 	}
 	for (size_t i = 0; i < sizeof(sub) / sizeof(sub[0]); i++) {
-		char *p = xasprintf("%s/%s", dir, sub[i]);
+		char *p = build_xasprintf("%s/%s", dir, sub[i]);
 
-		ret = fs_mkdir_p(p, 0755);
+		ret = build_fs_mkdir_p(p, 0755);
 		free(p);
 		if (ret)
 			goto out;
 	}
-	text = xasprintf("deb [arch=arm64%s] %s %s non-free-firmware\n",
-			 access(KEYRING, R_OK) == 0 ? " signed-by=" KEYRING : "", mirror, o->suite);
-	list = xasprintf("%s/sources.list", dir);
-	ret = fs_write_atomic(list, text, strlen(text), 0644);
+	text = build_xasprintf("deb [arch=arm64%s] %s %s non-free-firmware\n",
+			       access(KEYRING, R_OK) == 0 ? " signed-by=" KEYRING : "", mirror,
+			       o->suite);
+	list = build_xasprintf("%s/sources.list", dir);
+	ret = build_fs_write_atomic(list, text, strlen(text), 0644);
 	free(text);
-	text = xasprintf("%s/status", dir);
+	text = build_xasprintf("%s/status", dir);
 	if (!ret)
-		ret = fs_write_atomic(text, "", 0, 0644);
+		ret = build_fs_write_atomic(text, "", 0, 0644);
 	if (ret)
 		goto out;
-	opt[0] = xasprintf("Dir::Etc::SourceList=%s", list);
-	opt[1] = xasprintf("Dir::Etc::SourceParts=%s/parts", dir);
-	opt[2] = xasprintf("Dir::State::Lists=%s/lists", dir);
-	opt[3] = xasprintf("Dir::State::status=%s/status", dir);
-	opt[4] = xasprintf("Dir::Cache=%s/cache", dir);
-	opt[5] = xasprintf("Dir::Etc::Preferences=%s/prefs", dir);
-	opt[6] = xasprintf("Dir::Etc::PreferencesParts=%s/prefs.d", dir);
+	opt[0] = build_xasprintf("Dir::Etc::SourceList=%s", list);
+	opt[1] = build_xasprintf("Dir::Etc::SourceParts=%s/parts", dir);
+	opt[2] = build_xasprintf("Dir::State::Lists=%s/lists", dir);
+	opt[3] = build_xasprintf("Dir::State::status=%s/status", dir);
+	opt[4] = build_xasprintf("Dir::Cache=%s/cache", dir);
+	opt[5] = build_xasprintf("Dir::Etc::Preferences=%s/prefs", dir);
+	opt[6] = build_xasprintf("Dir::Etc::PreferencesParts=%s/prefs.d", dir);
 	{
 		char *const update[] = {
 			"apt-get", "-q", "-o", opt[0], "-o", opt[1], "-o", opt[2], "-o", opt[3],
@@ -256,19 +260,21 @@ static int apt_download(struct stage *s, const struct build_opts *o, const char 
 		char *download[sizeof(update) / sizeof(update[0]) + 1];
 		size_t k = sizeof(update) / sizeof(update[0]) - 3;
 
-		stage_step(s, "apt-get update (%s %s non-free-firmware)", mirror, o->suite);
-		ret = stage_run(s, update, NULL, NULL, NULL, NULL, NULL);
+		build_stage_step(s, "apt-get update (%s %s non-free-firmware)", mirror, o->suite);
+		ret = build_stage_run(s, update, NULL, NULL, NULL, NULL, NULL);
 		if (ret) {
-			stage_say(s, "cannot read the package lists of %s %s: is the mirror"
-				  " reachable? (--mirror URL, or --from DIR|FILE)", mirror, o->suite);
+			build_stage_say(s,
+					"cannot read the package lists of %s %s: is the mirror"
+					" reachable? (--mirror URL, or --from DIR|FILE)",
+					mirror, o->suite);
 			goto out;
 		}
 		memcpy(download, update, k * sizeof(char *));
 		download[k] = "download";
 		download[k + 1] = FW_PACKAGE;
 		download[k + 2] = NULL;
-		stage_step(s, "apt-get download " FW_PACKAGE);
-		ret = stage_run(s, download, dir, NULL, NULL, NULL, NULL);
+		build_stage_step(s, "apt-get download " FW_PACKAGE);
+		ret = build_stage_run(s, download, dir, NULL, NULL, NULL, NULL);
 		if (ret)
 			goto out;
 	}
@@ -277,12 +283,12 @@ static int apt_download(struct stage *s, const struct build_opts *o, const char 
 		size_t len = strlen(ents[i]->d_name);
 
 		if (!*deb && len > 4 && !strcmp(ents[i]->d_name + len - 4, ".deb"))
-			*deb = xasprintf("%s/%s", dir, ents[i]->d_name);
+			*deb = build_xasprintf("%s/%s", dir, ents[i]->d_name);
 		free(ents[i]);
 	}
 	free(ents);
 	if (!*deb) {
-		stage_say(s, "apt-get download left no .deb in %s", dir);
+		build_stage_say(s, "apt-get download left no .deb in %s", dir);
 		ret = -ENOENT;
 	}
 out:
@@ -296,22 +302,23 @@ out:
 
 static char *make_key(const struct build_opts *o, const struct board *b, const char *from)
 {
-	char *files = xstrdup(""), *key;
+	char *files = build_xstrdup(""), *key;
 	struct stat st = { 0 };
 
 	for (int i = 0; i < b->n_firmware; i++) {
-		char *f = xasprintf("%s %s", files, b->firmware[i]);
+		char *f = build_xasprintf("%s %s", files, b->firmware[i]);
 
 		free(files);
 		files = f;
 	}
 	if (from) {
 		stat(from, &st);
-		key = xasprintf("board=%s\nfiles=%s\nfrom=%s\nsize=%lld\nmtime=%lld\n", b->name,
-				files, from, (long long)st.st_size, (long long)st.st_mtime);
+		key = build_xasprintf("board=%s\nfiles=%s\nfrom=%s\nsize=%lld\nmtime=%lld\n",
+				      b->name, files, from, (long long)st.st_size,
+				      (long long)st.st_mtime);
 	} else {
-		key = xasprintf("board=%s\nfiles=%s\nfrom=debian:" FW_PACKAGE "\nsuite=%s\n",
-				b->name, files, o->suite);
+		key = build_xasprintf("board=%s\nfiles=%s\nfrom=debian:" FW_PACKAGE "\nsuite=%s\n",
+				      b->name, files, o->suite);
 	}
 	free(files);
 	return key;
@@ -320,8 +327,8 @@ static char *make_key(const struct build_opts *o, const struct board *b, const c
 static bool installed(const char *boot, const struct board *b)
 {
 	for (int i = 0; i < b->n_firmware; i++) {
-		char *p = xasprintf("%s/%s", boot, b->firmware[i]);
-		bool ok = fs_is_nonempty_file(p);
+		char *p = build_xasprintf("%s/%s", boot, b->firmware[i]);
+		bool ok = build_fs_is_nonempty_file(p);
 
 		free(p);
 		if (!ok)
@@ -330,27 +337,27 @@ static bool installed(const char *boot, const struct board *b)
 	return true;
 }
 
-int firmware_check(struct build_opts *o)
+int build_firmware_check(struct build_opts *o)
 {
 	struct board b;
 	char *m = NULL;
-	int ret = board_load(o->board, &b);
+	int ret = build_board_load(o->board, &b);
 
-	board_free(&b);
+	build_board_free(&b);
 	if (ret)
 		return ret;
-	if (o->fw_from && !fs_exists(o->fw_from)) {
+	if (o->fw_from && !build_fs_exists(o->fw_from)) {
 		log_error("--from %s: no such file or directory", o->fw_from);
 		return -ENOENT;
 	}
 	if (!o->fw_from) {
-		if (!o->mirror && mirror_default(&m)) {
+		if (!o->mirror && build_mirror_default(&m)) {
 			log_error("firmware: no Debian archive in the host's apt configuration:"
 				  " pass --mirror URL, or --from DIR|FILE");
 			return -ENOENT;
 		}
 		free(m);
-		if (!fs_have_program("apt-get")) {
+		if (!build_fs_have_program("apt-get")) {
 			log_error("firmware: apt-get not found (package apt), or use --from");
 			return -ENOENT;
 		}
@@ -358,49 +365,50 @@ int firmware_check(struct build_opts *o)
 	return 0;
 }
 
-int firmware_run(struct build_opts *o, int index, int count)
+int build_firmware_run(struct build_opts *o, int index, int count)
 {
-	char *boot = xasprintf("%s/boot", o->rootfs), *from = NULL, *key = NULL;
+	char *boot = build_xasprintf("%s/boot", o->rootfs), *from = NULL, *key = NULL;
 	char *tmp = NULL, *xdir = NULL, *deb = NULL, *dir = NULL;
 	const char *src_root, *label;
 	struct board b = { 0 };
 	struct stage s;
 	int rootfd = -1, ret;
 
-	ret = stage_begin(&s, o->state_dir, "firmware", index, count);
+	ret = build_stage_begin(&s, o->state_dir, "firmware", index, count);
 	if (ret)
 		goto out_nostage;
-	ret = board_load(o->board, &b);
+	ret = build_board_load(o->board, &b);
 	if (ret)
 		goto out;
 	if (o->fw_from) {
-		ret = fs_abspath(o->fw_from, &from);
+		ret = build_fs_abspath(o->fw_from, &from);
 		if (ret) {
 			log_error("--from %s: %s", o->fw_from, strerror(-ret));
 			goto out;
 		}
 	}
-	if (!fs_is_dir(o->rootfs)) {
+	if (!build_fs_is_dir(o->rootfs)) {
 		log_error("%s: no such directory (run `rpifs build rootfs` first)", o->rootfs);
 		ret = -ENOENT;
 		goto out;
 	}
 	key = make_key(o, &b, from);
-	if (!o->force && stage_stamp_matches(o->state_dir, "firmware", key) && installed(boot, &b)) {
-		stage_skip(&s, "firmware files in place");
+	if (!o->force && build_stage_stamp_matches(o->state_dir, "firmware", key) &&
+	    installed(boot, &b)) {
+		build_stage_skip(&s, "firmware files in place");
 		goto out_nostage;
 	}
-	stage_stamp_clear(o->state_dir, "firmware");
-	ret = fs_mkdir_p(boot, 0755);
+	build_stage_stamp_clear(o->state_dir, "firmware");
+	ret = build_fs_mkdir_p(boot, 0755);
 	if (ret) {
 		log_error("%s: %s", boot, strerror(-ret));
 		goto out;
 	}
 
-	if (from && fs_is_dir(from)) {
+	if (from && build_fs_is_dir(from)) {
 		src_root = label = from;
 	} else {
-		ret = stage_tmpdir(o->state_dir, "firmware", &tmp);
+		ret = build_stage_tmpdir(o->state_dir, "firmware", &tmp);
 		if (ret)
 			goto out;
 		if (!from) {
@@ -408,14 +416,14 @@ int firmware_run(struct build_opts *o, int index, int count)
 			if (ret)
 				goto out;
 		}
-		xdir = xasprintf("%s/unpacked", tmp);
+		xdir = build_xasprintf("%s/unpacked", tmp);
 		if (mkdir(xdir, 0755) < 0) {
 			ret = -errno;
 			goto out;
 		}
 		label = from ? from : deb;
-		stage_step(&s, "unpacking %s", label);
-		ret = archive_extract(label, xdir);
+		build_stage_step(&s, "unpacking %s", label);
+		ret = build_archive_extract(label, xdir);
 		if (ret)
 			goto out;
 		src_root = xdir;
@@ -429,10 +437,10 @@ int firmware_run(struct build_opts *o, int index, int count)
 	ret = find_fw_dir(rootfd, label, &b, &dir);
 	if (ret)
 		goto out;
-	stage_step(&s, "installing from %s/%s", label, *dir ? dir : ".");
+	build_stage_step(&s, "installing from %s/%s", label, *dir ? dir : ".");
 	for (int i = 0; i < b.n_firmware && !ret; i++) {
 		char *src = rel_join(dir, b.firmware[i]);
-		char *dst = xasprintf("%s/%s", boot, b.firmware[i]);
+		char *dst = build_xasprintf("%s/%s", boot, b.firmware[i]);
 		long long want = fw_file_size(rootfd, dir, b.firmware[i]);
 		struct stat st;
 
@@ -451,16 +459,16 @@ int firmware_run(struct build_opts *o, int index, int count)
 		ret = copy_overlays(&s, rootfd, dir, boot);
 	if (ret)
 		goto out;
-	ret = stage_stamp_write(o->state_dir, "firmware", key);
-	stage_detail(&s, "%d files for %s", b.n_firmware, b.name);
+	ret = build_stage_stamp_write(o->state_dir, "firmware", key);
+	build_stage_detail(&s, "%d files for %s", b.n_firmware, b.name);
 out:
-	ret = stage_end(&s, ret);
+	ret = build_stage_end(&s, ret);
 out_nostage:
 	if (rootfd >= 0)
 		close(rootfd);
 	if (tmp)
-		fs_remove_tree(tmp);
-	board_free(&b);
+		build_fs_remove_tree(tmp);
+	build_board_free(&b);
 	free(dir);
 	free(deb);
 	free(xdir);

@@ -13,7 +13,7 @@
 
 #include "build_opts.h"
 
-int firmware_check(struct build_opts *o);
-int firmware_run(struct build_opts *o, int index, int count);
+int build_firmware_check(struct build_opts *o);
+int build_firmware_run(struct build_opts *o, int index, int count);
 
 #endif

@@ -5,48 +5,20 @@
 #include <ftw.h>
 #include <libgen.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "build.h"
 #include "build_fs.h"
 #include "log.h"
+#include "vector.h"
 
-static void oom(void)
+int build_fs_mkdir_p(const char *path, mode_t mode)
 {
-	fputs("rpifs: error: out of memory\n", stderr);
-	exit(1);
-}
-
-char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	int n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		oom();
-	return s;
-}
-
-char *xstrdup(const char *s)
-{
-	char *d = strdup(s);
-
-	if (!d)
-		oom();
-	return d;
-}
-
-int fs_mkdir_p(const char *path, mode_t mode)
-{
-	char *p = xstrdup(path), *s;
+	char *p = build_xstrdup(path), *s;
 	int ret = 0;
 
 	for (s = p + 1; ; s++) {
@@ -63,14 +35,14 @@ int fs_mkdir_p(const char *path, mode_t mode)
 		if (!c)
 			break;
 	}
-	if (!fs_is_dir(path))
+	if (!build_fs_is_dir(path))
 		ret = -ENOTDIR;
 out:
 	free(p);
 	return ret;
 }
 
-int fs_read(const char *path, char **out, size_t *len)
+int build_fs_read(const char *path, char **out, size_t *len)
 {
 	char *buf = NULL;
 	size_t n = 0, cap = 0;
@@ -82,16 +54,11 @@ int fs_read(const char *path, char **out, size_t *len)
 	for (;;) {
 		ssize_t r;
 
-		if (cap - n < 4096) {
-			char *nb;
-
-			cap = cap ? cap * 2 : 8192;
-			nb = realloc(buf, cap + 1);
-			if (!nb)
-				oom();
-			buf = nb;
-		}
-		r = read(fd, buf + n, cap - n);
+		/* At least 4 KiB free for the read, and a byte for the NUL. */
+		ret = VEC_RESERVE(buf, cap, n + 4096 + 1, 8192);
+		if (ret)
+			goto out;
+		r = read(fd, buf + n, cap - n - 1);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -137,7 +104,7 @@ static int open_tmp(const char *path, mode_t mode, char **tmp)
 {
 	int fd;
 
-	*tmp = xasprintf("%s.rpifs-tmp", path);
+	*tmp = build_xasprintf("%s.rpifs-tmp", path);
 	unlink(*tmp);
 	fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0) {
@@ -166,7 +133,7 @@ static int finish_tmp(int fd, char *tmp, const char *path, mode_t mode, int ret)
 	return ret;
 }
 
-int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+int build_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
 	char *tmp;
 	int fd = open_tmp(path, mode, &tmp);
@@ -176,7 +143,7 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 	return finish_tmp(fd, tmp, path, mode, write_all(fd, data, len));
 }
 
-int fs_copy_fd_atomic(int in, const char *dst, mode_t mode)
+int build_fs_copy_fd_atomic(int in, const char *dst, mode_t mode)
 {
 	char buf[1 << 16], *tmp;
 	off_t off = 0;
@@ -204,7 +171,7 @@ int fs_copy_fd_atomic(int in, const char *dst, mode_t mode)
 	return finish_tmp(fd, tmp, dst, mode, ret);
 }
 
-int fs_copy_atomic(const char *src, const char *dst, mode_t mode, bool nofollow)
+int build_fs_copy_atomic(const char *src, const char *dst, mode_t mode, bool nofollow)
 {
 	struct stat st;
 	int in, ret;
@@ -217,7 +184,7 @@ int fs_copy_atomic(const char *src, const char *dst, mode_t mode, bool nofollow)
 	else if (!S_ISREG(st.st_mode))
 		ret = -EINVAL;
 	else
-		ret = fs_copy_fd_atomic(in, dst, mode);
+		ret = build_fs_copy_fd_atomic(in, dst, mode);
 	close(in);
 	return ret;
 }
@@ -238,11 +205,11 @@ static void unescape_octal(char *s)
 	*d = '\0';
 }
 
-int fs_unmount_below(const char *path)
+int build_fs_unmount_below(const char *path)
 {
 	char line[8192], mp[4096], *real = realpath(path, NULL);
 	char **found = NULL;
-	size_t n = 0, len;
+	size_t n = 0, cap = 0, len;
 	FILE *f;
 	int ret = 0;
 
@@ -260,10 +227,11 @@ int fs_unmount_below(const char *path)
 		unescape_octal(mp);
 		if (strncmp(mp, real, len) || (mp[len] != '/' && mp[len] != '\0'))
 			continue;
-		found = realloc(found, (n + 1) * sizeof(*found));
-		if (!found)
-			oom();
-		found[n++] = xstrdup(mp);
+		if (VEC_RESERVE(found, cap, n + 1, 8) < 0) {
+			ret = -ENOMEM;
+			break;
+		}
+		found[n++] = build_xstrdup(mp);
 	}
 	fclose(f);
 	/* mountinfo lists parents before children: undo in reverse. */
@@ -292,15 +260,15 @@ static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ft
 	return 0;
 }
 
-int fs_remove_tree(const char *path)
+int build_fs_remove_tree(const char *path)
 {
 	int ret;
 
 	if (!path[0] || !strcmp(path, "/"))
 		return -EPERM;
-	if (!fs_exists(path))
+	if (!build_fs_exists(path))
 		return 0;
-	ret = fs_unmount_below(path);
+	ret = build_fs_unmount_below(path);
 	if (ret)
 		return ret;
 	/* FTW_PHYS: never follow symlinks; FTW_MOUNT: stay on this file
@@ -314,28 +282,28 @@ int fs_remove_tree(const char *path)
 	return 0;
 }
 
-bool fs_exists(const char *path)
+bool build_fs_exists(const char *path)
 {
 	struct stat st;
 
 	return lstat(path, &st) == 0;
 }
 
-bool fs_is_dir(const char *path)
+bool build_fs_is_dir(const char *path)
 {
 	struct stat st;
 
 	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-bool fs_is_nonempty_file(const char *path)
+bool build_fs_is_nonempty_file(const char *path)
 {
 	struct stat st;
 
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0;
 }
 
-bool fs_dir_is_empty(const char *path)
+bool build_fs_dir_is_empty(const char *path)
 {
 	DIR *d = opendir(path);
 	struct dirent *e;
@@ -350,7 +318,7 @@ bool fs_dir_is_empty(const char *path)
 	return empty;
 }
 
-bool fs_have_program(const char *prog)
+bool build_fs_have_program(const char *prog)
 {
 	const char *path = getenv("PATH");
 	bool ok = false;
@@ -358,9 +326,9 @@ bool fs_have_program(const char *prog)
 
 	if (strchr(prog, '/'))
 		return access(prog, X_OK) == 0;
-	dirs = xstrdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+	dirs = build_xstrdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
 	for (d = strtok_r(dirs, ":", &save); d && !ok; d = strtok_r(NULL, ":", &save)) {
-		char *p = xasprintf("%s/%s", *d ? d : ".", prog);
+		char *p = build_xasprintf("%s/%s", *d ? d : ".", prog);
 		struct stat st;
 
 		ok = stat(p, &st) == 0 && S_ISREG(st.st_mode) && access(p, X_OK) == 0;
@@ -370,9 +338,9 @@ bool fs_have_program(const char *prog)
 	return ok;
 }
 
-int fs_abspath(const char *path, char **out)
+int build_fs_abspath(const char *path, char **out)
 {
-	char *copy1 = xstrdup(path), *copy2 = xstrdup(path);
+	char *copy1 = build_xstrdup(path), *copy2 = build_xstrdup(path);
 	char *dir, *base, *rdir = NULL;
 	int ret = 0;
 
@@ -394,7 +362,7 @@ int fs_abspath(const char *path, char **out)
 		ret = -EINVAL;
 		goto out;
 	}
-	*out = xasprintf("%s/%s", strcmp(rdir, "/") ? rdir : "", base);
+	*out = build_xasprintf("%s/%s", strcmp(rdir, "/") ? rdir : "", base);
 out:
 	free(rdir);
 	free(copy1);

@@ -1,8 +1,9 @@
 /* build_fs.h - small file and path helpers for `rpifs build`.
  *
  * Everything the build stages write into ROOTFS goes through
- * fs_write_atomic()/fs_copy_atomic(): the file appears complete or not at
- * all, and a symlink at the destination is replaced, never followed.
+ * build_fs_write_atomic()/build_fs_copy_atomic(): the file appears complete
+ * or not at all, and a symlink at the destination is replaced, never
+ * followed.
  */
 #ifndef RPIFS_BUILD_FS_H
 #define RPIFS_BUILD_FS_H
@@ -11,37 +12,32 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* asprintf that cannot fail: out of memory ends the program (a build tool
- * has nothing sensible to do then, and every caller stays short). */
-char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-char *xstrdup(const char *s);
-
 /* mkdir -p. 0 or -errno. */
-int fs_mkdir_p(const char *path, mode_t mode);
+int build_fs_mkdir_p(const char *path, mode_t mode);
 /* The whole file, NUL-terminated (*len without the NUL). 0 or -errno. */
-int fs_read(const char *path, char **out, size_t *len);
+int build_fs_read(const char *path, char **out, size_t *len);
 /* Write data to path.tmp, fsync, rename over path. 0 or -errno. */
-int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
+int build_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 /* Copy the regular file src (opened with O_NOFOLLOW when nofollow) to dst
  * atomically. 0 or -errno. */
-int fs_copy_atomic(const char *src, const char *dst, mode_t mode, bool nofollow);
+int build_fs_copy_atomic(const char *src, const char *dst, mode_t mode, bool nofollow);
 /* Copy from an open fd (its current offset is ignored). */
-int fs_copy_fd_atomic(int in, const char *dst, mode_t mode);
+int build_fs_copy_fd_atomic(int in, const char *dst, mode_t mode);
 /* rm -rf that never leaves the file system it starts on and never follows
  * symlinks; detaches mounts found below path first. Refuses "/". */
-int fs_remove_tree(const char *path);
+int build_fs_remove_tree(const char *path);
 /* Lazily unmount everything mounted at or below path (deepest first). */
-int fs_unmount_below(const char *path);
+int build_fs_unmount_below(const char *path);
 
-bool fs_exists(const char *path);           /* lstat succeeds */
-bool fs_is_dir(const char *path);           /* stat: a directory */
-bool fs_is_nonempty_file(const char *path); /* stat: regular, size > 0 */
-bool fs_dir_is_empty(const char *path);     /* exists, no entries */
+bool build_fs_exists(const char *path);           /* lstat succeeds */
+bool build_fs_is_dir(const char *path);           /* stat: a directory */
+bool build_fs_is_nonempty_file(const char *path); /* stat: regular, size > 0 */
+bool build_fs_dir_is_empty(const char *path);     /* exists, no entries */
 
 /* Find prog in PATH (or check it when it contains a '/'). */
-bool fs_have_program(const char *prog);
+bool build_fs_have_program(const char *prog);
 
 /* realpath() of a path that may not exist yet: the parent must exist. */
-int fs_abspath(const char *path, char **out);
+int build_fs_abspath(const char *path, char **out);
 
 #endif

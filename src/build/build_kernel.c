@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "build.h"
 #include "build_data.h"
 #include "build_fs.h"
 #include "build_kernel.h"
@@ -51,11 +52,11 @@ static bool path_below(const char *path, const char *dir)
 /* "6.1.192" from VERSION, PATCHLEVEL, SUBLEVEL, EXTRAVERSION. */
 static char *tree_version(const char *src)
 {
-	char *mk = xasprintf("%s/Makefile", src), *text = NULL, *ver = NULL;
+	char *mk = build_xasprintf("%s/Makefile", src), *text = NULL, *ver = NULL;
 	const char *names[] = { "VERSION", "PATCHLEVEL", "SUBLEVEL", "EXTRAVERSION" };
 	char vals[4][32] = { "", "", "", "" };
 
-	if (fs_read(mk, &text, NULL) == 0) {
+	if (build_fs_read(mk, &text, NULL) == 0) {
 		char *save = NULL;
 
 		for (char *line = strtok_r(text, "\n", &save); line;
@@ -69,11 +70,11 @@ static char *tree_version(const char *src)
 			}
 		}
 		if (vals[0][0])
-			ver = xasprintf("%s.%s.%s%s", vals[0], vals[1], vals[2], vals[3]);
+			ver = build_xasprintf("%s.%s.%s%s", vals[0], vals[1], vals[2], vals[3]);
 	}
 	free(text);
 	free(mk);
-	return ver ? ver : xstrdup("unknown");
+	return ver ? ver : build_xstrdup("unknown");
 }
 
 static int check_tree(struct kctx *k)
@@ -89,13 +90,13 @@ static int check_tree(struct kctx *k)
 		return -EINVAL;
 	}
 	k->src = realpath(o->src, NULL);
-	if (!k->src || !fs_is_dir(k->src)) {
+	if (!k->src || !build_fs_is_dir(k->src)) {
 		log_error("--src %s: %s", o->src, k->src ? "not a directory" : strerror(errno));
 		return -ENOENT;
 	}
 	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
-		char *p = xasprintf("%s/%s", k->src, need[i]);
-		bool ok = fs_exists(p);
+		char *p = build_xasprintf("%s/%s", k->src, need[i]);
+		bool ok = build_fs_exists(p);
 
 		free(p);
 		if (!ok) {
@@ -106,8 +107,8 @@ static int check_tree(struct kctx *k)
 	}
 	/* kbuild refuses O= when the source tree itself was configured. */
 	for (size_t i = 0; i < sizeof(dirty) / sizeof(dirty[0]); i++) {
-		char *p = xasprintf("%s/%s", k->src, dirty[i]);
-		bool there = fs_exists(p);
+		char *p = build_xasprintf("%s/%s", k->src, dirty[i]);
+		bool there = build_fs_exists(p);
 
 		free(p);
 		if (there) {
@@ -121,9 +122,9 @@ static int check_tree(struct kctx *k)
 	k->version = tree_version(k->src);
 
 	if (o->build_dir)
-		ret = fs_abspath(o->build_dir, &k->bdir);
+		ret = build_fs_abspath(o->build_dir, &k->bdir);
 	else
-		k->bdir = xasprintf("%s/kbuild", o->state_dir), ret = 0;
+		k->bdir = build_xasprintf("%s/kbuild", o->state_dir), ret = 0;
 	if (ret) {
 		log_error("--build-dir %s: %s", o->build_dir, strerror(-ret));
 		return ret;
@@ -142,8 +143,8 @@ static int check_tree(struct kctx *k)
 
 static int check_tools(const struct build_opts *o)
 {
-	char *gcc = xasprintf("%sgcc", o->cross_compile);
-	bool ok = fs_have_program(gcc);
+	char *gcc = build_xasprintf("%sgcc", o->cross_compile);
+	bool ok = build_fs_have_program(gcc);
 
 	if (!ok) {
 		log_error("kernel: cross compiler %s not found: install the Debian package"
@@ -154,7 +155,7 @@ static int check_tools(const struct build_opts *o)
 	}
 	free(gcc);
 	for (size_t i = 0; i < sizeof(host_tools) / sizeof(host_tools[0]); i++) {
-		if (!fs_have_program(host_tools[i][0])) {
+		if (!build_fs_have_program(host_tools[i][0])) {
 			log_error("kernel: %s not found: install the Debian package %s",
 				  host_tools[i][0], host_tools[i][1]);
 			return -ENOENT;
@@ -173,7 +174,7 @@ static int resolve_config(struct kctx *k)
 		k->target = "defconfig";
 	} else if (!strcmp(c, "rpi3-minimal")) {
 		k->target = "allnoconfig";
-		ret = data_find("rpi3-minimal.config", &k->fragment, &searched);
+		ret = build_data_find("rpi3-minimal.config", &k->fragment, &searched);
 		if (ret)
 			log_error("--config rpi3-minimal: rpi3-minimal.config not found (looked in"
 				  " %s): set RPIFS_DATADIR to rpifs's data directory", searched);
@@ -183,7 +184,7 @@ static int resolve_config(struct kctx *k)
 		 * .config lists every symbol and comes out unchanged). */
 		k->target = "allnoconfig";
 		k->fragment = realpath(c, NULL);
-		if (!k->fragment || !fs_is_nonempty_file(k->fragment)) {
+		if (!k->fragment || !build_fs_is_nonempty_file(k->fragment)) {
 			log_error("--config %s: not rpi3-minimal, defconfig, or a readable config"
 				  " file", c);
 			ret = -ENOENT;
@@ -201,23 +202,24 @@ static void make_keys(struct kctx *k)
 	size_t len = 0;
 
 	digest_init(&d);
-	if (k->fragment && fs_read(k->fragment, &text, &len) == 0)
+	if (k->fragment && build_fs_read(k->fragment, &text, &len) == 0)
 		digest_bytes(&d, text, len);
 	free(text);
-	k->cfg_key = xasprintf("src=%s\nversion=%s\ntarget=%s\nconfig=%s\nconfig-digest=%016llx\n"
-			       "cross=%s\n", k->src, k->version, k->target,
-			       k->fragment ? k->fragment : "-", (unsigned long long)digest_final(&d),
-			       k->o->cross_compile);
-	k->build_key = xasprintf("%stargets=Image dtbs modules-if-enabled\n", k->cfg_key);
+	k->cfg_key =
+		build_xasprintf("src=%s\nversion=%s\ntarget=%s\nconfig=%s\nconfig-digest=%016llx\n"
+				"cross=%s\n",
+				k->src, k->version, k->target, k->fragment ? k->fragment : "-",
+				(unsigned long long)digest_final(&d), k->o->cross_compile);
+	k->build_key = build_xasprintf("%stargets=Image dtbs modules-if-enabled\n", k->cfg_key);
 }
 
 /* make -C SRC O=BUILD ARCH=arm64 CROSS_COMPILE=... extra... */
 static int run_make(struct stage *s, struct kctx *k, const char *const *extra,
 		    void (*line)(void *, const char *))
 {
-	char *a_src = xstrdup(k->src), *a_o = xasprintf("O=%s", k->bdir);
-	char *a_cc = xasprintf("CROSS_COMPILE=%s", k->o->cross_compile);
-	char *a_j = xasprintf("-j%u", k->o->jobs);
+	char *a_src = build_xstrdup(k->src), *a_o = build_xasprintf("O=%s", k->bdir);
+	char *a_cc = build_xasprintf("CROSS_COMPILE=%s", k->o->cross_compile);
+	char *a_j = build_xasprintf("-j%u", k->o->jobs);
 	char *argv[32];
 	int n = 0, ret;
 
@@ -231,7 +233,7 @@ static int run_make(struct stage *s, struct kctx *k, const char *const *extra,
 	for (; *extra && n < 31; extra++)
 		argv[n++] = (char *)*extra;
 	argv[n] = NULL;
-	ret = stage_run(s, argv, NULL, NULL, NULL, line, k);
+	ret = build_stage_run(s, argv, NULL, NULL, NULL, line, k);
 	free(a_src);
 	free(a_o);
 	free(a_cc);
@@ -244,17 +246,17 @@ static int run_make(struct stage *s, struct kctx *k, const char *const *extra,
  * kconfig: report each, but carry on (HID_SUPPORT is not in 6.1). */
 static int check_symbols(struct stage *s, struct kctx *k)
 {
-	char *cfg_path = xasprintf("%s/.config", k->bdir), *cfg = NULL, *frag = NULL;
-	char *refused = xstrdup("");
+	char *cfg_path = build_xasprintf("%s/.config", k->bdir), *cfg = NULL, *frag = NULL;
+	char *refused = build_xstrdup("");
 	int asked = 0, bad = 0, ret;
 
-	ret = fs_read(cfg_path, &cfg, NULL);
+	ret = build_fs_read(cfg_path, &cfg, NULL);
 	if (ret) {
 		log_error("%s: %s", cfg_path, strerror(-ret));
 		goto out;
 	}
 	k->modules = strstr(cfg, "\nCONFIG_MODULES=y\n") != NULL;
-	if (!k->fragment || fs_read(k->fragment, &frag, NULL))
+	if (!k->fragment || build_fs_read(k->fragment, &frag, NULL))
 		goto out;
 	for (char *save = NULL, *line = strtok_r(frag, "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save)) {
@@ -277,20 +279,21 @@ static int check_symbols(struct stage *s, struct kctx *k)
 		else
 			kept = val && !strncmp(val, want, strlen(want)) && val[strlen(want)] == '\n';
 		if (!kept) {
-			char *r = xasprintf("%s %s", refused, sym + 7);
+			char *r = build_xasprintf("%s %s", refused, sym + 7);
 
 			bad++;
 			free(refused);
 			refused = r;
-			stage_log(s, "# refused: %s=%s (now: %s)", sym, off ? "n" : want,
-				  found ? "a different value" : "absent from .config");
+			build_stage_log(s, "# refused: %s=%s (now: %s)", sym, off ? "n" : want,
+					found ? "a different value" : "absent from .config");
 		}
 	}
 	if (bad)
-		stage_say(s, "warning: %d of %d requested symbols are not in the resulting .config"
-			  " (unknown to this tree, or dependencies not met):%s", bad, asked, refused);
+		build_stage_say(s, "warning: %d of %d requested symbols are not in the resulting"
+				" .config (unknown to this tree, or dependencies not met):%s",
+				bad, asked, refused);
 	else
-		stage_log(s, "# all %d requested symbols set", asked);
+		build_stage_log(s, "# all %d requested symbols set", asked);
 out:
 	free(refused);
 	free(frag);
@@ -301,29 +304,30 @@ out:
 
 static int configure(struct stage *s, struct kctx *k)
 {
-	char *stamp = xasprintf("%s/.rpifs-config", k->bdir), *cfg = xasprintf("%s/.config", k->bdir);
+	char *stamp = build_xasprintf("%s/.rpifs-config", k->bdir),
+	     *cfg = build_xasprintf("%s/.config", k->bdir);
 	char *cur = NULL, *allcfg = NULL;
 	const char *extra[3] = { NULL, NULL, NULL };
 	int ret;
 
-	if (!k->o->force && fs_read(stamp, &cur, NULL) == 0 && !strcmp(cur, k->cfg_key) &&
-	    fs_is_nonempty_file(cfg)) {
-		stage_log(s, "# .config up to date");
+	if (!k->o->force && build_fs_read(stamp, &cur, NULL) == 0 && !strcmp(cur, k->cfg_key) &&
+	    build_fs_is_nonempty_file(cfg)) {
+		build_stage_log(s, "# .config up to date");
 		ret = check_symbols(s, k);
 		goto out;
 	}
 	unlink(stamp);
-	ret = fs_mkdir_p(k->bdir, 0755);
+	ret = build_fs_mkdir_p(k->bdir, 0755);
 	if (ret) {
 		log_error("%s: %s", k->bdir, strerror(-ret));
 		goto out;
 	}
-	stage_step(s, "configuring (%s%s%s)", k->target, k->fragment ? " + " : "",
-		   k->fragment ? k->fragment : "");
+	build_stage_step(s, "configuring (%s%s%s)", k->target, k->fragment ? " + " : "",
+			 k->fragment ? k->fragment : "");
 	if (k->fragment) {
 		/* kconfig reads it from the environment; make exports
 		 * command-line variables to its children. */
-		allcfg = xasprintf("KCONFIG_ALLCONFIG=%s", k->fragment);
+		allcfg = build_xasprintf("KCONFIG_ALLCONFIG=%s", k->fragment);
 		extra[0] = allcfg;
 	}
 	extra[extra[0] ? 1 : 0] = k->target;
@@ -331,7 +335,7 @@ static int configure(struct stage *s, struct kctx *k)
 	if (!ret)
 		ret = check_symbols(s, k);
 	if (!ret)
-		ret = fs_write_atomic(stamp, k->cfg_key, strlen(k->cfg_key), 0644);
+		ret = build_fs_write_atomic(stamp, k->cfg_key, strlen(k->cfg_key), 0644);
 out:
 	free(allcfg);
 	free(cur);
@@ -347,30 +351,30 @@ static void count_cc(void *ctx, const char *line)
 
 	if (!strncmp(line, "  CC ", 5)) {
 		k->compiled++;
-		stage_detail(k->stage, "%u objects compiled", k->compiled);
+		build_stage_detail(k->stage, "%u objects compiled", k->compiled);
 	}
 }
 
 static int compile(struct stage *s, struct kctx *k)
 {
-	char *stamp = xasprintf("%s/.rpifs-build", k->bdir), *cur = NULL;
-	char *image = xasprintf("%s/arch/arm64/boot/Image", k->bdir);
+	char *stamp = build_xasprintf("%s/.rpifs-build", k->bdir), *cur = NULL;
+	char *image = build_xasprintf("%s/arch/arm64/boot/Image", k->bdir);
 	const char *extra[4] = { "Image", "dtbs", k->modules ? "modules" : NULL, NULL };
 	int ret = 0;
 
-	if (!k->o->force && fs_read(stamp, &cur, NULL) == 0 && !strcmp(cur, k->build_key) &&
-	    fs_is_nonempty_file(image)) {
-		stage_say(s, "kernel build in %s is up to date: not recompiled", k->bdir);
+	if (!k->o->force && build_fs_read(stamp, &cur, NULL) == 0 && !strcmp(cur, k->build_key) &&
+	    build_fs_is_nonempty_file(image)) {
+		build_stage_say(s, "kernel build in %s is up to date: not recompiled", k->bdir);
 		goto out;
 	}
 	unlink(stamp);
-	stage_step(s, "compiling (make -j%u Image dtbs%s)", k->o->jobs,
-		   k->modules ? " modules" : "");
-	stage_detail(s, "0 objects compiled");
+	build_stage_step(s, "compiling (make -j%u Image dtbs%s)", k->o->jobs,
+			 k->modules ? " modules" : "");
+	build_stage_detail(s, "0 objects compiled");
 	ret = run_make(s, k, extra, count_cc);
 	if (ret)
 		goto out;
-	ret = fs_write_atomic(stamp, k->build_key, strlen(k->build_key), 0644);
+	ret = build_fs_write_atomic(stamp, k->build_key, strlen(k->build_key), 0644);
 out:
 	free(image);
 	free(cur);
@@ -380,9 +384,9 @@ out:
 
 static char *kernel_release(const struct kctx *k)
 {
-	char *p = xasprintf("%s/include/config/kernel.release", k->bdir), *rel = NULL;
+	char *p = build_xasprintf("%s/include/config/kernel.release", k->bdir), *rel = NULL;
 
-	if (fs_read(p, &rel, NULL) == 0)
+	if (build_fs_read(p, &rel, NULL) == 0)
 		rel[strcspn(rel, "\n")] = '\0';
 	free(p);
 	if (rel && !*rel) {
@@ -394,14 +398,14 @@ static char *kernel_release(const struct kctx *k)
 
 static char *install_key(const struct kctx *k, const char *rel)
 {
-	return xasprintf("%srelease=%s\nrootfs=%s\n", k->build_key, rel, k->o->rootfs);
+	return build_xasprintf("%srelease=%s\nrootfs=%s\n", k->build_key, rel, k->o->rootfs);
 }
 
 static bool install_present(const struct kctx *k, const char *rel)
 {
-	char *img = xasprintf("%s/boot/vmlinuz-%s", k->o->rootfs, rel);
-	char *dtbs = xasprintf("%s/boot/broadcom", k->o->rootfs);
-	bool ok = fs_is_nonempty_file(img) && fs_is_dir(dtbs);
+	char *img = build_xasprintf("%s/boot/vmlinuz-%s", k->o->rootfs, rel);
+	char *dtbs = build_xasprintf("%s/boot/broadcom", k->o->rootfs);
+	bool ok = build_fs_is_nonempty_file(img) && build_fs_is_dir(dtbs);
 
 	free(img);
 	free(dtbs);
@@ -416,21 +420,21 @@ static int install(struct stage *s, struct kctx *k, const char *rel)
 		{ "System.map", "System.map" },
 		{ ".config", "config" },
 	};
-	char *boot = xasprintf("%s/boot", k->o->rootfs), *a_dtb = NULL, *a_mod = NULL;
+	char *boot = build_xasprintf("%s/boot", k->o->rootfs), *a_dtb = NULL, *a_mod = NULL;
 	char *modlib = NULL;
 	int ret;
 
-	ret = fs_mkdir_p(boot, 0755);
+	ret = build_fs_mkdir_p(boot, 0755);
 	if (ret) {
 		log_error("%s: %s", boot, strerror(-ret));
 		goto out;
 	}
-	stage_step(s, "installing %s into %s", rel, k->o->rootfs);
+	build_stage_step(s, "installing %s into %s", rel, k->o->rootfs);
 	for (size_t i = 0; i < sizeof(copies) / sizeof(copies[0]); i++) {
-		char *from = xasprintf("%s/%s", k->bdir, copies[i][0]);
-		char *to = xasprintf("%s/%s-%s", boot, copies[i][1], rel);
+		char *from = build_xasprintf("%s/%s", k->bdir, copies[i][0]);
+		char *to = build_xasprintf("%s/%s-%s", boot, copies[i][1], rel);
 
-		ret = fs_copy_atomic(from, to, 0644, false);
+		ret = build_fs_copy_atomic(from, to, 0644, false);
 		if (ret)
 			log_error("%s -> %s: %s", from, to, strerror(-ret));
 		free(from);
@@ -438,26 +442,26 @@ static int install(struct stage *s, struct kctx *k, const char *rel)
 		if (ret)
 			goto out;
 	}
-	a_dtb = xasprintf("INSTALL_DTBS_PATH=%s", boot);
+	a_dtb = build_xasprintf("INSTALL_DTBS_PATH=%s", boot);
 	ret = run_make(s, k, (const char *[]){ a_dtb, "dtbs_install", NULL }, NULL);
 	if (ret || !k->modules)
 		goto out;
-	a_mod = xasprintf("INSTALL_MOD_PATH=%s", k->o->rootfs);
+	a_mod = build_xasprintf("INSTALL_MOD_PATH=%s", k->o->rootfs);
 	ret = run_make(s, k, (const char *[]){ a_mod, "modules_install", NULL }, NULL);
 	if (ret)
 		goto out;
 	/* modules_install links build/ and source/ to this host's paths:
 	 * dangling on the board. Debian's kernel packages drop them too. */
-	modlib = xasprintf("%s/lib/modules/%s", k->o->rootfs, rel);
+	modlib = build_xasprintf("%s/lib/modules/%s", k->o->rootfs, rel);
 	for (const char *const *l = (const char *const[]){ "build", "source", NULL }; *l; l++) {
-		char *p = xasprintf("%s/%s", modlib, *l);
+		char *p = build_xasprintf("%s/%s", modlib, *l);
 
 		unlink(p);
 		free(p);
 	}
 	/* Without modules.dep nothing loads at the first boot. */
-	ret = stage_run(s, (char *[]){ "depmod", "-b", k->o->rootfs, (char *)rel, NULL },
-			NULL, NULL, NULL, NULL, NULL);
+	ret = build_stage_run(s, (char *[]){ "depmod", "-b", k->o->rootfs, (char *)rel, NULL },
+			      NULL, NULL, NULL, NULL, NULL);
 out:
 	free(modlib);
 	free(a_mod);
@@ -466,7 +470,7 @@ out:
 	return ret;
 }
 
-int kernel_check(struct build_opts *o)
+int build_kernel_check(struct build_opts *o)
 {
 	struct kctx k = { .o = o };
 	int ret = check_tree(&k);
@@ -479,14 +483,14 @@ int kernel_check(struct build_opts *o)
 	return ret;
 }
 
-int kernel_run(struct build_opts *o, int index, int count)
+int build_kernel_run(struct build_opts *o, int index, int count)
 {
 	struct kctx k = { .o = o };
 	char *rel = NULL, *ikey = NULL, *relfile = NULL;
 	struct stage s;
 	int ret;
 
-	ret = stage_begin(&s, o->state_dir, "kernel", index, count);
+	ret = build_stage_begin(&s, o->state_dir, "kernel", index, count);
 	if (ret)
 		goto out_nostage;
 	k.stage = &s;
@@ -497,35 +501,37 @@ int kernel_run(struct build_opts *o, int index, int count)
 		ret = resolve_config(&k);
 	if (ret)
 		goto out;
-	if (!fs_is_dir(o->rootfs)) {
+	if (!build_fs_is_dir(o->rootfs)) {
 		log_error("%s: no such directory (run `rpifs build rootfs` first)", o->rootfs);
 		ret = -ENOENT;
 		goto out;
 	}
 	make_keys(&k);
-	stage_log(&s, "# source %s (%s), build dir %s", k.src, k.version, k.bdir);
+	build_stage_log(&s, "# source %s (%s), build dir %s", k.src, k.version, k.bdir);
 
 	/* Whole stage up to date: configured, compiled and installed as asked. */
 	rel = kernel_release(&k);
 	if (!o->force && rel) {
-		char *cs = xasprintf("%s/.rpifs-config", k.bdir), *bs = xasprintf("%s/.rpifs-build", k.bdir);
+		char *cs = build_xasprintf("%s/.rpifs-config", k.bdir),
+		     *bs = build_xasprintf("%s/.rpifs-build", k.bdir);
 		char *c = NULL, *b = NULL;
 		bool ok;
 
 		ikey = install_key(&k, rel);
-		ok = fs_read(cs, &c, NULL) == 0 && !strcmp(c, k.cfg_key) &&
-		     fs_read(bs, &b, NULL) == 0 && !strcmp(b, k.build_key) &&
-		     stage_stamp_matches(o->state_dir, "kernel", ikey) && install_present(&k, rel);
+		ok = build_fs_read(cs, &c, NULL) == 0 && !strcmp(c, k.cfg_key) &&
+		     build_fs_read(bs, &b, NULL) == 0 && !strcmp(b, k.build_key) &&
+		     build_stage_stamp_matches(o->state_dir, "kernel", ikey) &&
+		     install_present(&k, rel);
 		free(c);
 		free(b);
 		free(cs);
 		free(bs);
 		if (ok) {
-			stage_skip(&s, rel);
+			build_stage_skip(&s, rel);
 			goto out_nostage;
 		}
 	}
-	stage_stamp_clear(o->state_dir, "kernel");
+	build_stage_stamp_clear(o->state_dir, "kernel");
 	ret = configure(&s, &k);
 	if (!ret)
 		ret = compile(&s, &k);
@@ -539,7 +545,7 @@ int kernel_run(struct build_opts *o, int index, int count)
 		ret = -EIO;
 		goto out;
 	}
-	if (k.modules && !fs_have_program("depmod")) {
+	if (k.modules && !build_fs_have_program("depmod")) {
 		log_error("kernel: depmod not found: install the Debian package kmod");
 		ret = -ENOENT;
 		goto out;
@@ -548,17 +554,17 @@ int kernel_run(struct build_opts *o, int index, int count)
 	if (ret)
 		goto out;
 	/* `build config` boots the kernel this stage installed. */
-	relfile = xasprintf("%s/kernel-release", o->state_dir);
-	ret = fs_write_atomic(relfile, rel, strlen(rel), 0644);
+	relfile = build_xasprintf("%s/kernel-release", o->state_dir);
+	ret = build_fs_write_atomic(relfile, rel, strlen(rel), 0644);
 	ikey = install_key(&k, rel);
 	if (!ret)
-		ret = stage_stamp_write(o->state_dir, "kernel", ikey);
+		ret = build_stage_stamp_write(o->state_dir, "kernel", ikey);
 	if (k.compiled)
-		stage_detail(&s, "%s, %u objects compiled", rel, k.compiled);
+		build_stage_detail(&s, "%s, %u objects compiled", rel, k.compiled);
 	else
-		stage_detail(&s, "%s", rel);
+		build_stage_detail(&s, "%s", rel);
 out:
-	ret = stage_end(&s, ret);
+	ret = build_stage_end(&s, ret);
 out_nostage:
 	free(relfile);
 	free(ikey);

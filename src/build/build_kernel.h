@@ -14,7 +14,7 @@
 
 #include "build_opts.h"
 
-int kernel_check(struct build_opts *o);
-int kernel_run(struct build_opts *o, int index, int count);
+int build_kernel_check(struct build_opts *o);
+int build_kernel_run(struct build_opts *o, int index, int count);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "build.h"
 #include "build_fs.h"
 #include "build_mirror.h"
 
@@ -34,7 +35,7 @@ static bool word_in(const char *list, const char *word)
 /* A suite of the archive proper: not -security/-updates/-backports. */
 static bool has_plain_suite(const char *suites)
 {
-	char *copy = xstrdup(suites), *save = NULL, *s;
+	char *copy = build_xstrdup(suites), *save = NULL, *s;
 	bool ok = false;
 
 	for (s = strtok_r(copy, " \t", &save); s && !ok; s = strtok_r(NULL, " \t", &save))
@@ -53,7 +54,7 @@ static void consider(struct pick *p, const char *uri, const char *suites, const 
 		return;             /* mirror+file:, cdrom:, tor+...: not for debootstrap */
 	if (!has_plain_suite(suites) || !word_in(comps, "main"))
 		return;
-	u = xstrdup(uri);
+	u = build_xstrdup(uri);
 	n = strlen(u);
 	while (n > 1 && u[n - 1] == '/')
 		u[--n] = '\0';
@@ -117,7 +118,7 @@ static void parse_sources(struct pick *p, char *text)
 			*nl = '\0';
 		if (*line && *line != '#') {
 			if ((*line == ' ' || *line == '\t') && cur && *cur) {
-				char *v = xasprintf("%s %s", *cur, line + 1);
+				char *v = build_xasprintf("%s %s", *cur, line + 1);
 
 				free(*cur);
 				*cur = v;
@@ -143,7 +144,7 @@ static void parse_sources(struct pick *p, char *text)
 						enabled = strcasecmp(v, "no") && strcasecmp(v, "false");
 					if (cur) {
 						free(*cur);
-						*cur = xstrdup(v);
+						*cur = build_xstrdup(v);
 					}
 				}
 			}
@@ -151,7 +152,7 @@ static void parse_sources(struct pick *p, char *text)
 		if (!*line || end) {
 			/* End of a stanza. */
 			if (enabled && types && uris && suites && comps && word_in(types, "deb")) {
-				char *save = NULL, *u, *copy = xstrdup(uris);
+				char *save = NULL, *u, *copy = build_xstrdup(uris);
 
 				for (u = strtok_r(copy, " \t", &save); u; u = strtok_r(NULL, " \t", &save))
 					consider(p, u, suites, comps);
@@ -175,7 +176,7 @@ static void read_into(struct pick *p, const char *path, bool deb822)
 {
 	char *text = NULL;
 
-	if (fs_read(path, &text, NULL))
+	if (build_fs_read(path, &text, NULL))
 		return;
 	if (deb822)
 		parse_sources(p, text);
@@ -184,22 +185,22 @@ static void read_into(struct pick *p, const char *path, bool deb822)
 	free(text);
 }
 
-int mirror_default(char **url)
+int build_mirror_default(char **url)
 {
 	const char *env = getenv("RPIFS_APT_DIR");
 	const char *etc = env && *env ? env : "/etc/apt";
 	struct pick p = { NULL, NULL };
 	struct dirent **ents = NULL;
-	char *path = xasprintf("%s/sources.list", etc);
+	char *path = build_xasprintf("%s/sources.list", etc);
 	int n;
 
 	read_into(&p, path, false);
 	free(path);
-	path = xasprintf("%s/sources.list.d", etc);
+	path = build_xasprintf("%s/sources.list.d", etc);
 	n = scandir(path, &ents, NULL, alphasort);
 	for (int i = 0; i < n; i++) {
 		const char *name = ents[i]->d_name;
-		char *f = xasprintf("%s/%s", path, name);
+		char *f = build_xasprintf("%s/%s", path, name);
 
 		if (ends_with(name, ".list"))
 			read_into(&p, f, false);

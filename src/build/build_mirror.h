@@ -9,6 +9,6 @@
 #define RPIFS_BUILD_MIRROR_H
 
 /* 0 and *url (free it; no trailing slash), or -ENOENT (nothing usable). */
-int mirror_default(char **url);
+int build_mirror_default(char **url);
 
 #endif

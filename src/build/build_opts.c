@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "build.h"
 #include "build_fs.h"
 #include "build_opts.h"
 #include "log.h"
@@ -199,7 +200,7 @@ static const char help_all[] =
 "`rpifs build STAGE --help`); --force redoes every stage. Inputs of all\n"
 "stages are checked before the first one starts.\n";
 
-void build_usage(FILE *f, enum build_cmd cmd)
+void build_opts_usage(FILE *f, enum build_cmd cmd)
 {
 	switch (cmd) {
 	case CMD_ROOTFS: fputs(help_rootfs, f); break;
@@ -298,7 +299,7 @@ static int set_rootfs(struct build_opts *o, const char *arg)
 		log_error("ROOTFS is empty");
 		return -EINVAL;
 	}
-	ret = fs_abspath(arg, &o->rootfs);
+	ret = build_fs_abspath(arg, &o->rootfs);
 	if (ret) {
 		log_error("%s: %s (the directory holding ROOTFS must exist)", arg, strerror(-ret));
 		return -EINVAL;
@@ -310,7 +311,7 @@ static int set_rootfs(struct build_opts *o, const char *arg)
 		log_error("refusing to build into /");
 		return -EINVAL;
 	}
-	o->state_dir = xasprintf("%s.rpifs", o->rootfs);
+	o->state_dir = build_xasprintf("%s.rpifs", o->rootfs);
 	return 0;
 }
 
@@ -358,7 +359,7 @@ int build_opts_parse(struct build_opts *o, int argc, char **argv)
 	set_defaults(o);
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
 	    !strcmp(argv[1], "help")) {
-		build_usage(argc < 2 ? stderr : stdout, 0);
+		build_opts_usage(argc < 2 ? stderr : stdout, 0);
 		return argc < 2 ? -EINVAL : 1;
 	}
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
@@ -401,7 +402,7 @@ int build_opts_parse(struct build_opts *o, int argc, char **argv)
 			return -EINVAL;
 		}
 		if (c == 'h') {
-			build_usage(stdout, o->cmd);
+			build_opts_usage(stdout, o->cmd);
 			return 1;
 		}
 		if (!(accepted_by(c) & o->cmd)) {

@@ -54,6 +54,6 @@ struct build_opts {
 /* 0: run; 1: help was printed (exit 0); -EINVAL: bad usage (reported). */
 int build_opts_parse(struct build_opts *o, int argc, char **argv);
 void build_opts_free(struct build_opts *o);
-void build_usage(FILE *f, enum build_cmd cmd);
+void build_opts_usage(FILE *f, enum build_cmd cmd);
 
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "build.h"
 #include "build_binfmt.h"
 #include "build_config.h"
 #include "build_fs.h"
@@ -31,8 +32,9 @@ static char *stdin_password;
 
 static char *base_key(const struct build_opts *o)
 {
-	return xasprintf("suite=%s\nvariant=%s\ninclude=%s\narch=arm64\ncomponents=" COMPONENTS "\n",
-			 o->suite, o->variant, o->include ? o->include : "");
+	return build_xasprintf(
+		"suite=%s\nvariant=%s\ninclude=%s\narch=arm64\ncomponents=" COMPONENTS "\n",
+		o->suite, o->variant, o->include ? o->include : "");
 }
 
 static const char *password(const struct build_opts *o)
@@ -55,14 +57,14 @@ static char *setup_key(const struct build_opts *o)
 		digest_str(&d, pw);
 		snprintf(pwd, sizeof(pwd), "%016llx", (unsigned long long)digest_derive(&d, "pw"));
 	}
-	return xasprintf("hostname=%s\nserial=%s\nroot-password=%s\ndisk-id=%08" PRIx32 "\n",
-			 o->hostname, o->serial, pwd, config_disk_id(o));
+	return build_xasprintf("hostname=%s\nserial=%s\nroot-password=%s\ndisk-id=%08" PRIx32 "\n",
+			       o->hostname, o->serial, pwd, build_config_disk_id(o));
 }
 
 static bool base_built(const struct build_opts *o, const char *key)
 {
-	char *p = xasprintf("%s/etc/debian_version", o->rootfs);
-	bool ok = stage_stamp_matches(o->state_dir, "rootfs", key) && fs_exists(p);
+	char *p = build_xasprintf("%s/etc/debian_version", o->rootfs);
+	bool ok = build_stage_stamp_matches(o->state_dir, "rootfs", key) && build_fs_exists(p);
 
 	free(p);
 	return ok;
@@ -89,7 +91,7 @@ static int read_stdin_password(void)
 
 static int check_mountpoint(const char *rootfs)
 {
-	char *copy = xstrdup(rootfs);
+	char *copy = build_xstrdup(rootfs);
 	struct stat a, b;
 	int ret = 0;
 
@@ -103,7 +105,7 @@ static int check_mountpoint(const char *rootfs)
 	return ret;
 }
 
-int rootfs_check(struct build_opts *o)
+int build_rootfs_check(struct build_opts *o)
 {
 	char *bk = base_key(o), *sk = NULL, *m = NULL;
 	int ret = 0;
@@ -114,7 +116,8 @@ int rootfs_check(struct build_opts *o)
 			goto out;
 	}
 	sk = setup_key(o);
-	if (!o->force && base_built(o, bk) && stage_stamp_matches(o->state_dir, "rootfs-setup", sk))
+	if (!o->force && base_built(o, bk) &&
+	    build_stage_stamp_matches(o->state_dir, "rootfs-setup", sk))
 		goto out;           /* nothing to do: no root needed */
 	if (geteuid() != 0) {
 		log_error("build rootfs needs root: debootstrap chroots into the new tree, creates"
@@ -125,12 +128,13 @@ int rootfs_check(struct build_opts *o)
 		ret = -EPERM;
 		goto out;
 	}
-	if (fs_exists(o->rootfs) && !fs_is_dir(o->rootfs)) {
+	if (build_fs_exists(o->rootfs) && !build_fs_is_dir(o->rootfs)) {
 		log_error("%s exists and is not a directory", o->rootfs);
 		ret = -ENOTDIR;
 		goto out;
 	}
-	if (!base_built(o, bk) && fs_is_dir(o->rootfs) && !fs_dir_is_empty(o->rootfs) && !o->force) {
+	if (!base_built(o, bk) && build_fs_is_dir(o->rootfs) && !build_fs_dir_is_empty(o->rootfs) &&
+	    !o->force) {
 		log_error("%s is not empty and was not built by `rpifs build rootfs` with these"
 			  " options (suite %s, variant %s%s%s): --force replaces it, deleting what"
 			  " it holds", o->rootfs, o->suite, o->variant, o->include ? ", include " : "",
@@ -141,15 +145,15 @@ int rootfs_check(struct build_opts *o)
 	ret = check_mountpoint(o->rootfs);
 	if (ret)
 		goto out;
-	if (!fs_have_program("debootstrap")) {
+	if (!build_fs_have_program("debootstrap")) {
 		log_error("rootfs: debootstrap not found: install the Debian package debootstrap");
 		ret = -ENOENT;
 		goto out;
 	}
-	ret = binfmt_check_tools();
+	ret = build_binfmt_check_tools();
 	if (ret)
 		goto out;
-	if (!o->mirror && mirror_default(&m)) {
+	if (!o->mirror && build_mirror_default(&m)) {
 		log_error("rootfs: no Debian archive in the host's apt configuration"
 			  " (/etc/apt/sources.list, sources.list.d): pass --mirror URL");
 		ret = -ENOENT;
@@ -164,30 +168,30 @@ out:
 /* Fail in seconds, naming the mirror, rather than deep in debootstrap. */
 static int check_mirror(struct stage *s, const char *mirror, const char *suite)
 {
-	char *url = xasprintf("%s/dists/%s/Release", mirror, suite);
+	char *url = build_xasprintf("%s/dists/%s/Release", mirror, suite);
 	int ret = 0;
 
-	stage_step(s, "checking the mirror %s", mirror);
+	build_stage_step(s, "checking the mirror %s", mirror);
 	if (!strncmp(mirror, "file:", 5)) {
 		const char *p = mirror + 5;
 
 		while (p[0] == '/' && p[1] == '/')
 			p++;
 		free(url);
-		url = xasprintf("%s/dists/%s/Release", p, suite);
-		if (!fs_exists(url)) {
+		url = build_xasprintf("%s/dists/%s/Release", p, suite);
+		if (!build_fs_exists(url)) {
 			log_error("--mirror %s: %s does not exist (not a Debian archive, or no suite"
 				  " %s)", mirror, url, suite);
 			ret = -ENOENT;
 		}
-	} else if (fs_have_program("wget")) {
+	} else if (build_fs_have_program("wget")) {
 		struct run r = {
 			.argv = (char *[]){ "wget", "-q", "--tries=1", "--timeout=20", "-O",
 					    "/dev/null", url, NULL },
 			.log_fd = s->log_fd,
 		};
 
-		ret = run_child(&r);
+		ret = build_run_child(&r);
 		if (ret == -EIO) {
 			/* wget's exit codes: 4 network, 5 TLS, 8 an HTTP error. */
 			log_error("mirror %s unreachable: cannot fetch %s (%s). Check --mirror"
@@ -210,13 +214,13 @@ static void progress_line(void *ctx, const char *line)
 	struct stage *s = ctx;
 
 	if (!strncmp(line, "I: ", 3))
-		stage_detail(s, "%.100s", line + 3);
+		build_stage_detail(s, "%.100s", line + 3);
 }
 
 static int write_text(const char *tree, const char *rel, const char *text)
 {
-	char *p = xasprintf("%s/%s", tree, rel);
-	int ret = fs_write_atomic(p, text, strlen(text), 0644);
+	char *p = build_xasprintf("%s/%s", tree, rel);
+	int ret = build_fs_write_atomic(p, text, strlen(text), 0644);
 
 	if (ret)
 		log_error("%s: %s", p, strerror(-ret));
@@ -226,10 +230,10 @@ static int write_text(const char *tree, const char *rel, const char *text)
 
 static int enable_getty(const char *tree, const char *tty)
 {
-	char *dir = xasprintf("%s/etc/systemd/system/getty.target.wants", tree), *link = NULL;
+	char *dir = build_xasprintf("%s/etc/systemd/system/getty.target.wants", tree), *link = NULL;
 	struct dirent *e;
 	DIR *d;
-	int ret = fs_mkdir_p(dir, 0755);
+	int ret = build_fs_mkdir_p(dir, 0755);
 
 	if (ret)
 		goto out;
@@ -237,7 +241,7 @@ static int enable_getty(const char *tree, const char *tty)
 	d = opendir(dir);
 	while (d && (e = readdir(d))) {
 		if (!strncmp(e->d_name, "serial-getty@", 13)) {
-			char *p = xasprintf("%s/%s", dir, e->d_name);
+			char *p = build_xasprintf("%s/%s", dir, e->d_name);
 			struct stat st;
 
 			if (lstat(p, &st) == 0 && S_ISLNK(st.st_mode))
@@ -247,7 +251,7 @@ static int enable_getty(const char *tree, const char *tty)
 	}
 	if (d)
 		closedir(d);
-	link = xasprintf("%s/serial-getty@%s.service", dir, tty);
+	link = build_xasprintf("%s/serial-getty@%s.service", dir, tty);
 	if (symlink(GETTY_TEMPLATE, link) < 0)
 		ret = -errno;
 out:
@@ -262,13 +266,13 @@ out:
  * tree, and again whenever these options change. */
 static int setup(struct stage *s, const struct build_opts *o, const char *tree)
 {
-	uint32_t id = config_disk_id(o);
+	uint32_t id = build_config_disk_id(o);
 	const char *pw = password(o);
 	char *fstab, *hosts, *host;
 	int ret;
 
-	stage_step(s, "configuring the tree (fstab, hostname, getty)");
-	fstab = xasprintf(
+	build_stage_step(s, "configuring the tree (fstab, hostname, getty)");
+	fstab = build_xasprintf(
 		"# Written by `rpifs build rootfs`. The SD card: partition 2 is /, partition 1\n"
 		"# (FAT32, ROOTFS/boot in the image) is /boot. The disk id is the one\n"
 		"# boot/cmdline.txt names; `rpifs build config --disk-id` keeps both in step.\n"
@@ -278,10 +282,11 @@ static int setup(struct stage *s, const struct build_opts *o, const char *tree)
 		"PARTUUID=%08" PRIx32 "-02  /             ext4   defaults,noatime         0      1\n"
 		"PARTUUID=%08" PRIx32 "-01  /boot         vfat   defaults,noatime,nofail  0      0\n",
 		id, id);
-	host = xasprintf("%s\n", o->hostname);
-	hosts = xasprintf("127.0.0.1\tlocalhost\n127.0.1.1\t%s\n"
-			  "::1\t\tlocalhost ip6-localhost ip6-loopback\n"
-			  "ff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n", o->hostname);
+	host = build_xasprintf("%s\n", o->hostname);
+	hosts = build_xasprintf("127.0.0.1\tlocalhost\n127.0.1.1\t%s\n"
+				"::1\t\tlocalhost ip6-localhost ip6-loopback\n"
+				"ff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n",
+				o->hostname);
 	ret = write_text(tree, "etc/fstab", fstab);
 	if (!ret)
 		ret = write_text(tree, "etc/hostname", host);
@@ -290,16 +295,19 @@ static int setup(struct stage *s, const struct build_opts *o, const char *tree)
 	if (!ret)
 		ret = enable_getty(tree, o->serial);
 	if (!ret && pw) {
-		char *in = xasprintf("root:%s\n", pw);
+		char *in = build_xasprintf("root:%s\n", pw);
 
-		stage_step(s, "setting root's password");
-		ret = binfmt_ensure(s);
+		build_stage_step(s, "setting root's password");
+		ret = build_binfmt_ensure(s);
 		if (!ret && !*pw)
-			ret = stage_run(s, (char *[]){ "chroot", (char *)tree, "passwd", "-d", "root", NULL },
-					NULL, child_env, NULL, NULL, NULL);
+			ret = build_stage_run(s,
+					      (char *[]){ "chroot", (char *)tree, "passwd", "-d",
+							  "root", NULL },
+					      NULL, child_env, NULL, NULL, NULL);
 		else if (!ret)
-			ret = stage_run(s, (char *[]){ "chroot", (char *)tree, "chpasswd", NULL },
-					NULL, child_env, in, NULL, NULL);
+			ret = build_stage_run(s, (char *[]){ "chroot", (char *)tree, "chpasswd",
+							     NULL },
+					      NULL, child_env, in, NULL, NULL);
 		free(in);
 	}
 	free(fstab);
@@ -310,10 +318,10 @@ static int setup(struct stage *s, const struct build_opts *o, const char *tree)
 
 static int count_packages(const char *tree)
 {
-	char *p = xasprintf("%s/var/lib/dpkg/status", tree), *text = NULL;
+	char *p = build_xasprintf("%s/var/lib/dpkg/status", tree), *text = NULL;
 	int n = 0;
 
-	if (fs_read(p, &text, NULL) == 0)
+	if (build_fs_read(p, &text, NULL) == 0)
 		for (char *q = text; (q = strstr(q, "Package: ")); q += 9)
 			if (q == text || q[-1] == '\n')
 				n++;
@@ -325,13 +333,13 @@ static int count_packages(const char *tree)
 /* debootstrap keeps its own log in the tree: copy its end into ours. */
 static void keep_debootstrap_log(struct stage *s, const char *tree)
 {
-	char *p = xasprintf("%s/debootstrap/debootstrap.log", tree), *text = NULL;
+	char *p = build_xasprintf("%s/debootstrap/debootstrap.log", tree), *text = NULL;
 	size_t len = 0;
 
-	if (fs_read(p, &text, &len) == 0 && len) {
+	if (build_fs_read(p, &text, &len) == 0 && len) {
 		const char *start = len > 8192 ? text + len - 8192 : text;
 
-		stage_log(s, "# ---- end of %s ----\n%s", p, start);
+		build_stage_log(s, "# ---- end of %s ----\n%s", p, start);
 	}
 	free(text);
 	free(p);
@@ -343,12 +351,12 @@ static int place(struct stage *s, const struct build_opts *o, const char *tree)
 	char *old = NULL;
 	int ret = 0;
 
-	if (fs_exists(o->rootfs)) {
-		if (fs_dir_is_empty(o->rootfs)) {
+	if (build_fs_exists(o->rootfs)) {
+		if (build_fs_dir_is_empty(o->rootfs)) {
 			if (rmdir(o->rootfs) < 0)
 				ret = -errno;
 		} else {
-			old = xasprintf("%s/tmp/rootfs-old.%d", o->state_dir, (int)getpid());
+			old = build_xasprintf("%s/tmp/rootfs-old.%d", o->state_dir, (int)getpid());
 			if (rename(o->rootfs, old) < 0)
 				ret = -errno;
 		}
@@ -367,8 +375,8 @@ static int place(struct stage *s, const struct build_opts *o, const char *tree)
 		goto out;
 	}
 	if (old) {
-		stage_step(s, "removing the previous tree");
-		fs_remove_tree(old);
+		build_stage_step(s, "removing the previous tree");
+		build_fs_remove_tree(old);
 	}
 out:
 	free(old);
@@ -378,8 +386,8 @@ out:
 static int build_tree(struct stage *s, const struct build_opts *o, const char *mirror,
 		      const char *tree)
 {
-	char *variant = xasprintf("--variant=%s", o->variant);
-	char *include = o->include ? xasprintf("--include=%s", o->include) : NULL;
+	char *variant = build_xasprintf("--variant=%s", o->variant);
+	char *include = o->include ? build_xasprintf("--include=%s", o->include) : NULL;
 	char *argv[16], t1[16], t2[16];
 	double t0;
 	int n = 0, ret;
@@ -397,28 +405,30 @@ static int build_tree(struct stage *s, const struct build_opts *o, const char *m
 	argv[n++] = (char *)mirror;
 	argv[n] = NULL;
 
-	t0 = stage_elapsed(s);
-	stage_step(s, "debootstrap, first stage (download, unpack)");
-	ret = stage_run(s, argv, NULL, child_env, NULL, progress_line, s);
+	t0 = build_stage_elapsed(s);
+	build_stage_step(s, "debootstrap, first stage (download, unpack)");
+	ret = build_stage_run(s, argv, NULL, child_env, NULL, progress_line, s);
 	if (ret)
 		goto out;
-	stage_fmt_elapsed(stage_elapsed(s) - t0, t1, sizeof(t1));
-	stage_log(s, "# first stage took %s", t1);
+	build_stage_fmt_elapsed(build_stage_elapsed(s) - t0, t1, sizeof(t1));
+	build_stage_log(s, "# first stage took %s", t1);
 	if (!strcmp(o->suite, "trixie"))
-		stage_say(s, "note: trixie's second stage under qemu with bookworm's debootstrap"
-			  " took over an hour on a 2-core machine");
+		build_stage_say(s,
+				"note: trixie's second stage under qemu with bookworm's debootstrap"
+				" took over an hour on a 2-core machine");
 
-	t0 = stage_elapsed(s);
-	stage_step(s, "debootstrap, second stage (configure, under qemu)");
-	ret = stage_run(s, (char *[]){ "chroot", (char *)tree, "/debootstrap/debootstrap",
-				       "--second-stage", NULL },
-			NULL, child_env, NULL, progress_line, s);
+	t0 = build_stage_elapsed(s);
+	build_stage_step(s, "debootstrap, second stage (configure, under qemu)");
+	ret = build_stage_run(s,
+			      (char *[]){ "chroot", (char *)tree, "/debootstrap/debootstrap",
+					  "--second-stage", NULL },
+			      NULL, child_env, NULL, progress_line, s);
 	if (ret)
 		goto out;
-	stage_fmt_elapsed(stage_elapsed(s) - t0, t2, sizeof(t2));
-	stage_log(s, "# second stage took %s", t2);
-	stage_say(s, "debootstrap: first stage %s, second stage %s, %d packages", t1, t2,
-		  count_packages(tree));
+	build_stage_fmt_elapsed(build_stage_elapsed(s) - t0, t2, sizeof(t2));
+	build_stage_log(s, "# second stage took %s", t2);
+	build_stage_say(s, "debootstrap: first stage %s, second stage %s, %d packages", t1, t2,
+			count_packages(tree));
 out:
 	if (ret)
 		keep_debootstrap_log(s, tree);
@@ -427,49 +437,49 @@ out:
 	return ret;
 }
 
-int rootfs_run(struct build_opts *o, int index, int count)
+int build_rootfs_run(struct build_opts *o, int index, int count)
 {
 	char *bk = base_key(o), *sk = NULL, *mirror = NULL, *tree = NULL;
 	struct stage s;
 	int ret;
 
-	ret = stage_begin(&s, o->state_dir, "rootfs", index, count);
+	ret = build_stage_begin(&s, o->state_dir, "rootfs", index, count);
 	if (ret)
 		goto out_nostage;
-	ret = rootfs_check(o);
+	ret = build_rootfs_check(o);
 	if (ret)
 		goto out;
 	sk = setup_key(o);
 	if (!o->force && base_built(o, bk)) {
-		if (stage_stamp_matches(o->state_dir, "rootfs-setup", sk)) {
-			stage_skip(&s, o->suite);
+		if (build_stage_stamp_matches(o->state_dir, "rootfs-setup", sk)) {
+			build_stage_skip(&s, o->suite);
 			goto out_nostage;
 		}
 		/* Only hostname, getty, password or disk id changed. */
-		stage_stamp_clear(o->state_dir, "rootfs-setup");
+		build_stage_stamp_clear(o->state_dir, "rootfs-setup");
 		ret = setup(&s, o, o->rootfs);
 		if (!ret)
-			ret = stage_stamp_write(o->state_dir, "rootfs-setup", sk);
-		stage_detail(&s, "tree up to date; fstab, hostname, getty%s reapplied",
-			     password(o) ? ", password" : "");
+			ret = build_stage_stamp_write(o->state_dir, "rootfs-setup", sk);
+		build_stage_detail(&s, "tree up to date; fstab, hostname, getty%s reapplied",
+				   password(o) ? ", password" : "");
 		goto out;
 	}
-	stage_stamp_clear(o->state_dir, "rootfs");
-	stage_stamp_clear(o->state_dir, "rootfs-setup");
-	mirror = o->mirror ? xstrdup(o->mirror) : NULL;
-	if (!mirror && mirror_default(&mirror)) {
+	build_stage_stamp_clear(o->state_dir, "rootfs");
+	build_stage_stamp_clear(o->state_dir, "rootfs-setup");
+	mirror = o->mirror ? build_xstrdup(o->mirror) : NULL;
+	if (!mirror && build_mirror_default(&mirror)) {
 		log_error("no Debian archive in the host's apt configuration: pass --mirror URL");
 		ret = -ENOENT;
 		goto out;
 	}
 	for (size_t n = strlen(mirror); n > 1 && mirror[n - 1] == '/'; n--)
 		mirror[n - 1] = '\0';
-	stage_log(&s, "# mirror %s, suite %s, variant %s", mirror, o->suite, o->variant);
+	build_stage_log(&s, "# mirror %s, suite %s, variant %s", mirror, o->suite, o->variant);
 	ret = check_mirror(&s, mirror, o->suite);
 	if (!ret)
-		ret = binfmt_ensure(&s);
+		ret = build_binfmt_ensure(&s);
 	if (!ret)
-		ret = stage_tmpdir(o->state_dir, "rootfs", &tree);
+		ret = build_stage_tmpdir(o->state_dir, "rootfs", &tree);
 	if (ret)
 		goto out;
 	/* mkdtemp made it 0700: it becomes "/". */
@@ -486,16 +496,17 @@ int rootfs_run(struct build_opts *o, int index, int count)
 		goto out;
 	free(tree);
 	tree = NULL;
-	ret = stage_stamp_write(o->state_dir, "rootfs", bk);
+	ret = build_stage_stamp_write(o->state_dir, "rootfs", bk);
 	if (!ret)
-		ret = stage_stamp_write(o->state_dir, "rootfs-setup", sk);
-	stage_detail(&s, "%s %s, %d packages", o->suite, o->variant, count_packages(o->rootfs));
+		ret = build_stage_stamp_write(o->state_dir, "rootfs-setup", sk);
+	build_stage_detail(&s, "%s %s, %d packages", o->suite, o->variant,
+			   count_packages(o->rootfs));
 out:
 	if (tree) {
-		stage_step(&s, "removing the unfinished tree");
-		fs_remove_tree(tree);
+		build_stage_step(&s, "removing the unfinished tree");
+		build_fs_remove_tree(tree);
 	}
-	ret = stage_end(&s, ret);
+	ret = build_stage_end(&s, ret);
 out_nostage:
 	free(tree);
 	free(mirror);

@@ -10,7 +10,7 @@
 
 #include "build_opts.h"
 
-int rootfs_check(struct build_opts *o);
-int rootfs_run(struct build_opts *o, int index, int count);
+int build_rootfs_check(struct build_opts *o);
+int build_rootfs_run(struct build_opts *o, int index, int count);
 
 #endif

@@ -10,8 +10,9 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "build_fs.h"
+#include "build.h"
 #include "build_run.h"
+#include "vector.h"
 
 static int write_full(int fd, const char *p, size_t n)
 {
@@ -29,24 +30,23 @@ static int write_full(int fd, const char *p, size_t n)
 	return 0;
 }
 
-char *run_cmdline(char *const *argv)
+char *build_run_cmdline(char *const *argv)
 {
-	size_t cap = 256, len = 0;
-	char *s = malloc(cap);
+	size_t cap = 0, len = 0;
+	char *s = NULL;
 
-	if (!s)
-		return xstrdup("?");
+	if (VEC_RESERVE(s, cap, 1, 256) < 0)
+		return build_xstrdup("?");
 	s[0] = '\0';
 	for (; *argv; argv++) {
 		const char *a = *argv;
 		bool quote = !*a || strpbrk(a, " \t\n'\"\\$`*?;&|<>()[]{}!#~") != NULL;
+		/* Worst case: every byte a quote (4 bytes), two quotes, a space. */
 		size_t need = strlen(a) * 4 + 4;
 
-		if (len + need + 1 > cap) {
-			cap = (len + need + 1) * 2;
-			s = realloc(s, cap);
-			if (!s)
-				return xstrdup("?");
+		if (VEC_RESERVE(s, cap, len + need + 1, 256) < 0) {
+			free(s);
+			return build_xstrdup("?");
 		}
 		if (len)
 			s[len++] = ' ';
@@ -140,7 +140,7 @@ static void feed_lines(struct run *r, char *buf, size_t *have, bool flush)
 	*have -= start;
 }
 
-int run_child(struct run *r)
+int build_run_child(struct run *r)
 {
 	int out[2] = { -1, -1 }, err[2] = { -1, -1 }, infd = -1;
 	char buf[8192], linebuf[4097];
@@ -150,9 +150,9 @@ int run_child(struct run *r)
 
 	r->status = -1;
 	if (r->log_fd >= 0) {
-		char *cmd = run_cmdline(r->argv);
-		char *hdr = r->cwd ? xasprintf("$ (cd %s && %s)\n", r->cwd, cmd)
-				   : xasprintf("$ %s\n", cmd);
+		char *cmd = build_run_cmdline(r->argv);
+		char *hdr = r->cwd ? build_xasprintf("$ (cd %s && %s)\n", r->cwd, cmd)
+				   : build_xasprintf("$ %s\n", cmd);
 
 		write_full(r->log_fd, hdr, strlen(hdr));
 		free(hdr);
@@ -231,8 +231,9 @@ int run_child(struct run *r)
 		ret = -EIO;
 out:
 	if (r->log_fd >= 0 && ret) {
-		char *msg = ret == -EIO ? xasprintf("# exit status %d\n", r->status)
-					: xasprintf("# could not run %s: %s\n", r->argv[0], strerror(-ret));
+		char *msg = ret == -EIO ? build_xasprintf("# exit status %d\n", r->status)
+					: build_xasprintf("# could not run %s: %s\n", r->argv[0],
+							  strerror(-ret));
 
 		write_full(r->log_fd, msg, strlen(msg));
 		free(msg);

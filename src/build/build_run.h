@@ -28,9 +28,9 @@ struct run {
  * (the exec error is reported back through a close-on-exec pipe); -EIO when
  * it ran and failed (r->status says how). Writes "$ argv..." to the log
  * first so the log shows what ran. */
-int run_child(struct run *r);
+int build_run_child(struct run *r);
 
 /* "make -j2 O=..." for messages, shell-quoted where needed. Free it. */
-char *run_cmdline(char *const *argv);
+char *build_run_cmdline(char *const *argv);
 
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "build.h"
 #include "build_fs.h"
 #include "build_stage.h"
 #include "log.h"
@@ -16,12 +17,12 @@
 /* Lines of the log shown when a stage fails. */
 #define TAIL_LINES 25
 
-char *stage_state_dir(const char *rootfs)
+char *build_stage_state_dir(const char *rootfs)
 {
-	return xasprintf("%s.rpifs", rootfs);
+	return build_xasprintf("%s.rpifs", rootfs);
 }
 
-double stage_elapsed(const struct stage *s)
+double build_stage_elapsed(const struct stage *s)
 {
 	struct timespec now;
 
@@ -29,7 +30,7 @@ double stage_elapsed(const struct stage *s)
 	return (double)(now.tv_sec - s->t0.tv_sec) + (now.tv_nsec - s->t0.tv_nsec) / 1e9;
 }
 
-void stage_fmt_elapsed(double secs, char *buf, size_t len)
+void build_stage_fmt_elapsed(double secs, char *buf, size_t len)
 {
 	long t = (long)(secs + 0.5);
 
@@ -51,7 +52,7 @@ static void draw(struct stage *s)
 {
 	char el[32];
 
-	stage_fmt_elapsed(stage_elapsed(s), el, sizeof(el));
+	build_stage_fmt_elapsed(build_stage_elapsed(s), el, sizeof(el));
 	if (s->tty)
 		fputs("\r\033[K", stderr);
 	fprintf(stderr, "[%d/%d] %s: %s%s%s (%s)", s->index, s->count, s->name, s->step,
@@ -65,13 +66,13 @@ static void draw(struct stage *s)
 	fflush(stderr);
 }
 
-void stage_tick(struct stage *s)
+void build_stage_tick(struct stage *s)
 {
 	if (s->tty || time(NULL) - s->last_line >= PLAIN_INTERVAL)
 		draw(s);
 }
 
-void stage_step(struct stage *s, const char *fmt, ...)
+void build_stage_step(struct stage *s, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -79,11 +80,11 @@ void stage_step(struct stage *s, const char *fmt, ...)
 	vsnprintf(s->step, sizeof(s->step), fmt, ap);
 	va_end(ap);
 	s->detail[0] = '\0';
-	stage_log(s, "## %s", s->step);
+	build_stage_log(s, "## %s", s->step);
 	draw(s);
 }
 
-void stage_detail(struct stage *s, const char *fmt, ...)
+void build_stage_detail(struct stage *s, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -92,7 +93,7 @@ void stage_detail(struct stage *s, const char *fmt, ...)
 	va_end(ap);
 }
 
-void stage_log(struct stage *s, const char *fmt, ...)
+void build_stage_log(struct stage *s, const char *fmt, ...)
 {
 	char buf[4096];
 	va_list ap;
@@ -111,7 +112,7 @@ void stage_log(struct stage *s, const char *fmt, ...)
 	(void)!write(s->log_fd, buf, (size_t)n);
 }
 
-void stage_say(struct stage *s, const char *fmt, ...)
+void build_stage_say(struct stage *s, const char *fmt, ...)
 {
 	char buf[4096];
 	va_list ap;
@@ -121,13 +122,13 @@ void stage_say(struct stage *s, const char *fmt, ...)
 	va_end(ap);
 	clear_line(s);
 	fprintf(stderr, "rpifs: %s: %s\n", s->name, buf);
-	stage_log(s, "# %s", buf);
+	build_stage_log(s, "# %s", buf);
 }
 
-int stage_begin(struct stage *s, const char *state_dir, const char *name,
-		int index, int count)
+int build_stage_begin(struct stage *s, const char *state_dir, const char *name, int index,
+		      int count)
 {
-	char *dir = xasprintf("%s/logs", state_dir), when[32];
+	char *dir = build_xasprintf("%s/logs", state_dir), when[32];
 	struct tm tm;
 	time_t now;
 	int ret;
@@ -140,12 +141,12 @@ int stage_begin(struct stage *s, const char *state_dir, const char *name,
 	s->log_fd = -1;
 	s->tty = isatty(2);
 	clock_gettime(CLOCK_MONOTONIC, &s->t0);
-	ret = fs_mkdir_p(dir, 0755);
+	ret = build_fs_mkdir_p(dir, 0755);
 	if (ret) {
 		log_error("%s: cannot create the log directory: %s", dir, strerror(-ret));
 		goto out;
 	}
-	s->log_path = xasprintf("%s/%s.log", dir, name);
+	s->log_path = build_xasprintf("%s/%s.log", dir, name);
 	/* Appended, not truncated: a run that finds the stage up to date must
 	 * not wipe the log of the run that did the work. */
 	s->log_fd = open(s->log_path, O_WRONLY | O_CREAT | O_CLOEXEC | O_APPEND, 0644);
@@ -157,7 +158,7 @@ int stage_begin(struct stage *s, const char *state_dir, const char *name,
 	s->log_start = lseek(s->log_fd, 0, SEEK_END);
 	now = time(NULL);
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime_r(&now, &tm));
-	stage_log(s, "\n#### rpifs build %s, %s ####", name, when);
+	build_stage_log(s, "\n#### rpifs build %s, %s ####", name, when);
 	snprintf(s->step, sizeof(s->step), "starting");
 out:
 	free(dir);
@@ -172,7 +173,7 @@ static void print_tail(const char *path, off_t start)
 	size_t len = 0;
 	int lines = 0;
 
-	if (fs_read(path, &buf, &len) < 0 || !len)
+	if (build_fs_read(path, &buf, &len) < 0 || !len)
 		goto out;
 	first = start > 0 && (size_t)start < len ? buf + start : buf;
 	p = buf + len;
@@ -191,21 +192,21 @@ out:
 	free(buf);
 }
 
-int stage_end(struct stage *s, int ret)
+int build_stage_end(struct stage *s, int ret)
 {
 	char el[32];
 
-	stage_fmt_elapsed(stage_elapsed(s), el, sizeof(el));
+	build_stage_fmt_elapsed(build_stage_elapsed(s), el, sizeof(el));
 	clear_line(s);
 	if (ret) {
-		stage_log(s, "# FAILED after %s", el);
+		build_stage_log(s, "# FAILED after %s", el);
 		fprintf(stderr, "[%d/%d] %s: FAILED after %s\n", s->index, s->count, s->name, el);
 		if (s->log_path && s->log_fd >= 0) {
 			print_tail(s->log_path, s->log_start);
 			fprintf(stderr, "rpifs: %s: full log: %s\n", s->name, s->log_path);
 		}
 	} else {
-		stage_log(s, "# done in %s", el);
+		build_stage_log(s, "# done in %s", el);
 		fprintf(stderr, "[%d/%d] %s: done in %s%s%s\n", s->index, s->count, s->name, el,
 			s->detail[0] ? " - " : "", s->detail);
 	}
@@ -217,10 +218,10 @@ int stage_end(struct stage *s, int ret)
 	return ret;
 }
 
-void stage_skip(struct stage *s, const char *why)
+void build_stage_skip(struct stage *s, const char *why)
 {
 	clear_line(s);
-	stage_log(s, "# up to date: %s", why);
+	build_stage_log(s, "# up to date: %s", why);
 	fprintf(stderr, "[%d/%d] %s: up to date (%s; --force redoes it)\n", s->index, s->count,
 		s->name, why);
 	if (s->log_fd >= 0)
@@ -248,50 +249,50 @@ static void fwd_tick(void *ctx)
 {
 	struct line_fwd *f = ctx;
 
-	stage_tick(f->s);
+	build_stage_tick(f->s);
 }
 
-int stage_run(struct stage *s, char *const *argv, const char *cwd, const char *const *env,
-	      const char *input, void (*line)(void *ctx, const char *line), void *ctx)
+int build_stage_run(struct stage *s, char *const *argv, const char *cwd, const char *const *env,
+		    const char *input, void (*line)(void *ctx, const char *line), void *ctx)
 {
 	struct line_fwd f = { s, line, ctx };
 	struct run r = {
 		.argv = argv, .cwd = cwd, .env = env, .input = input, .log_fd = s->log_fd,
 		.line = fwd_line, .tick = fwd_tick, .ctx = &f,
 	};
-	int ret = run_child(&r);
+	int ret = build_run_child(&r);
 
 	if (ret == -EIO)
-		stage_say(s, "%s failed (exit status %d)", argv[0], r.status);
+		build_stage_say(s, "%s failed (exit status %d)", argv[0], r.status);
 	else if (ret == -ENOENT)
-		stage_say(s, "%s: command not found", argv[0]);
+		build_stage_say(s, "%s: command not found", argv[0]);
 	else if (ret)
-		stage_say(s, "cannot run %s: %s", argv[0], strerror(-ret));
+		build_stage_say(s, "cannot run %s: %s", argv[0], strerror(-ret));
 	return ret;
 }
 
 static char *stamp_path(const char *state_dir, const char *name)
 {
-	return xasprintf("%s/stamps/%s", state_dir, name);
+	return build_xasprintf("%s/stamps/%s", state_dir, name);
 }
 
-bool stage_stamp_matches(const char *state_dir, const char *name, const char *key)
+bool build_stage_stamp_matches(const char *state_dir, const char *name, const char *key)
 {
 	char *p = stamp_path(state_dir, name), *buf = NULL;
-	bool ok = fs_read(p, &buf, NULL) == 0 && !strcmp(buf, key);
+	bool ok = build_fs_read(p, &buf, NULL) == 0 && !strcmp(buf, key);
 
 	free(buf);
 	free(p);
 	return ok;
 }
 
-int stage_stamp_write(const char *state_dir, const char *name, const char *key)
+int build_stage_stamp_write(const char *state_dir, const char *name, const char *key)
 {
-	char *dir = xasprintf("%s/stamps", state_dir), *p = stamp_path(state_dir, name);
-	int ret = fs_mkdir_p(dir, 0755);
+	char *dir = build_xasprintf("%s/stamps", state_dir), *p = stamp_path(state_dir, name);
+	int ret = build_fs_mkdir_p(dir, 0755);
 
 	if (!ret)
-		ret = fs_write_atomic(p, key, strlen(key), 0644);
+		ret = build_fs_write_atomic(p, key, strlen(key), 0644);
 	if (ret)
 		log_error("%s: cannot write the stamp: %s", p, strerror(-ret));
 	free(dir);
@@ -299,7 +300,7 @@ int stage_stamp_write(const char *state_dir, const char *name, const char *key)
 	return ret;
 }
 
-void stage_stamp_clear(const char *state_dir, const char *name)
+void build_stage_stamp_clear(const char *state_dir, const char *name)
 {
 	char *p = stamp_path(state_dir, name);
 
@@ -307,14 +308,14 @@ void stage_stamp_clear(const char *state_dir, const char *name)
 	free(p);
 }
 
-int stage_tmpdir(const char *state_dir, const char *name, char **out)
+int build_stage_tmpdir(const char *state_dir, const char *name, char **out)
 {
-	char *dir = xasprintf("%s/tmp", state_dir), *t = NULL;
-	int ret = fs_mkdir_p(dir, 0755);
+	char *dir = build_xasprintf("%s/tmp", state_dir), *t = NULL;
+	int ret = build_fs_mkdir_p(dir, 0755);
 
 	if (ret)
 		goto out;
-	t = xasprintf("%s/%s.XXXXXX", dir, name);
+	t = build_xasprintf("%s/%s.XXXXXX", dir, name);
 	if (!mkdtemp(t)) {
 		ret = -errno;
 		free(t);

@@ -36,43 +36,44 @@ struct stage {
 };
 
 /* "ROOTFS.rpifs" for ROOTFS (absolute, no trailing slash). Free it. */
-char *stage_state_dir(const char *rootfs);
+char *build_stage_state_dir(const char *rootfs);
 
 /* Opens the log (appending a new section) and prints "[i/n] name: ...". 0 or -errno. */
-int stage_begin(struct stage *s, const char *state_dir, const char *name,
-		int index, int count);
+int build_stage_begin(struct stage *s, const char *state_dir, const char *name, int index,
+		      int count);
 /* Prints "done in M:SS" or, on failure, the log's last lines and its
  * path. Returns ret. */
-int stage_end(struct stage *s, int ret);
+int build_stage_end(struct stage *s, int ret);
 /* The stage was up to date: says so, with why, and closes. */
-void stage_skip(struct stage *s, const char *why);
+void build_stage_skip(struct stage *s, const char *why);
 
 /* What the stage is doing now ("debootstrap: second stage"). */
-void stage_step(struct stage *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void build_stage_step(struct stage *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A counter shown after the step ("1234 objects compiled"). */
-void stage_detail(struct stage *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void build_stage_detail(struct stage *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /* Redraw the progress line if due. */
-void stage_tick(struct stage *s);
+void build_stage_tick(struct stage *s);
 /* Append a line to the log (not the terminal). */
-void stage_log(struct stage *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void build_stage_log(struct stage *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Print a message above the progress line (and into the log). */
-void stage_say(struct stage *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void build_stage_say(struct stage *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Run a child with the stage's log and progress; reports a failure (one
  * line: the full output is in the log). cwd, env, input, line may be NULL. */
-int stage_run(struct stage *s, char *const *argv, const char *cwd, const char *const *env,
-	      const char *input, void (*line)(void *ctx, const char *line), void *ctx);
+int build_stage_run(struct stage *s, char *const *argv, const char *cwd, const char *const *env,
+		    const char *input, void (*line)(void *ctx, const char *line), void *ctx);
 
 /* The stamp holds key; true when it matches exactly. */
-bool stage_stamp_matches(const char *state_dir, const char *name, const char *key);
-int stage_stamp_write(const char *state_dir, const char *name, const char *key);
-void stage_stamp_clear(const char *state_dir, const char *name);
+bool build_stage_stamp_matches(const char *state_dir, const char *name, const char *key);
+int build_stage_stamp_write(const char *state_dir, const char *name, const char *key);
+void build_stage_stamp_clear(const char *state_dir, const char *name);
 
 /* A fresh scratch directory STATE/tmp/NAME.XXXXXX. Free the path. */
-int stage_tmpdir(const char *state_dir, const char *name, char **out);
+int build_stage_tmpdir(const char *state_dir, const char *name, char **out);
 
 /* "M:SS" or "H:MM:SS" */
-void stage_fmt_elapsed(double secs, char *buf, size_t len);
-double stage_elapsed(const struct stage *s);
+void build_stage_fmt_elapsed(double secs, char *buf, size_t len);
+double build_stage_elapsed(const struct stage *s);
 
 #endif

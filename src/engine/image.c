@@ -22,6 +22,7 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#include "cmdline.h"
 #include "ext4_build.h"
 #include "fat32.h"
 #include "image.h"
@@ -90,12 +91,14 @@ static uint64_t mib_up(uint64_t v)
 	return (v + MIB - 1) / MIB;
 }
 
-/* The disk id the boot files expect: "root=PARTUUID=xxxxxxxx-02" in
- * cmdline.txt. Using it keeps the card bootable whatever else changes. */
+/* The disk id the boot files expect: root=PARTUUID=xxxxxxxx-02 in
+ * cmdline.txt, read as `rpifs build config` reads it (cmdline.h). Using it
+ * keeps the card bootable whatever else changes. */
 static uint32_t disk_id_from_cmdline(struct image *img, const struct tree_node *boot)
 {
 	const struct tree_node *c = boot ? tree_child(boot, "cmdline.txt") : NULL;
-	char buf[4097], *p;
+	char buf[4097];
+	uint32_t id;
 	size_t len;
 
 	if (!c || c->file == SRCFILE_NONE)
@@ -104,17 +107,7 @@ static uint32_t disk_id_from_cmdline(struct image *img, const struct tree_node *
 	if (srcfiles_pread(&img->tree.files, c->file, buf, len, 0) < 0)
 		return 0;
 	buf[len] = '\0';
-	for (p = buf; (p = strstr(p, "PARTUUID=")); p++) {
-		char *end;
-		unsigned long v;
-
-		if (p > buf && !isspace((unsigned char)p[-1]) && p[-1] != '=')
-			continue;
-		v = strtoul(p + 9, &end, 16);
-		if (end == p + 17 && end[0] == '-' && v != 0)
-			return (uint32_t)v;
-	}
-	return 0;
+	return cmdline_disk_id(buf, &id) == 0 ? id : 0;
 }
 
 static int layout(struct image *img, const struct image_opts *o,

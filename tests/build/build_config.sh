@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # `build config`: config.txt and cmdline.txt for each board; the disk id
 # (explicit, kept, derived: never 0) is the one in root=PARTUUID=...-02 and
-# in fstab.
+# in fstab. The mount reads the same id from cmdline.txt as the build
+# (cmdline.h), also when resume=PARTUUID= comes before root=.
 . "$TESTS_DIR/lib.sh"
+need sfdisk
 
 R=$T/root
 mkdir -p "$R/boot/broadcom" "$R/etc"
@@ -74,6 +76,24 @@ mkdir -p "$T/other/boot"; printf 'x' > "$T/other/boot/Image"
 "$RPIFS" build config "$T/other" >/dev/null 2>&1 || fail "config of $T/other failed"
 grep -qx "kernel=Image" "$T/other/boot/config.txt" || fail "Image not picked"
 [ "$(sed -E 's/.*PARTUUID=([0-9a-f]{8}).*/\1/' "$T/other/boot/cmdline.txt")" != "$id1" ] || fail "same id for two trees"
+
+# resume=PARTUUID= before root=: the disk id of the mounted disk.img is the
+# one the config stage keeps and writes (root='s), not resume='s. Mounted
+# before the stage runs (it rewrites the line), then after.
+mkdir -p "$T/resume/boot"; printf 'x' > "$T/resume/boot/Image"
+echo "console=ttyAMA0 resume=PARTUUID=aaaaaaaa-03 root=PARTUUID=12345678-02 rootwait" \
+	> "$T/resume/boot/cmdline.txt"
+rpifs_mount "$T/resume" "$T/mnt"
+mount_id=$(sfdisk --disk-id "$T/mnt/disk.img")
+rpifs_umount "$T/mnt"
+"$RPIFS" build config "$T/resume" >"$T/out" 2>&1 || { cat "$T/out"; fail "config of $T/resume failed"; }
+build_id=$(sed -E 's/.*root=PARTUUID=([0-9a-f]{8})-02.*/\1/' "$T/resume/boot/cmdline.txt")
+[ "$build_id" = 12345678 ] || fail "build config wrote disk id $build_id, not root='s 12345678"
+[ "$mount_id" = "0x$build_id" ] ||
+	fail "disk.img has disk id $mount_id, build config wrote $build_id (resume= before root=)"
+rpifs_mount "$T/resume" "$T/mnt"
+[ "$(sfdisk --disk-id "$T/mnt/disk.img")" = 0x12345678 ] || fail "disk id changed after build config"
+rpifs_umount "$T/mnt"
 
 # Errors.
 mkdir -p "$T/nokernel/boot"
