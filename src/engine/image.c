@@ -129,7 +129,10 @@ static int layout(struct image *img, const struct image_opts *o,
 
 	*root_min = 0;
 	if (o->ext4) {
-		ret = ext4_size_needed(&img->tree, boot, &need);
+		uint8_t seed[16];
+
+		digest_fill(&img->tree.digest, "ext4-hash-seed", seed, sizeof(seed));
+		ret = ext4_size_needed(&img->tree, boot, seed, &need);
 		if (ret < 0)
 			return ret;
 	}

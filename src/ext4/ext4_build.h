@@ -26,9 +26,10 @@ struct ext4_opts {
 };
 
 /* Minimum partition size in bytes for the tree (skip's contents excluded:
- * skip becomes an empty directory), before any free-space margin. */
+ * skip becomes an empty directory), before any free-space margin. hash_seed:
+ * the one ext4_build() will get (an htree's leaves follow the name hashes). */
 int ext4_size_needed(const struct tree *t, const struct tree_node *skip,
-		     uint64_t *bytes);
+		     const uint8_t hash_seed[16], uint64_t *bytes);
 
 /* Build the filesystem: skip (the boot directory, may be NULL) is created
  * as an empty directory. Regions go into out at opts->part_start. */

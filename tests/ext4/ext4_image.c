@@ -68,7 +68,7 @@ int main(int argc, char **argv)
 	rc = 1;
 	if (skip_rel)
 		skip = tree_lookup(&t, t.root, skip_rel);
-	if (ext4_size_needed(&t, skip, &need) < 0)
+	if (ext4_size_needed(&t, skip, o.hash_seed, &need) < 0)
 		goto out;
 	printf("needed %" PRIu64 "\n", need);
 	if (!size)
