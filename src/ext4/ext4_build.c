@@ -146,6 +146,7 @@ int ext4_build(const struct tree *t, const struct tree_node *skip,
 	if (ret)
 		goto out;
 
+	b.fs->now = ext4_write_time(&b);       /* s_wtime: see ext4_fs_init */
 	err = ext2fs_close_free(&b.fs);
 	if (err) {
 		log_error("ext4: writing the filesystem metadata: %s",

@@ -14,7 +14,11 @@ struct ext4_opts {
 	const char *label;          /* "rootfs" */
 	uint8_t uuid[16];           /* derived from the tree */
 	uint8_t hash_seed[16];      /* derived from the tree */
-	int64_t fs_time;            /* superblock times: SOURCE_DATE_EPOCH or newest mtime */
+	int64_t fs_time;            /* the filesystem's own times (creation, last
+	                             * check, inodes it makes): SOURCE_DATE_EPOCH
+	                             * or the newest mtime */
+	int64_t write_time;         /* the superblock's last write time, or 0:
+	                             * fs_time (see image.c's ext4_times) */
 	bool root_owner;            /* every inode owned by 0:0 */
 	uint64_t inodes;            /* 0: tree nodes plus headroom */
 	bool keep_atime_ctime;      /* atime and ctime from the source, as

@@ -54,6 +54,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <ext2fs/ext2_fs.h>
 #include <ext2fs/ext2fs.h>
@@ -171,6 +172,8 @@ uint64_t ext4_choose_inodes(const struct ext4_opts *o, const struct census *c);
 /* ---- ext4_mkfs.c ---- */
 
 int ext4_fs_init(struct build *b, uint64_t inodes);
+/* The superblock's last write time: opts->write_time, else fs->now's. */
+time_t ext4_write_time(const struct build *b);
 int ext4_system_inodes(struct build *b, bool want_lpf);
 
 /* ---- ext4_dir.c ---- */

@@ -33,6 +33,13 @@ static void on_block_stats_range(ext2_filsys fs, blk64_t blk, blk_t num,
 	if (inuse < 0)
 		io_channel_discard(fs->io, blk, num);
 }
+time_t ext4_write_time(const struct build *b)
+{
+	if (b->o->write_time > 0)
+		return (time_t)b->o->write_time;
+	return b->o->fs_time > 0 ? (time_t)b->o->fs_time : 1;
+}
+
 int ext4_fs_init(struct build *b, uint64_t inodes)
 {
 	struct ext2_super_block param;
@@ -102,12 +109,14 @@ int ext4_fs_init(struct build *b, uint64_t inodes)
 	/* Everything libext2fs time-stamps from now on uses fs->now; 0 would
 	 * mean "the current time", so the epoch itself becomes 1 s. */
 	fs->now = b->o->fs_time > 0 ? (time_t)b->o->fs_time : 1;
-	fs->super->s_mkfs_time = fs->super->s_lastcheck =
-		fs->super->s_wtime = (uint32_t)fs->now;
-	/* Past 2106 the high bytes matter (closefs rewrites only the low
-	 * 32 bits of s_wtime, from the same fs->now). */
+	fs->super->s_mkfs_time = fs->super->s_lastcheck = (uint32_t)fs->now;
+	/* Past 2106 the high bytes matter. */
 	fs->super->s_mkfs_time_hi = fs->super->s_lastcheck_hi =
-		fs->super->s_wtime_hi = (uint8_t)((uint64_t)fs->now >> 32);
+		(uint8_t)((uint64_t)fs->now >> 32);
+	/* The flush at close stamps the low 32 bits of s_wtime with fs->now:
+	 * ext4_build() sets fs->now to this before closing. */
+	fs->super->s_wtime = (uint32_t)ext4_write_time(b);
+	fs->super->s_wtime_hi = (uint8_t)((uint64_t)ext4_write_time(b) >> 32);
 	fs->super->s_checkinterval = 0;
 	fs->super->s_max_mnt_count = -1;
 	fs->super->s_kbytes_written = 1;
