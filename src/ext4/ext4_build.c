@@ -73,6 +73,8 @@ static void report_enospc(const struct build *b)
 
 	if (ext4_size_needed(b->t, b->skip, b->o->hash_seed, &need))
 		need = 0;
+	if (need < EXT4_MIN_BLOCKS * BS)
+		need = EXT4_MIN_BLOCKS * BS;
 	if (need > b->o->part_size) {
 		log_error("ext4: the root partition (%llu MiB) is too small for "
 			  "the tree: at least %llu MiB needed",
@@ -103,7 +105,7 @@ int ext4_build(const struct tree *t, const struct tree_node *skip,
 	pthread_once(&et_once, et_init);
 	if (!t || !t->root || !opts || !out || !S_ISDIR(t->root->st.st_mode))
 		return -EINVAL;
-	if (opts->part_size / BS < 2048) {
+	if (opts->part_size / BS < EXT4_MIN_BLOCKS) {
 		ret = -ENOSPC;          /* ext2fs_initialize would refuse it */
 		goto out;
 	}

@@ -66,6 +66,7 @@
 #define LOG_BS          2               /* s_log_block_size for 4096 */
 #define INODE_SIZE      256u
 #define EXTRA_ISIZE     (sizeof(struct ext2_inode_large) - EXT2_GOOD_OLD_INODE_SIZE)
+#define EXT4_MIN_BLOCKS 2048u          /* ext2fs_initialize refuses fewer */
 #define LPF_BLOCKS      4               /* lost+found: 16 KiB, as mke2fs */
 #define FLEX_LOG        4               /* 16 groups per flex group */
 #define RESERVED_PCT    5               /* root-reserved blocks, as mke2fs */
