@@ -111,7 +111,7 @@ int ext4_build(const struct tree *t, const struct tree_node *skip,
 	}
 
 	/* Pass 1: inode count and hard-link counts. */
-	ret = ext4_census(t, skip, opts->hash_seed, t->root, &b.links, true, &c);
+	ret = ext4_census(t, skip, opts->hash_seed, &b.links, true, &c);
 	if (ret)
 		goto out;
 	inodes = ext4_choose_inodes(opts, &c);

@@ -16,6 +16,7 @@
 
 #include "ext4_i.h"
 #include "log.h"
+#include "vector.h"
 
 static uint8_t dirent_type(mode_t mode)
 {
@@ -34,21 +35,22 @@ static uint8_t dirent_type(mode_t mode)
 /* ---- the plan ---------------------------------------------------------------- */
 
 int ext4_dir_entries(const struct tree *t, const struct tree_node *skip,
-		     const struct tree_node *d, struct dent **e, size_t *n,
+		     const struct tree_node *d, struct dent **e, size_t *cap, size_t *n,
 		     size_t *nsub, size_t *min_blocks)
 {
 	size_t nk = d == skip ? 0 : d->nkids, i;
 	bool lpf = d == t->root && !tree_child(t->root, "lost+found");
 	struct dent *v;
+	int ret;
 
-	*e = NULL;
 	*n = *nsub = 0;
 	/* A lost+found from the tree keeps room for e2fsck too. */
 	*min_blocks = d->parent == t->root && !strcmp(d->name, "lost+found") ?
 		      LPF_BLOCKS : 1;
-	v = malloc((nk + 1) * sizeof(*v));
-	if (!v)
-		return -ENOMEM;
+	ret = VEC_RESERVE(*e, *cap, nk + 1, 64);
+	if (ret < 0)
+		return ret;
+	v = *e;
 	for (i = 0; i < nk; i++) {
 		const struct tree_node *k = d->kids[i];
 		size_t len = strlen(k->name);
@@ -59,7 +61,6 @@ int ext4_dir_entries(const struct tree *t, const struct tree_node *skip,
 			log_error("ext4: /%s: name longer than %d bytes", p,
 				  EXT2_NAME_LEN);
 			ext4_free_path(p);
-			free(v);
 			return -ENAMETOOLONG;
 		}
 		/* The synthesised lost+found sorts among the kids. */
@@ -79,7 +80,6 @@ int ext4_dir_entries(const struct tree *t, const struct tree_node *skip,
 					   .type = EXT2_FT_DIR };
 		(*nsub)++;
 	}
-	*e = v;
 	return 0;
 }
 
@@ -122,15 +122,12 @@ int ext4_dir_plan(const struct dent *e, size_t n, size_t min_blocks,
 {
 	size_t i;
 
-	memset(p, 0, sizeof(*p));
+	p->nleaves = p->nidx = 0;
 	p->nblocks = ext4_dir_split(e, n, DOTS_LEN, NULL);
 	if (p->nblocks > 1 && min_blocks <= 1) {
-		p->he = malloc(n * sizeof(*p->he));
-		p->starts = malloc(n * sizeof(*p->starts));
-		if (!p->he || !p->starts) {
-			ext4_dir_plan_free(p);
+		if (VEC_RESERVE(p->he, p->he_cap, n, 64) < 0 ||
+		    VEC_RESERVE(p->starts, p->starts_cap, n, 64) < 0)
 			return -ENOMEM;
-		}
 		memcpy(p->he, e, n * sizeof(*p->he));
 		for (i = 0; i < n; i++) {
 			errcode_t err = ext2fs_dirhash2(HASH_VERSION, p->he[i].name,
@@ -139,7 +136,6 @@ int ext4_dir_plan(const struct dent *e, size_t n, size_t min_blocks,
 
 			if (err) {
 				log_error("ext4: hashing a name: %s", error_message(err));
-				ext4_dir_plan_free(p);
 				return ext4_err(err);
 			}
 		}
@@ -165,8 +161,7 @@ void ext4_dir_plan_free(struct dir_plan *p)
 {
 	free(p->he);
 	free(p->starts);
-	p->he = NULL;
-	p->starts = NULL;
+	memset(p, 0, sizeof(*p));
 }
 
 /* ---- writing ----------------------------------------------------------------- */
@@ -363,7 +358,7 @@ int ext4_dir_create(struct build *b, ext2_ino_t ino, ext2_ino_t parent,
 		    const struct stat *st, const struct tree_node *xa,
 		    const struct dent *e, size_t n, size_t nsub, size_t min_blocks)
 {
-	struct dir_plan p;
+	struct dir_plan p = { 0 };
 	uint32_t links = 2 + (uint32_t)nsub;
 	blk64_t *pblk = NULL;
 	uint8_t *buf = NULL;
@@ -376,7 +371,7 @@ int ext4_dir_create(struct build *b, ext2_ino_t ino, ext2_ino_t parent,
 		links = 1;
 	ret = ext4_dir_plan(e, n, min_blocks, b->fs->super->s_hash_seed, &p);
 	if (ret)
-		return ret;
+		goto out;
 	ext4_inode_init(b, &ib, st, links);
 	err = ext2fs_inode_size_set(b->fs, INODE(&ib), (uint64_t)p.nblocks * BS);
 	if (err) {
@@ -421,13 +416,11 @@ out:
 int ext4_build_dir(struct build *b, const struct tree_node *d, ext2_ino_t ino,
 		   ext2_ino_t parent)
 {
-	struct dent *e;
-	size_t n, nsub, min_blocks, i;
+	struct dent *e = NULL;
+	size_t cap = 0, n = 0, nsub, min_blocks, i;
 	int ret;
 
-	ret = ext4_dir_entries(b->t, b->skip, d, &e, &n, &nsub, &min_blocks);
-	if (ret)
-		return ret;
+	ret = ext4_dir_entries(b->t, b->skip, d, &e, &cap, &n, &nsub, &min_blocks);
 	for (i = 0; i < n && !ret; i++) {
 		const struct tree_node *k = e[i].node;
 

@@ -162,11 +162,11 @@ struct census {
 	uint64_t blocks;        /* data, directory, symlink, xattr, extent blocks */
 };
 
-/* Count the tree below d into c; hard links go into links (every
- * occurrence counted when count_links, for the link counts of the build). */
+/* Count the tree into c; hard links go into links (every occurrence
+ * counted when count_links, for the link counts of the build). */
 int ext4_census(const struct tree *t, const struct tree_node *skip,
-		const uint8_t hash_seed[16], const struct tree_node *d,
-		struct hl_map *links, bool count_links, struct census *c);
+		const uint8_t hash_seed[16], struct hl_map *links, bool count_links,
+		struct census *c);
 /* The inode count for opts and census c. */
 uint64_t ext4_choose_inodes(const struct ext4_opts *o, const struct census *c);
 
@@ -179,23 +179,26 @@ int ext4_system_inodes(struct build *b, bool want_lpf);
 
 /* ---- ext4_dir.c ---- */
 
-/* A directory entry. */
+/* A directory entry. 32 bytes: glibc's qsort moves elements of up to 32
+ * bytes directly (larger ones through an array of pointers, slower). */
 struct dent {
 	const char *name;
-	uint8_t len;
-	uint8_t type;
+	const struct tree_node *node;   /* NULL: the synthesised lost+found */
 	ext2_ino_t ino;
 	uint32_t hash, minor;
-	const struct tree_node *node;   /* NULL: the synthesised lost+found */
+	uint8_t len;
+	uint8_t type;
 };
 
 /* The entries of directory d (no "." or ".."), in name order, inodes 0:
  * its kids (none if d is skip) and, in the root of a tree without one, the
  * synthesised lost+found. nsub: subdirectories among them; min_blocks: the
  * directory's least size (lost+found keeps spare blocks for e2fsck).
- * -ENAMETOOLONG (logged) for a name ext4 cannot hold. *e is malloc'd. */
+ * -ENAMETOOLONG (logged) for a name ext4 cannot hold. The entries go to
+ * *e, grown as needed (*cap: its capacity), so that an array kept across
+ * calls is reused; free(*e) once done. */
 int ext4_dir_entries(const struct tree *t, const struct tree_node *skip,
-		     const struct tree_node *d, struct dent **e, size_t *n,
+		     const struct tree_node *d, struct dent **e, size_t *cap, size_t *n,
 		     size_t *nsub, size_t *min_blocks);
 
 /* Split e[0..n) into leaf blocks of LEAF_USABLE bytes of records, each
@@ -212,12 +215,15 @@ struct dir_plan {
 				 * nleaves == 0: linear */
 	size_t *starts;         /* htree: first entry of each leaf in he */
 	struct dent *he;        /* htree: e sorted by hash */
+	size_t starts_cap, he_cap;
 };
 
 /* Plan the directory: one block if the entries fit, else an htree (one or
  * two levels) as the kernel would give it, linear when even two levels
  * cannot index it; at least min_blocks blocks (lost+found: linear with
- * spare empty blocks). The size estimate and the build both call this. */
+ * spare empty blocks). The size estimate and the build both call this.
+ * p starts zeroed ({ 0 }); planning again with the same p reuses its
+ * arrays; ext4_dir_plan_free() frees them. */
 int ext4_dir_plan(const struct dent *e, size_t n, size_t min_blocks,
 		  const uint32_t hash_seed[4], struct dir_plan *p);
 void ext4_dir_plan_free(struct dir_plan *p);

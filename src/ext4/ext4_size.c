@@ -108,59 +108,65 @@ static int data_count_fn(void *ctx, uint64_t first, uint64_t last)
 	return 0;
 }
 
+/* The walk's state: what it counts into, and scratch arrays reused from
+ * one directory to the next. */
+struct walk {
+	const struct tree *t;
+	const struct tree_node *skip;
+	uint32_t seed[4];               /* as s_hash_seed holds it */
+	struct hl_map *links;
+	bool count_links;
+	struct census *c;
+	struct dent *e;
+	size_t ecap;
+	struct dir_plan plan;
+};
+
 /* Blocks of directory d: those ext4_dir_create() writes, by the same plan,
  * and its extent tree. */
-static int dir_blocks(const struct tree *t, const struct tree_node *skip,
-		      const uint32_t seed[4], const struct tree_node *d, uint64_t *blocks)
+static int dir_blocks(struct walk *w, const struct tree_node *d, uint64_t *blocks)
 {
-	struct dir_plan p;
-	struct dent *e = NULL;
 	size_t n, nsub, min_blocks;
 	int ret;
 
-	ret = ext4_dir_entries(t, skip, d, &e, &n, &nsub, &min_blocks);
+	ret = ext4_dir_entries(w->t, w->skip, d, &w->e, &w->ecap, &n, &nsub, &min_blocks);
 	if (!ret)
-		ret = ext4_dir_plan(e, n, min_blocks, seed, &p);
-	free(e);
+		ret = ext4_dir_plan(w->e, n, min_blocks, w->seed, &w->plan);
 	if (ret)
 		return ret;
-	*blocks = p.nblocks + extent_blocks(p.nblocks, 1);
-	ext4_dir_plan_free(&p);
+	*blocks = w->plan.nblocks + extent_blocks(w->plan.nblocks, 1);
 	return 0;
 }
 
-int ext4_census(const struct tree *t, const struct tree_node *skip,
-		const uint8_t hash_seed[16], const struct tree_node *d,
-		struct hl_map *links, bool count_links, struct census *c)
+static int walk_dir(struct walk *w, const struct tree_node *d)
 {
-	uint32_t seed[4];
+	struct census *c = w->c;
 	uint64_t blocks;
 	size_t i;
 	int ret;
 
-	memcpy(seed, hash_seed, sizeof(seed));  /* as s_hash_seed holds it */
-	ret = dir_blocks(t, skip, seed, d, &blocks);
+	ret = dir_blocks(w, d, &blocks);
 	if (ret)
 		return ret;
 	c->nodes++;
 	c->blocks += blocks + ext4_xattr_in_block(d);
-	if (d == skip)
+	if (d == w->skip)
 		return 0;
 	for (i = 0; i < d->nkids; i++) {
 		const struct tree_node *k = d->kids[i];
 
 		if (S_ISDIR(k->st.st_mode)) {
-			ret = ext4_census(t, skip, hash_seed, k, links, count_links, c);
+			ret = walk_dir(w, k);
 			if (ret)
 				return ret;
 			continue;
 		}
 		if (is_multilink(k)) {
-			bool seen = ext4_hl_find(links, k->st.st_dev,
+			bool seen = ext4_hl_find(w->links, k->st.st_dev,
 						 k->st.st_ino) != NULL;
 
-			if (count_links || !seen) {
-				ret = ext4_hl_add(links, k->st.st_dev, k->st.st_ino);
+			if (w->count_links || !seen) {
+				ret = ext4_hl_add(w->links, k->st.st_dev, k->st.st_ino);
 				if (ret)
 					return ret;
 			}
@@ -172,7 +178,7 @@ int ext4_census(const struct tree *t, const struct tree_node *skip,
 		if (S_ISREG(k->st.st_mode) && k->st.st_size > 0) {
 			struct data_count dc = { 0, 0, 0 };
 
-			ret = ext4_data_walk(t, k, false, data_count_fn, &dc);
+			ret = ext4_data_walk(w->t, k, false, data_count_fn, &dc);
 			if (ret)
 				return ret;
 			c->blocks += dc.blocks + extent_blocks(dc.blocks, dc.segments);
@@ -182,6 +188,21 @@ int ext4_census(const struct tree *t, const struct tree_node *skip,
 		}
 	}
 	return 0;
+}
+
+int ext4_census(const struct tree *t, const struct tree_node *skip,
+		const uint8_t hash_seed[16], struct hl_map *links, bool count_links,
+		struct census *c)
+{
+	struct walk w = { .t = t, .skip = skip, .links = links,
+			  .count_links = count_links, .c = c };
+	int ret;
+
+	memcpy(w.seed, hash_seed, sizeof(w.seed));
+	ret = walk_dir(&w, t->root);
+	free(w.e);
+	ext4_dir_plan_free(&w.plan);
+	return ret;
 }
 
 /* Inodes for a tree of `nodes` inodes: the tree, the reserved ones,
@@ -262,7 +283,7 @@ int ext4_size_needed(const struct tree *t, const struct tree_node *skip,
 	struct census c = { 0, 0 };
 	int ret;
 
-	ret = ext4_census(t, skip, hash_seed, t->root, &links, false, &c);
+	ret = ext4_census(t, skip, hash_seed, &links, false, &c);
 	free(links.v);
 	if (ret)
 		return ret;

@@ -105,7 +105,7 @@ static void test_split(void)
 static void test_plan(void)
 {
 	static const uint32_t seed[4] = { 1, 2, 3, 4 };
-	struct dir_plan p;
+	struct dir_plan p = { 0 };
 	struct dent *e;
 	char *s;
 	size_t i;
@@ -171,7 +171,7 @@ static void check_built(const char *scratch, const char *dir, size_t n, size_t l
 	struct ext4_opts o = { .label = "t", .fs_time = 1700000000 };
 	const struct tree_node *d;
 	struct dent *e = NULL;
-	size_t ne, nsub, minb, i, k, *count = NULL, *want = NULL;
+	size_t ecap = 0, ne, nsub, minb, i, k, *count = NULL, *want = NULL;
 	struct dir_plan p = { 0 };
 	struct regions map;
 	struct tree t;
@@ -225,7 +225,7 @@ static void check_built(const char *scratch, const char *dir, size_t n, size_t l
 	d = tree_child(t.root, dir);
 	must(d != NULL, dir);
 	memcpy(seed, o.hash_seed, sizeof(seed));
-	must(ext4_dir_entries(&t, NULL, d, &e, &ne, &nsub, &minb) == 0 && ne == n,
+	must(ext4_dir_entries(&t, NULL, d, &e, &ecap, &ne, &nsub, &minb) == 0 && ne == n,
 	     "ext4_dir_entries");
 	must(ext4_dir_plan(e, ne, minb, seed, &p) == 0, "ext4_dir_plan");
 	want = calloc(p.nblocks, sizeof(*want));
