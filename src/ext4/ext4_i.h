@@ -179,8 +179,7 @@ int ext4_system_inodes(struct build *b, bool want_lpf);
 
 /* ---- ext4_dir.c ---- */
 
-/* A directory entry. 32 bytes: glibc's qsort moves elements of up to 32
- * bytes directly (larger ones through an array of pointers, slower). */
+/* A directory entry (32 bytes: an htree's sort moves them). */
 struct dent {
 	const char *name;
 	const struct tree_node *node;   /* NULL: the synthesised lost+found */
@@ -215,7 +214,8 @@ struct dir_plan {
 				 * nleaves == 0: linear */
 	size_t *starts;         /* htree: first entry of each leaf in he */
 	struct dent *he;        /* htree: e sorted by hash */
-	size_t starts_cap, he_cap;
+	struct dent *tmp;       /* scratch of the sort */
+	size_t starts_cap, he_cap, tmp_cap;
 };
 
 /* Plan the directory: one block if the entries fit, else an htree (one or

@@ -119,7 +119,24 @@ static void test_plan(void)
 	      p.nidx == 0 && p.nblocks == 1 + p.nleaves,
 	      "204 names: an htree (%zu blocks, %zu leaves)", p.nblocks, p.nleaves);
 	for (i = 1; p.he && i < 204; i++)
-		CHECK(p.he[i - 1].hash <= p.he[i].hash, "leaves in hash order at %zu", i);
+		CHECK(p.he[i - 1].hash < p.he[i].hash || (p.he[i - 1].hash == p.he[i].hash &&
+		      p.he[i - 1].minor < p.he[i].minor), "leaves in hash order at %zu", i);
+	ext4_dir_plan_free(&p);
+	/* All 1000: every name once, in (hash, minor) order. */
+	CHECK(ext4_dir_plan(e, 1000, 1, seed, &p) == 0 && p.nleaves > 1, "1000 names");
+	{
+		char seen[1000] = { 0 };
+
+		for (i = 0; p.he && i < 1000; i++) {
+			seen[atoi(p.he[i].name)]++;
+			if (i)
+				CHECK(p.he[i - 1].hash < p.he[i].hash ||
+				      (p.he[i - 1].hash == p.he[i].hash &&
+				       p.he[i - 1].minor < p.he[i].minor), "hash order at %zu", i);
+		}
+		for (i = 0; i < 1000; i++)
+			CHECK(seen[i] == 1, "name %zu sorted %d times", i, seen[i]);
+	}
 	ext4_dir_plan_free(&p);
 	/* lost+found: spare blocks, linear even when it needs more than one. */
 	CHECK(ext4_dir_plan(NULL, 0, LPF_BLOCKS, seed, &p) == 0 && p.nblocks == LPF_BLOCKS &&
