@@ -22,6 +22,11 @@ static void et_init(void)
 	initialize_ext2_error_table();
 }
 
+void ext4_init_errors(void)
+{
+	pthread_once(&et_once, et_init);
+}
+
 /* libext2fs error -> -errno. Codes below 256 are errno values already. */
 int ext4_err(errcode_t err)
 {
@@ -102,7 +107,7 @@ int ext4_build(const struct tree *t, const struct tree_node *skip,
 
 	/* Only for the log line: no clock reaches the image. */
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	pthread_once(&et_once, et_init);
+	ext4_init_errors();
 	if (!t || !t->root || !opts || !out || !S_ISDIR(t->root->st.st_mode))
 		return -EINVAL;
 	if (opts->part_size / BS < EXT4_MIN_BLOCKS) {

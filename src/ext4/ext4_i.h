@@ -97,6 +97,8 @@ static inline uint32_t xtime_extra(int64_t sec, long nsec)
 
 /* libext2fs error -> -errno. */
 int ext4_err(errcode_t err);
+/* Make error_message() know libext2fs's codes (once, thread-safe). */
+void ext4_init_errors(void);
 /* A node's path for messages; never NULL. Free with ext4_free_path(). */
 char *ext4_path(const struct tree_node *n);
 void ext4_free_path(char *p);

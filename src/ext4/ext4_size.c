@@ -283,6 +283,7 @@ int ext4_size_needed(const struct tree *t, const struct tree_node *skip,
 	struct census c = { 0, 0 };
 	int ret;
 
+	ext4_init_errors();
 	ret = ext4_census(t, skip, hash_seed, &links, false, &c);
 	free(links.v);
 	if (ret)
