@@ -122,7 +122,10 @@ static int layout(struct image *img, const struct image_opts *o,
 
 	*root_min = 0;
 	if (o->ext4) {
-		ret = ext4_size_needed(&img->tree, boot, &need);
+		uint8_t seed[16];
+
+		digest_fill(&img->tree.digest, "ext4-hash-seed", seed, sizeof(seed));
+		ret = ext4_size_needed(&img->tree, boot, seed, &need);
 		if (ret < 0)
 			return ret;
 	}
@@ -169,16 +172,33 @@ static int layout(struct image *img, const struct image_opts *o,
 	return 0;
 }
 
-/* The filesystems' own times: SOURCE_DATE_EPOCH, else the newest mtime of
- * the tree (deterministic), but never in the future: e2fsck reports a
- * superblock written in the future. */
-static int64_t fs_time(const struct image *img, const struct image_opts *o)
+/* The ext4 filesystem's times, a function of the tree alone (no clock: the
+ * same tree gives the same bytes at any time).
+ *
+ * SOURCE_DATE_EPOCH, when set, is every time, as before.
+ *
+ * Otherwise the filesystem's own times (creation, last check, the inodes it
+ * makes) are the tree's newest mtime, even one in the future: nothing
+ * checks those (e2fsck's "last checked in the future" only applies with a
+ * check interval, which is 0). The superblock's last write time is another
+ * matter: e2fsck reports a last write or mount time later than its clock
+ * (super.c; older versions on every run, -p at boot included), so it must
+ * not lie in the future for any clock, a Raspberry Pi's at boot (no RTC:
+ * fake-hwclock's saved time) included. Clamping it to the clock is what
+ * made the bytes change every second for a tree with a file from 2040; any
+ * fixed bound would be overtaken or age. So it is 1 s after the epoch:
+ * "never written" (libext2fs takes 0 to mean the current time), in the past
+ * for every clock. The last mount time stays 0 (never mounted). */
+static void ext4_times(const struct image *img, const struct image_opts *o,
+		       struct ext4_opts *eo)
 {
-	int64_t now = (int64_t)time(NULL);
-
-	if (o->source_date_epoch >= 0)
-		return o->source_date_epoch;
-	return img->tree.newest_mtime < now ? img->tree.newest_mtime : now;
+	if (o->source_date_epoch >= 0) {
+		eo->fs_time = o->source_date_epoch;
+		eo->write_time = 0;
+		return;
+	}
+	eo->fs_time = img->tree.newest_mtime;
+	eo->write_time = 1;
 }
 
 static int read_file_region(void *ctx, uint32_t id, void *buf, size_t len, uint64_t off)
@@ -389,9 +409,9 @@ int image_build_tree(struct image *img, struct tree *tree, const struct image_op
 			.part_start = img->p2_start,
 			.part_size = img->p2_size,
 			.label = o->root_label,
-			.fs_time = fs_time(img, o),
 			.root_owner = o->root_owner,
 		};
+		ext4_times(img, o, &eo);
 		digest_fill(&img->tree.digest, "ext4-uuid", eo.uuid, sizeof(eo.uuid));
 		/* RFC 4122 version 4 / variant bits, as mke2fs's uuids have. */
 		eo.uuid[6] = (uint8_t)((eo.uuid[6] & 0x0f) | 0x40);

@@ -14,7 +14,11 @@ struct ext4_opts {
 	const char *label;          /* "rootfs" */
 	uint8_t uuid[16];           /* derived from the tree */
 	uint8_t hash_seed[16];      /* derived from the tree */
-	int64_t fs_time;            /* superblock times: SOURCE_DATE_EPOCH or newest mtime */
+	int64_t fs_time;            /* the filesystem's own times (creation, last
+	                             * check, inodes it makes): SOURCE_DATE_EPOCH
+	                             * or the newest mtime */
+	int64_t write_time;         /* the superblock's last write time, or 0:
+	                             * fs_time (see image.c's ext4_times) */
 	bool root_owner;            /* every inode owned by 0:0 */
 	uint64_t inodes;            /* 0: tree nodes plus headroom */
 	bool keep_atime_ctime;      /* atime and ctime from the source, as
@@ -26,9 +30,10 @@ struct ext4_opts {
 };
 
 /* Minimum partition size in bytes for the tree (skip's contents excluded:
- * skip becomes an empty directory), before any free-space margin. */
+ * skip becomes an empty directory), before any free-space margin. hash_seed:
+ * the one ext4_build() will get (an htree's leaves follow the name hashes). */
 int ext4_size_needed(const struct tree *t, const struct tree_node *skip,
-		     uint64_t *bytes);
+		     const uint8_t hash_seed[16], uint64_t *bytes);
 
 /* Build the filesystem: skip (the boot directory, may be NULL) is created
  * as an empty directory. Regions go into out at opts->part_start. */

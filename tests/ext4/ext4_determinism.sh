@@ -5,7 +5,7 @@
 # from the tree or SOURCE_DATE_EPOCH), reading the whole image in between
 # (which re-times the sources' atimes) changes nothing, and neither does a
 # copy of the tree (cp -a: every ctime new). Without SOURCE_DATE_EPOCH the
-# superblock's times are the tree's newest mtime.
+# superblock's creation time is the tree's newest mtime.
 . "$TESTS_DIR/lib.sh"
 . "$TESTS_DIR/ext4/lib_ext4.sh"
 need_root

@@ -68,14 +68,14 @@ int main(int argc, char **argv)
 	rc = 1;
 	if (skip_rel)
 		skip = tree_lookup(&t, t.root, skip_rel);
-	if (ext4_size_needed(&t, skip, &need) < 0)
+	memset(o.uuid, 0x42, sizeof(o.uuid));
+	memset(o.hash_seed, 0x17, sizeof(o.hash_seed));
+	if (ext4_size_needed(&t, skip, o.hash_seed, &need) < 0)
 		goto out;
 	printf("needed %" PRIu64 "\n", need);
 	if (!size)
 		size = (need + need / 4 + 4095) & ~4095ull;
 	o.part_size = size;
-	memset(o.uuid, 0x42, sizeof(o.uuid));
-	memset(o.hash_seed, 0x17, sizeof(o.hash_seed));
 
 	ret = ext4_build(&t, skip, &o, &map);
 	if (ret == -ENOSPC)

@@ -5,8 +5,8 @@
 E4=${E4_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
 COMPARE="python3 $E4/compare.py"
 
-# The fixture's newest mtimes lie in the future (times after 2038): pin the
-# superblock times so e2fsck does not report a write time in the future.
+# Pin the filesystem's times (the fixture's newest mtimes lie after 2038);
+# future.sh covers the default, SOURCE_DATE_EPOCH unset.
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000}
 
 # ext4_fsck IMG OFFSET: e2fsck -fn must exit 0 and report nothing but its
