@@ -123,12 +123,13 @@ unsigned rpifs_gen_id(const struct rpifs_gen *g);
 /* The tree's newest mtime (seconds): the image file's times. */
 int64_t rpifs_gen_mtime(const struct rpifs_gen *g);
 
-/* Read len bytes at off (off + len <= size) with the written blocks
- * patched in. Never short: a source file that shrank or vanished reads as
- * zeros. 0 or -errno (an I/O error of the tree). */
+/* Read len bytes at off with the written blocks patched in. Never short: a
+ * source file that shrank or vanished reads as zeros. 0 or -errno: an I/O
+ * error of the tree, -EINVAL past the end (the front-end clips a read to
+ * rpifs_gen_size()). */
 int rpifs_gen_read(struct rpifs_gen *g, void *buf, size_t len, uint64_t off);
-/* Write len bytes at off (off + len <= size) into the overlay. 0 or
- * -errno: -EROFS if read_only. */
+/* Write len bytes at off into the overlay (blocks of 4 KiB, completed from
+ * the image). 0 or -errno: -EROFS if read_only, -EINVAL past the end. */
 int rpifs_gen_write(struct rpifs_gen *g, const void *buf, size_t len, uint64_t off);
 /* Make a persistent overlay's blocks durable. 0 or -errno. */
 int rpifs_gen_sync(struct rpifs_gen *g);
