@@ -9,8 +9,8 @@
  *   size         a power of two unless --size says otherwise (qemu's raspi3b
  *                refuses SD cards of any other size)
  *
- * Everything is computed once, here, single-threaded; afterwards the image
- * is immutable.
+ * Everything is computed once per image, here (threads: image.h);
+ * afterwards the image is immutable.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -28,20 +28,6 @@
 #include "image.h"
 #include "log.h"
 #include "mbr.h"
-
-void image_opts_default(struct image_opts *o)
-{
-	memset(o, 0, sizeof(*o));
-	o->boot_dir = "boot";
-	o->align = 4 * MIB;
-	o->boot_size = 256 * MIB;
-	o->free_percent = 25;
-	o->boot_label = "BOOT";
-	o->root_label = "rootfs";
-	o->ext4 = true;
-	o->source_date_epoch = -1;
-	o->watch = true;
-}
 
 int parse_size(const char *s, uint64_t *out)
 {

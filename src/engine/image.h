@@ -1,9 +1,13 @@
 /* image.h - the whole disk: scan, layout, region map, reads.
  *
  * image_build() scans ROOTFS, computes the layout (MBR, FAT32 partition 1,
- * ext4 partition 2, the disk size) and produces the region map. It runs
- * single-threaded before the mount; the result is immutable and
- * image_read() is safe from any thread.
+ * ext4 partition 2, the disk size) and produces the region map. It is
+ * called by one thread at a time (rpifs_build(), then a refresh under the
+ * engine's lock, generation.c) and runs threads of its own, joined before it
+ * returns: the scan lists the tree on up to 4 threads (tree_scan) and
+ * digests it on one more, the MBR is built on a thread beside the FAT32 and
+ * ext4 builds (which run one after the other on the caller's thread). The
+ * result is immutable and image_read() is safe from any thread.
  */
 #ifndef RPIFS_IMAGE_H
 #define RPIFS_IMAGE_H
@@ -15,6 +19,8 @@
 
 #define MIB ((uint64_t)1024 * 1024)
 
+/* The part of rpifs_opts (rpifs.h, where the defaults are) that decides the
+ * image; generation.c fills it. */
 struct image_opts {
 	const char *rootfs;
 	const char *boot_dir;       /* relative to rootfs, "boot" */
@@ -43,7 +49,6 @@ struct image {
 	uint8_t layout_id[16];      /* tree digest + layout: names this image */
 };
 
-void image_opts_default(struct image_opts *o);
 int image_build(struct image *img, const struct image_opts *opts);
 /* The same from a tree already scanned; the image takes the tree over (on
  * failure too). */

@@ -1,31 +1,21 @@
-/* fuse_ops.c - the FUSE server (libfuse low-level API).
+/* fuse_ops.c - the FUSE server (libfuse low-level API): a thin adapter over
+ * the engine (rpifs.h).
  *
  * The mount is a directory (inode 1) holding one regular file, disk.img
- * (inode 2), whose bytes are a *generation*: an image (region map, tree,
- * source file table) plus the overlay holding what was written to it.
+ * (inode 2), whose bytes are an engine generation. An open takes one
+ * (rpifs_gen_open: the engine refreshes first when no handle is open) and
+ * keeps it in fi->fh until release, so a reader never sees a mix of two
+ * layouts. The engine tells which byte ranges of the kernel's page cache of
+ * disk.img changed in a new generation: they are invalidated
+ * (notify_inval_inode) before the open is answered, or the open drops the
+ * whole cache (keep_cache = 0).
  *
- * Generations. The tree is snapshotted per generation. An open() that finds
- * no open handle asks whether the tree changed (its inotify watch, else a
- * stat of every entry); if it did, the tree is rescanned and a new image
- * built and made current, and the kernel's cached pages of disk.img whose
- * bytes differ are invalidated before the open is answered. Each handle
- * keeps the generation it opened (fi->fh) until release, so a reader never
- * sees a mix of two layouts. The in-memory overlay belongs to its
- * generation: it moves to the next one when the layout is the same, else
- * it goes (a notice says so when it held blocks); a persistent overlay
- * (--overlay) pins the generation: tree changes of the layout are
- * reported, not served, until the overlay is reset.
- *
- * Thread model: an image is immutable once built; worker threads of
- * fuse_session_loop_mt() read it without locks through their handle's
- * generation. srv->lock guards the current-generation pointer, the
- * reference counts and the open-handle count (open/release/getattr only);
- * a refresh (rescan, build, cache invalidation) runs under it, so no other
- * open is answered meanwhile.
- * The overlay and the source-file fd cache lock themselves. Reads never
- * return short except at the end of the disk (a short read makes the kernel
- * shrink the file). Each worker thread has its own pipe for spliced read
- * replies (a thread-specific key closes it when libfuse ends the thread).
+ * Thread model: worker threads of fuse_session_loop_mt() read and write
+ * through their handle's generation without locks (rpifs.h); open, release
+ * and the attributes go through the engine's lock. Reads never return short
+ * except at the end of the disk (a short read makes the kernel shrink the
+ * file). Each worker thread has its own pipe for spliced read replies (a
+ * thread-specific key closes it when libfuse ends the thread).
  */
 #define FUSE_USE_VERSION 312
 #include <errno.h>
@@ -42,31 +32,18 @@
 #include "daemon.h"
 #include "fuse_ops.h"
 #include "log.h"
-#include "overlay.h"
-#include "tree_watch.h"
+#include "rpifs.h"
 
 #define INO_ROOT 1
 #define INO_DISK 2
 #define DISK_NAME "disk.img"
 
-struct generation {
-	struct image img;
-	struct overlay *ov;
-	unsigned refs;          /* open handles, +1 while current */
-	unsigned id;
-	struct generation *next; /* server's list of live generations */
-};
-
 struct server {
 	const struct serve_opts *o;
-	struct fuse_session *se;
+	struct rpifs *r;
+	struct fuse_session *se;        /* set before the session's loop runs */
 	uid_t uid;
 	gid_t gid;
-	pthread_mutex_t lock;
-	struct generation *cur;
-	struct generation *live;  /* every generation not yet freed */
-	unsigned open_handles;
-	bool pinned_notice;
 };
 
 static struct server *srv(fuse_req_t req)
@@ -74,216 +51,51 @@ static struct server *srv(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-static void gen_free(struct server *s, struct generation *g)
+static struct rpifs_gen *handle_gen(const struct fuse_file_info *fi)
 {
-	struct generation **p;
-
-	for (p = &s->live; *p; p = &(*p)->next)
-		if (*p == g) {
-			*p = g->next;
-			break;
-		}
-	overlay_close(g->ov);
-	image_free(&g->img);
-	free(g);
+	return (struct rpifs_gen *)(uintptr_t)fi->fh;
 }
 
-/* Called with s->lock held (or, at teardown, with no worker left). */
-static void gen_put(struct server *s, struct generation *g)
-{
-	if (--g->refs)
-		return;
-	gen_free(s, g);
-}
-
-/* A new generation serving img (taken over). Its overlay is ov when given
- * (taken over: blocks written for this very layout), else a new one. */
-static int gen_new(struct server *s, struct image *img, unsigned id, struct overlay *ov,
-		   struct generation **out)
-{
-	struct generation *g = calloc(1, sizeof(*g));
-	int ret;
-
-	if (!g) {
-		image_free(img);
-		overlay_close(ov);
-		return -ENOMEM;
-	}
-	g->img = *img;
-	memset(img, 0, sizeof(*img));
-	g->refs = 1;
-	g->id = id;
-	g->ov = ov;
-	ret = ov ? 0 : overlay_open(&g->ov, s->o->overlay, g->img.size, g->img.layout_id,
-				    s->o->overlay_reset && id == 1);
-	if (ret < 0) {
-		image_free(&g->img);
-		free(g);
-		return ret;
-	}
-	g->next = s->live;
-	s->live = g;
-	*out = g;
-	return 0;
-}
-
-static void pinned(struct server *s)
-{
-	if (!s->pinned_notice)
-		log_warn("%s changed, but the overlay %s pins the image it was written "
-			 "for: remount with --overlay-reset to serve the new tree",
-			 s->o->image->rootfs, s->o->overlay);
-	s->pinned_notice = true;
-}
-
-/* Drop the kernel's cached pages of one byte range of disk.img. */
-struct inval {
-	struct server *s;
-	unsigned ranges;
-	int err;
-};
-
+/* The engine's invalidation callback: drop the kernel's cached pages of one
+ * byte range of disk.img. */
 static int inval_range(void *ctx, uint64_t off, uint64_t len)
 {
-	struct inval *iv = ctx;
-	int ret = fuse_lowlevel_notify_inval_inode(iv->s->se, INO_DISK, (off_t)off, (off_t)len);
+	struct server *s = ctx;
+	int ret = fuse_lowlevel_notify_inval_inode(s->se, INO_DISK, (off_t)off, (off_t)len);
 
-	iv->ranges++;
 	/* -ENOENT: the kernel holds nothing of the inode. */
-	if (ret < 0 && ret != -ENOENT) {
-		iv->err = ret;
-		return 1;
-	}
-	return 0;
+	return ret == -ENOENT ? 0 : ret;
 }
 
-/* The kernel's cache of disk.img held old's bytes (its overlay's too, unless
- * that moves on): drop what differs in new, and nothing else, so that a
- * reader who had read most of the image (a booted qemu, a dd) keeps it.
- * Called with no handle open, so no read is in flight, and under the lock,
- * so no open is answered before the cache is right. Returns false when the
- * open must drop the whole cache instead. */
-static bool invalidate(struct server *s, const struct generation *old,
-		       const struct generation *new)
-{
-	struct inval iv = { s, 0, 0 };
-	double t0 = log_ms();
-
-	/* An overlay that moved to new (old->ov is NULL then) keeps its bytes;
-	 * one dropped with old takes its written blocks with it. */
-	if (old->ov && overlay_blocks(old->ov))
-		return false;
-	if (image_diff(&old->img, &new->img, inval_range, &iv) || iv.err)
-		return false;
-	log_debug("generation %u: %u ranges of cached pages dropped in %.1f ms", new->id,
-		  iv.ranges, log_ms() - t0);
-	return true;
-}
-
-/* Called with srv->lock held and no handle open. Returns true when a new
- * generation became current; *cache_ok then says whether the kernel's cache
- * already lost what changed (else the open drops it all).
- *
- * Once the change check has seen anything move, a new image is built even
- * when the new tree's digest equals the old one: the digest covers names
- * and metadata, not bytes, and a file rewritten with the same size and
- * mtime (or replaced by such a file, its directory's mtime restored, as tar
- * does) must be served with its new bytes, not from the old generation's
- * page cache or a deleted file's fd. When the layout is the same, the
- * overlay's blocks were written for it and move to the new generation. */
-static bool refresh(struct server *s, bool *cache_ok)
-{
-	struct generation *g = NULL;
-	struct overlay *keep = NULL;
-	struct image img;
-	struct tree t;
-	bool same_layout;
-	int ret;
-
-	/* Most opens find nothing changed: the watch knows that at once (no
-	 * event queued); without one, or after an event, every entry is
-	 * stat'ed. */
-	struct tree *cur = &s->cur->img.tree;
-	double t0 = log_ms();
-
-	if (tree_watch_quiet(cur->watch))
-		return false;
-	if (tree_unchanged(cur)) {
-		tree_watch_clean(cur->watch);
-		log_debug("open: tree unchanged (checked in %.1f ms)", log_ms() - t0);
-		return false;
-	}
-	ret = image_scan(&t, s->o->image);
-	if (ret < 0) {
-		log_error("rescanning %s failed: still serving generation %u",
-			  s->o->image->rootfs, s->cur->id);
-		return false;
-	}
-	/* A new digest means a new layout: no need to build it to know that a
-	 * persistent overlay pins the old one. */
-	if (s->o->overlay && memcmp(&t.digest, &s->cur->img.tree.digest, sizeof(t.digest))) {
-		tree_free(&t);
-		pinned(s);
-		return false;
-	}
-	ret = image_build_tree(&img, &t, s->o->image);
-	if (ret < 0) {
-		log_error("%s changed, but the new image cannot be built (above): still "
-			  "serving generation %u", s->o->image->rootfs, s->cur->id);
-		return false;
-	}
-	same_layout = !memcmp(img.layout_id, s->cur->img.layout_id, sizeof(img.layout_id));
-	if (s->o->overlay && !same_layout) {
-		image_free(&img);
-		pinned(s);
-		return false;
-	}
-	if (same_layout) {
-		keep = s->cur->ov;
-		s->cur->ov = NULL;
-	}
-	ret = gen_new(s, &img, s->cur->id + 1, keep, &g);
-	if (ret < 0)
-		return false;
-	if (!keep && overlay_blocks(s->cur->ov))
-		log_warn("%s changed: generation %u replaces %u; the %" PRIu64 " blocks "
-			 "written to the old image are dropped (use --overlay FILE to keep "
-			 "writes, which pins the image)", s->o->image->rootfs, g->id,
-			 s->cur->id, overlay_blocks(s->cur->ov));
-	else
-		log_info("%s changed: serving generation %u", s->o->image->rootfs, g->id);
-	*cache_ok = invalidate(s, s->cur, g);
-	gen_put(s, s->cur);
-	s->cur = g;
-	return true;
-}
-
-static void fill_attr(const struct server *s, const struct generation *g,
+static void fill_attr(const struct server *s, const struct rpifs_gen *g,
 		      fuse_ino_t ino, struct stat *st)
 {
+	uint64_t size = rpifs_gen_size(g);
+
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
 	st->st_uid = s->uid;
 	st->st_gid = s->gid;
 	st->st_atim = st->st_mtim = st->st_ctim =
-		(struct timespec){ .tv_sec = g->img.tree.newest_mtime };
+		(struct timespec){ .tv_sec = rpifs_gen_mtime(g) };
 	if (ino == INO_ROOT) {
 		st->st_mode = S_IFDIR | 0755;
 		st->st_nlink = 2;
 	} else {
-		st->st_mode = S_IFREG | (s->o->read_only ? 0444 : 0644);
+		st->st_mode = S_IFREG | (s->o->engine->read_only ? 0444 : 0644);
 		st->st_nlink = 1;
-		st->st_size = (off_t)g->img.size;
+		st->st_size = (off_t)size;
 		st->st_blksize = 4096;
-		st->st_blocks = (blkcnt_t)(g->img.size / 512);
+		st->st_blocks = (blkcnt_t)(size / 512);
 	}
 }
 
 static void cur_attr(struct server *s, fuse_ino_t ino, struct stat *st)
 {
-	pthread_mutex_lock(&s->lock);
-	fill_attr(s, s->cur, ino, st);
-	pthread_mutex_unlock(&s->lock);
+	struct rpifs_gen *g = rpifs_gen_get(s->r);
+
+	fill_attr(s, g, ino, st);
+	rpifs_gen_put(s->r, g);
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -327,7 +139,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	if (fi && fi->fh && ino == INO_DISK)
-		fill_attr(srv(req), (struct generation *)(uintptr_t)fi->fh, ino, &st);
+		fill_attr(srv(req), handle_gen(fi), ino, &st);
 	else
 		cur_attr(srv(req), ino, &st);
 	fuse_reply_attr(req, &st, 1.0);
@@ -346,7 +158,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	}
 	cur_attr(srv(req), ino, &st);
 	if ((to_set & FUSE_SET_ATTR_SIZE) && (ino != INO_DISK || attr->st_size != st.st_size)) {
-		fuse_reply_err(req, srv(req)->o->read_only ? EROFS : EPERM);
+		fuse_reply_err(req, srv(req)->o->engine->read_only ? EROFS : EPERM);
 		return;
 	}
 	fuse_reply_attr(req, &st, 1.0);
@@ -381,8 +193,8 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct server *s = srv(req);
-	struct generation *g;
-	bool changed = false, cache_ok = false;
+	struct rpifs_gen *g;
+	bool drop_cache;
 
 	if (ino == INO_ROOT) {
 		fuse_reply_err(req, EISDIR);
@@ -392,23 +204,17 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	if ((fi->flags & O_ACCMODE) != O_RDONLY && s->o->read_only) {
+	if ((fi->flags & O_ACCMODE) != O_RDONLY && s->o->engine->read_only) {
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	pthread_mutex_lock(&s->lock);
-	if (s->open_handles == 0)
-		changed = refresh(s, &cache_ok);
-	g = s->cur;
-	g->refs++;
-	s->open_handles++;
-	pthread_mutex_unlock(&s->lock);
-
+	g = rpifs_gen_open(s->r, &drop_cache);
 	fi->fh = (uint64_t)(uintptr_t)g;
 	/* Keep the page cache across opens of one generation; a new generation
-	 * must not see the old one's pages: refresh() dropped those that
-	 * differ, or the open drops them all. O_DIRECT opens must reach us. */
-	fi->keep_cache = !changed || cache_ok;
+	 * must not see the old one's pages: the engine had those that differ
+	 * dropped (inval_range), or the open drops them all. O_DIRECT opens
+	 * must reach us. */
+	fi->keep_cache = !drop_cache;
 	if (fi->flags & O_DIRECT)
 		fi->direct_io = 1;
 	fuse_reply_open(req, fi);
@@ -416,16 +222,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct server *s = srv(req);
-	struct generation *g = (struct generation *)(uintptr_t)fi->fh;
+	struct rpifs_gen *g = handle_gen(fi);
 
-	if (g) {
-		overlay_sync(g->ov);
-		pthread_mutex_lock(&s->lock);
-		s->open_handles--;
-		gen_put(s, g);
-		pthread_mutex_unlock(&s->lock);
-	}
+	if (g)
+		rpifs_gen_close(srv(req)->r, g);
 	fuse_reply_err(req, 0);
 }
 
@@ -436,7 +236,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
  * they are spliced from the file's page cache into this thread's pipe, and
  * libfuse splices the pipe into /dev/fuse, where the kernel copies them once
  * into disk.img's page cache. The pipe, not the file, is handed to libfuse so
- * that the reply is always exactly the length asked for: srcfiles_splice()
+ * that the reply is always exactly the length asked for: rpifs_gen_splice()
  * pads a file that shrank with zeros, where libfuse would reply short. Reads
  * of several regions, and of a generation with written blocks, are copied. */
 
@@ -448,7 +248,6 @@ struct read_pipe {
 };
 
 static pthread_key_t pipe_key;
-static bool splice_unsupported;         /* atomic: a source refused splice */
 static pthread_once_t pipe_once = PTHREAD_ONCE_INIT;
 static bool pipe_key_ok;
 
@@ -518,25 +317,16 @@ static void read_pipe_drop(struct read_pipe *p)
 /* Answer the read by splicing if it lies in one source file: 1 when
  * answered (or the reply failed: the request is gone either way), 0 to copy
  * instead, -errno to answer with that error. */
-static int read_spliced(fuse_req_t req, struct generation *g, uint64_t off, size_t size)
+static int read_spliced(fuse_req_t req, struct rpifs_gen *g, uint64_t off, size_t size)
 {
 	struct read_pipe *p;
-	uint32_t id;
-	uint64_t foff;
 	int ret;
 
-	if (__atomic_load_n(&splice_unsupported, __ATOMIC_RELAXED) ||
-	    overlay_blocks(g->ov) != 0 ||
-	    !image_file_span(&g->img, off, size, &id, &foff) || !(p = read_pipe_get(size)))
+	if (!rpifs_gen_spliceable(g, off, size) || !(p = read_pipe_get(size)))
 		return 0;
-	ret = srcfiles_splice(&g->img.tree.files, id, foff, size, p->fd[1]);
-	if (ret == -EOPNOTSUPP) {
-		/* The tree's filesystem cannot splice: every read is copied
-		 * from now on, instead of each one trying first. The pipe is
-		 * still empty. */
-		__atomic_store_n(&splice_unsupported, true, __ATOMIC_RELAXED);
-		return 0;
-	}
+	ret = rpifs_gen_splice(g, off, size, p->fd[1]);
+	if (ret == -EOPNOTSUPP)
+		return 0;       /* the pipe is still empty */
 	if (ret < 0) {
 		read_pipe_drop(p);
 		return ret == -EAGAIN ? 0 : ret;
@@ -551,25 +341,20 @@ static int read_spliced(fuse_req_t req, struct generation *g, uint64_t off, size
 	return 1;
 }
 
-static int base_read(void *ctx, void *buf, size_t len, uint64_t off)
-{
-	return image_read(ctx, buf, len, off);
-}
-
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	struct generation *g = (struct generation *)(uintptr_t)fi->fh;
-	uint64_t o = (uint64_t)off;
+	struct rpifs_gen *g = handle_gen(fi);
+	uint64_t o = (uint64_t)off, disk = rpifs_gen_size(g);
 	void *buf;
 	int ret;
 
-	if (o >= g->img.size) {
+	if (o >= disk) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
-	if (size > g->img.size - o)
-		size = (size_t)(g->img.size - o);
+	if (size > disk - o)
+		size = (size_t)(disk - o);
 	ret = read_spliced(req, g, o, size);
 	if (ret != 0) {
 		if (ret < 0)
@@ -581,9 +366,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	ret = image_read(&g->img, buf, size, o);
-	if (ret == 0)
-		ret = overlay_read(g->ov, buf, size, o);
+	ret = rpifs_gen_read(g, buf, size, o);
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
 	else
@@ -594,15 +377,15 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		     off_t off, struct fuse_file_info *fi)
 {
-	struct generation *g = (struct generation *)(uintptr_t)fi->fh;
-	uint64_t o = (uint64_t)off;
+	struct rpifs_gen *g = handle_gen(fi);
+	uint64_t o = (uint64_t)off, disk = rpifs_gen_size(g);
 	int ret;
 
-	if (o >= g->img.size || size > g->img.size - o) {
+	if (o >= disk || size > disk - o) {
 		fuse_reply_err(req, ENOSPC);    /* a disk does not grow */
 		return;
 	}
-	ret = overlay_write(g->ov, buf, size, o, base_read, &g->img);
+	ret = rpifs_gen_write(g, buf, size, o);
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
 	else
@@ -611,9 +394,9 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct generation *g = (struct generation *)(uintptr_t)fi->fh;
+	struct rpifs_gen *g = handle_gen(fi);
 
-	fuse_reply_err(req, g ? -overlay_sync(g->ov) : 0);
+	fuse_reply_err(req, g ? -rpifs_gen_sync(g) : 0);
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -651,23 +434,22 @@ static const struct fuse_lowlevel_ops ops = {
 	.statfs = op_statfs,
 };
 
-int fuse_serve(struct image *img, const struct serve_opts *o)
+int fuse_serve(struct rpifs *r, const struct serve_opts *o)
 {
 	struct server s = {
 		.o = o,
+		.r = r,
 		.uid = getuid(),
 		.gid = getgid(),
 	};
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *cfg = NULL;
-	uint64_t size = img->size;
+	struct rpifs_gen *g;
+	uint64_t size;
 	char *opt = NULL;
 	int ret = 1;
 
-	pthread_mutex_init(&s.lock, NULL);
-	if (gen_new(&s, img, 1, NULL, &s.cur) < 0)
-		goto out;
 	if (fuse_opt_add_arg(&args, "rpifs") ||
 	    fuse_opt_add_arg(&args, "-ofsname=rpifs,subtype=rpifs,default_permissions") ||
 	    (o->debug && fuse_opt_add_arg(&args, "-odebug")))
@@ -681,6 +463,7 @@ int fuse_serve(struct image *img, const struct serve_opts *o)
 		goto out;
 	}
 	s.se = se;
+	rpifs_set_invalidate(r, inval_range, &s);
 	/* A shell starts background jobs with SIGINT ignored, and libfuse only
 	 * replaces default dispositions: make INT and TERM always unmount. HUP
 	 * keeps whatever nohup chose. */
@@ -695,9 +478,12 @@ int fuse_serve(struct image *img, const struct serve_opts *o)
 		goto out_signals;
 	}
 	log_debug("%.1f ms: mounted", log_ms());
+	g = rpifs_gen_get(r);
+	size = rpifs_gen_size(g);
+	rpifs_gen_put(r, g);
 	log_info("serving %s/%s (%" PRIu64 " MiB%s) from %s", o->mnt, DISK_NAME, size >> 20,
-		 o->read_only ? ", read-only" : o->overlay ? ", writes to the overlay" :
-		 ", writes kept in memory", s.cur->img.tree.root_path);
+		 o->engine->read_only ? ", read-only" : o->engine->overlay ?
+		 ", writes to the overlay" : ", writes kept in memory", o->engine->rootfs);
 	/* main() forked early (daemon.c); detach now that the mount is up.
 	 * The unmount at exit uses the absolute mount point. */
 	if (o->foreground) {
@@ -732,18 +518,15 @@ out:
 		fuse_session_destroy(se);
 	fuse_opt_free_args(&args);
 	free(opt);
-	/* gen_new() consumed img either way. The session is gone, so no
-	 * release will come for handles still open at unmount (a reader that
-	 * closed just before it, whose RELEASE the kernel had not sent yet):
-	 * free every generation, referenced or not. */
-	while (s.live)
-		gen_free(&s, s.live);
+	/* The session is gone: no callback may use s any more. The caller's
+	 * rpifs_free() frees the generations still referenced by handles
+	 * open at unmount. */
+	rpifs_set_invalidate(r, NULL, NULL);
 	/* The workers' pipes went with their threads; this thread's (-s) goes
 	 * here. */
 	if (pipe_key_ok) {
 		read_pipe_free(pthread_getspecific(pipe_key));
 		pthread_setspecific(pipe_key, NULL);
 	}
-	pthread_mutex_destroy(&s.lock);
 	return ret;
 }

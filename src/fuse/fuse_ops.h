@@ -3,7 +3,7 @@
 #define RPIFS_FUSE_OPS_H
 
 #include <stdbool.h>
-#include "image.h"
+#include "rpifs.h"
 
 struct serve_opts {
 	const char *mnt;
@@ -12,14 +12,12 @@ struct serve_opts {
 	bool single_thread;
 	const char *fuse_opts;      /* comma-separated -o options, or NULL */
 	unsigned max_threads;       /* 0: default */
-	bool read_only;             /* writes fail with EROFS */
-	const char *overlay;        /* persistent overlay file, or NULL: memory */
-	bool overlay_reset;         /* discard the persistent overlay's blocks */
-	const struct image_opts *image;  /* to build later generations */
+	const struct rpifs_opts *engine;  /* read_only, overlay, rootfs: as r was made */
 };
 
-/* Mount img (taken over) at o->mnt and serve it until unmounted or
- * signalled. Returns the process exit status. */
-int fuse_serve(struct image *img, const struct serve_opts *o);
+/* Mount the engine r (generation 1 built) at o->mnt and serve disk.img
+ * until unmounted or signalled. r stays the caller's (rpifs_free after).
+ * Returns the process exit status. */
+int fuse_serve(struct rpifs *r, const struct serve_opts *o);
 
 #endif

@@ -1,6 +1,7 @@
 /* main.c - rpifs command line: `rpifs [OPTIONS] ROOTFS MNT` and
- * `rpifs build ...`. Checks its arguments before doing any work, builds the
- * image, then hands it to the FUSE server. */
+ * `rpifs build ...`. Checks its arguments before doing any work, has the
+ * engine (rpifs.h) scan the tree and build the image, then hands the engine
+ * to the FUSE server. */
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
@@ -15,9 +16,9 @@
 #include <unistd.h>
 #include "daemon.h"
 #include "fuse_ops.h"
-#include "image.h"
 #include "log.h"
 #include "qemu.h"
+#include "rpifs.h"
 
 /* `rpifs build ...` is the program rpifs-build next to this one: the mount
  * does not load libarchive and the libraries it brings. argv[0] is "build". */
@@ -130,7 +131,7 @@ static const struct option long_opts[] = {
 
 static int size_arg(const char *opt, const char *val, uint64_t *out)
 {
-	if (parse_size(val, out) < 0) {
+	if (rpifs_parse_size(val, out) < 0) {
 		log_error("%s %s: not a size (examples: 256M, 2G, 1048576)", opt, val);
 		return -EINVAL;
 	}
@@ -267,10 +268,9 @@ static int check_fuse(void)
 
 int main(int argc, char **argv)
 {
-	struct image_opts io;
+	struct rpifs_opts io;
 	struct serve_opts so = { 0 };
-	struct image img;
-	struct tree tree;
+	struct rpifs *r;
 	const char *sde;
 	char mnt_abs[PATH_MAX], root_abs[PATH_MAX];
 	int c, ret;
@@ -280,7 +280,7 @@ int main(int argc, char **argv)
 	if (argc > 1 && !strcmp(argv[1], "qemu"))
 		return qemu_main(argc - 1, argv + 1);
 
-	image_opts_default(&io);
+	rpifs_opts_init(&io);
 	while ((c = getopt_long(argc, argv, "fdso:qvhV", long_opts, NULL)) != -1) {
 		uint64_t v;
 		char *end;
@@ -297,9 +297,9 @@ int main(int argc, char **argv)
 		case OPT_ROOT_LABEL: io.root_label = optarg; break;
 		case OPT_ROOT_OWNER: io.root_owner = true; break;
 		case OPT_NO_EXT4: io.ext4 = false; break;
-		case OPT_READ_ONLY: so.read_only = true; break;
-		case OPT_OVERLAY: so.overlay = optarg; break;
-		case OPT_OVERLAY_RESET: so.overlay_reset = true; break;
+		case OPT_READ_ONLY: io.read_only = true; break;
+		case OPT_OVERLAY: io.overlay = optarg; break;
+		case OPT_OVERLAY_RESET: io.overlay_reset = true; break;
 		case OPT_NO_INOTIFY: io.watch = false; break;
 		case OPT_BOOT_SIZE:
 			if (size_arg("--boot-size", optarg, &io.boot_size) < 0)
@@ -355,7 +355,7 @@ int main(int argc, char **argv)
 	}
 	io.rootfs = argv[optind];
 	so.mnt = argv[optind + 1];
-	if (io.boot_size < 33 * MIB) {
+	if (io.boot_size < 33 << 20) {
 		log_error("--boot-size must be at least 33M (FAT32 needs 65525 clusters)");
 		return 2;
 	}
@@ -389,11 +389,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	io.rootfs = root_abs;
-	if (so.overlay_reset && !so.overlay) {
+	if (io.overlay_reset && !io.overlay) {
 		log_error("--overlay-reset needs --overlay FILE");
 		return 2;
 	}
-	so.image = &io;
+	so.engine = &io;
 	/* Return to the shell once mounted; the work runs in the child. */
 	if (!so.foreground && (ret = daemon_start()) < 0) {
 		log_error("cannot fork: %s", strerror(-ret));
@@ -401,27 +401,16 @@ int main(int argc, char **argv)
 	}
 
 	/* Scan first (problems in the tree are named even for a user who
-	 * cannot mount), then check FUSE, then build: no work is wasted. */
+	 * cannot mount), then check FUSE, then build: no work is wasted. The
+	 * engine logs its errors. */
 	log_debug("%.1f ms: arguments checked", log_ms());
-	ret = image_scan(&tree, &io);
-	log_debug("%.1f ms: scanned %" PRIu64 " entries", log_ms(), tree.nodes);
-	if (ret < 0) {
-		log_error("%s: cannot build the image: %s", io.rootfs, strerror(-ret));
+	if (rpifs_new(&r, &io) < 0)
+		return 1;
+	if (check_fuse() < 0 || rpifs_build(r) < 0) {
+		rpifs_free(r);
 		return 1;
 	}
-	if (check_fuse() < 0) {
-		tree_free(&tree);
-		return 1;
-	}
-	ret = image_build_tree(&img, &tree, &io);
-	if (ret < 0) {
-		log_error("%s: cannot build the image: %s", io.rootfs, strerror(-ret));
-		return 1;
-	}
-	log_debug("disk %" PRIu64 " bytes, id 0x%08" PRIx32 ", p1 %" PRIu64 "+%" PRIu64
-		  ", p2 %" PRIu64 "+%" PRIu64 ", %zu regions", img.size, img.disk_id,
-		  img.p1_start, img.p1_size, img.p2_start, img.p2_size, img.map.n);
-	ret = fuse_serve(&img, &so);
-	image_free(&img);
+	ret = fuse_serve(r, &so);
+	rpifs_free(r);
 	return ret;
 }

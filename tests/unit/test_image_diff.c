@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "check.h"
+#include "generation.h"
 #include "image.h"
 
 #define DISK (64 * MIB)
@@ -67,16 +68,18 @@ static void mkdir_rel(const char *rel)
 
 static void build(struct image *img)
 {
+	struct rpifs_opts ro;
 	struct image_opts o;
 	char root[512];
 
 	snprintf(root, sizeof(root), "%s/root", base);
-	image_opts_default(&o);
-	o.rootfs = root;
-	o.boot_size = 40 * MIB;
-	o.size = DISK;
-	o.disk_id = 0x1a2b3c4d;
-	o.watch = false;
+	rpifs_opts_init(&ro);
+	ro.rootfs = root;
+	ro.boot_size = 40 * MIB;
+	ro.size = DISK;
+	ro.disk_id = 0x1a2b3c4d;
+	ro.watch = false;
+	image_opts_from(&o, &ro);
 	must(image_build(img, &o) == 0, "image_build");
 	must(img->size == DISK, "image size");
 }

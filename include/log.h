@@ -2,6 +2,11 @@
  *
  * Every message starts with "rpifs: ". Errors name the file and the problem;
  * callers still return -errno so the caller decides whether to stop.
+ *
+ * The process's one message channel, shared by the engine (rpifs.h logs
+ * through it) and the front-ends (their own messages, the level of -q/-v,
+ * syslog once daemonised, the -v phase times): hence beside rpifs.h in
+ * include/, not part of it. The implementation is src/engine/log.c.
  */
 #ifndef RPIFS_LOG_H
 #define RPIFS_LOG_H

@@ -1,0 +1,151 @@
+/* rpifs.h - the image engine: a Raspberry Pi root filesystem tree in, the
+ * bytes of an SD-card image out (MBR, FAT32 partition 1 from ROOTFS/boot,
+ * ext4 partition 2 from the rest), computed in memory, file data read from
+ * the tree on demand. The one header a front-end (the FUSE server, a test,
+ * an NBD plugin) needs.
+ *
+ * What a front-end does, in order:
+ *
+ *   1. rpifs_opts_init(&o), then set o.rootfs and whatever the user chose.
+ *   2. rpifs_new(&r, &o): scan the tree. Its problems are logged here,
+ *      naming the path, before any image work (a front-end may check its
+ *      own prerequisites between 2 and 3: no image work is wasted).
+ *   3. rpifs_build(r): build generation 1 (layout, FAT32, ext4, MBR).
+ *   4. rpifs_set_invalidate(r, fn, ctx) if the front-end caches the
+ *      image's bytes (the kernel's page cache of a FUSE file does).
+ *   5. Serve. A reader that opens the image gets a generation with
+ *      rpifs_gen_open() and keeps it until rpifs_gen_close(): it never
+ *      sees a mix of two layouts. Through it: rpifs_gen_read(),
+ *      rpifs_gen_write() (into the generation's overlay, never the tree),
+ *      rpifs_gen_sync(), and rpifs_gen_spliceable()/rpifs_gen_splice() to
+ *      answer a read from a pipe without copying the bytes. Attributes
+ *      without an open: rpifs_gen_get()/rpifs_gen_put().
+ *   6. rpifs_free(r).
+ *
+ * Generations. rpifs_gen_open() with no other generation handle open asks
+ * whether the tree changed (an inotify watch, else a stat of every entry);
+ * if it did, the tree is rescanned, a new image built and made current, and
+ * the invalidation callback is called with every byte range whose cached
+ * bytes differ -- or the open says to drop the whole cache -- before the
+ * new generation is returned. The in-memory overlay (written blocks) moves
+ * to the new generation when the layout is the same, else it goes (with a
+ * notice when it held blocks). A persistent overlay (o.overlay) pins the
+ * generation: tree changes that move the layout are reported, not served.
+ * A failed rescan or build is logged and the current generation stays.
+ *
+ * Thread model. A generation's image is immutable: rpifs_gen_read, _write,
+ * _sync, _splice, _spliceable, _size, _id and _mtime may run on any thread
+ * at once, without the engine's lock (the overlay and the source files' fd
+ * cache lock themselves). rpifs_gen_open, _close, _get and _put take the
+ * engine's lock: a refresh (rescan, build, invalidation callback) runs
+ * under it, so no other open or get is answered meanwhile. The callback is
+ * called from inside rpifs_gen_open(), under that lock, with no handle
+ * open (no read in flight): it must not call back into the engine.
+ * rpifs_new, rpifs_build, rpifs_set_invalidate and rpifs_free run alone.
+ *
+ * Errors: functions return 0 or -errno and log what went wrong, naming the
+ * file; messages go through log.h (the process's message channel, shared
+ * with the front-end).
+ */
+#ifndef RPIFS_H
+#define RPIFS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct rpifs;           /* the engine: options, tree, current generation */
+struct rpifs_gen;       /* one generation: an image and its overlay */
+
+struct rpifs_opts {
+	/* The tree. rpifs_new() keeps these pointers: they must outlive r.
+	 * rootfs is rescanned for later generations: make it absolute if the
+	 * front-end changes directory. */
+	const char *rootfs;
+	const char *boot_dir;       /* relative to rootfs: "boot"; NULL/"": none */
+	bool watch;                 /* watch the tree with inotify: true */
+
+	/* The layout: what decides the image's bytes. */
+	uint64_t align;             /* partition alignment: 4 MiB */
+	uint64_t boot_size;         /* partition 1: 256 MiB */
+	uint64_t size;              /* whole disk; 0: a power of two that fits */
+	uint64_t root_size;         /* partition 2; 0: content + free_percent */
+	unsigned free_percent;      /* free space in ext4 when automatic: 25 */
+	uint32_t disk_id;           /* MBR id; 0: from cmdline.txt, else derived */
+	const char *boot_label;     /* FAT volume label: "BOOT" */
+	const char *root_label;     /* ext4 label: "rootfs" */
+	bool root_owner;            /* every ext4 file owned by root:root */
+	bool ext4;                  /* build partition 2's filesystem: true */
+	int64_t source_date_epoch;  /* SOURCE_DATE_EPOCH, -1 if unset */
+
+	/* Writes. */
+	bool read_only;             /* rpifs_gen_write() fails with -EROFS */
+	const char *overlay;        /* persistent overlay file; NULL: memory */
+	bool overlay_reset;         /* discard the overlay file's blocks */
+};
+
+/* The defaults noted above, everything else zero. */
+void rpifs_opts_init(struct rpifs_opts *o);
+/* "256M", "4MiB", "2G", "8S" (sectors), "512" (bytes): 0 or -EINVAL. */
+int rpifs_parse_size(const char *s, uint64_t *out);
+
+/* Scan o->rootfs into a new engine (o is copied, its strings are not).
+ * 0 or -errno, logged. */
+int rpifs_new(struct rpifs **r, const struct rpifs_opts *o);
+/* Build generation 1 from the scan (once). 0 or -errno, logged. */
+int rpifs_build(struct rpifs *r);
+/* Free the engine and every generation, still referenced or not: call it
+ * when no other call can run any more (the front-end's threads are gone). */
+void rpifs_free(struct rpifs *r);
+
+/* Called by a refresh for each byte range (ascending) of the image whose
+ * cached bytes may have changed: 0, or -errno to give up (the open then
+ * says to drop the whole cache). */
+typedef int (*rpifs_invalidate_fn)(void *ctx, uint64_t off, uint64_t len);
+void rpifs_set_invalidate(struct rpifs *r, rpifs_invalidate_fn fn, void *ctx);
+
+/* A reader opens the image: refresh if no handle is open (see above), then
+ * the current generation with a reference, until rpifs_gen_close(). Never
+ * fails. *drop_cache: a new generation is served whose changed bytes the
+ * invalidation callback could not name: drop every cached byte. */
+struct rpifs_gen *rpifs_gen_open(struct rpifs *r, bool *drop_cache);
+/* The reader is done: the overlay is synced, the reference dropped. */
+void rpifs_gen_close(struct rpifs *r, struct rpifs_gen *g);
+/* The current generation with a reference, without a refresh or counting
+ * as an open handle (for attributes); rpifs_gen_put() drops it. */
+struct rpifs_gen *rpifs_gen_get(struct rpifs *r);
+void rpifs_gen_put(struct rpifs *r, struct rpifs_gen *g);
+
+/* The disk's size in bytes; fixed for a generation. */
+uint64_t rpifs_gen_size(const struct rpifs_gen *g);
+/* 1 for the first generation, +1 for each new one. */
+unsigned rpifs_gen_id(const struct rpifs_gen *g);
+/* The tree's newest mtime (seconds): the image file's times. */
+int64_t rpifs_gen_mtime(const struct rpifs_gen *g);
+
+/* Read len bytes at off with the written blocks patched in. Never short: a
+ * source file that shrank or vanished reads as zeros. 0 or -errno: an I/O
+ * error of the tree, -EINVAL past the end (the front-end clips a read to
+ * rpifs_gen_size()). */
+int rpifs_gen_read(struct rpifs_gen *g, void *buf, size_t len, uint64_t off);
+/* Write len bytes at off into the overlay (blocks of 4 KiB, completed from
+ * the image). 0 or -errno: -EROFS if read_only, -EINVAL past the end. */
+int rpifs_gen_write(struct rpifs_gen *g, const void *buf, size_t len, uint64_t off);
+/* Make a persistent overlay's blocks durable. 0 or -errno. */
+int rpifs_gen_sync(struct rpifs_gen *g);
+
+/* Can rpifs_gen_splice() answer [off, off+len)? True when the range lies in
+ * one source file, nothing was written to the generation and splicing was
+ * not found unsupported. No syscall: ask before fetching a pipe. */
+bool rpifs_gen_spliceable(const struct rpifs_gen *g, uint64_t off, size_t len);
+/* Put exactly the len bytes rpifs_gen_read() would give into the pipe
+ * pipe_w (its write end non-blocking), spliced from the source file's page
+ * cache without copying them (zeros where the file shrank). 0 on success.
+ * -EOPNOTSUPP: nothing was written; copy with rpifs_gen_read() (the range
+ * is not spliceable, or the tree's filesystem cannot splice: every later
+ * rpifs_gen_spliceable() then says false). -EAGAIN: the pipe ran out of
+ * room; drop the pipe, copy. Any other -errno: the pipe holds an unknown
+ * part (drop it) and the read fails with that error. */
+int rpifs_gen_splice(struct rpifs_gen *g, uint64_t off, size_t len, int pipe_w);
+
+#endif
