@@ -53,6 +53,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct rpifs;           /* the engine: options, tree, current generation */
 struct rpifs_gen;       /* one generation: an image and its overlay */
@@ -122,6 +123,11 @@ uint64_t rpifs_gen_size(const struct rpifs_gen *g);
 unsigned rpifs_gen_id(const struct rpifs_gen *g);
 /* The tree's newest mtime (seconds): the image file's times. */
 int64_t rpifs_gen_mtime(const struct rpifs_gen *g);
+
+/* The generation's layout, one line per region in disk order (start, end,
+ * length, kind, what it holds; a file region names its source path and
+ * offset): what `rpifs --dump-regions` prints. Written blocks not shown. */
+void rpifs_gen_dump(const struct rpifs_gen *g, FILE *f);
 
 /* Read len bytes at off with the written blocks patched in. Never short: a
  * source file that shrank or vanished reads as zeros. 0 or -errno: an I/O

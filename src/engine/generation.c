@@ -359,6 +359,18 @@ void rpifs_gen_put(struct rpifs *r, struct rpifs_gen *g)
 	pthread_mutex_unlock(&r->lock);
 }
 
+static const char *name_file(void *ctx, uint32_t id)
+{
+	const struct srcfiles *sf = ctx;
+
+	return id < sf->n ? sf->v[id].path : NULL;
+}
+
+void rpifs_gen_dump(const struct rpifs_gen *g, FILE *f)
+{
+	regions_dump(&g->img.map, f, name_file, (void *)&g->img.tree.files);
+}
+
 uint64_t rpifs_gen_size(const struct rpifs_gen *g)
 {
 	return g->img.size;

@@ -87,6 +87,10 @@ static void usage(FILE *f)
 "                           boot/cmdline.txt, else derived from the tree)\n"
 "      --root-owner         make every file in ext4 owned by root:root\n"
 "\n"
+"      --dump-regions       with ROOTFS only: print the image's layout (each\n"
+"                           region: offsets, what it holds, its source file)\n"
+"                           and exit without mounting\n"
+"\n"
 "  -q, --quiet              errors only\n"
 "  -v, --verbose            more messages\n"
 "  -h, --help               this help\n"
@@ -101,6 +105,7 @@ enum {
 	OPT_BOOT_DIR = 256, OPT_BOOT_SIZE, OPT_BOOT_LABEL, OPT_ROOT_SIZE,
 	OPT_ROOT_LABEL, OPT_FREE, OPT_SIZE, OPT_ALIGN, OPT_DISK_ID, OPT_ROOT_OWNER,
 	OPT_NO_EXT4, OPT_READ_ONLY, OPT_OVERLAY, OPT_OVERLAY_RESET, OPT_NO_INOTIFY,
+	OPT_DUMP_REGIONS,
 };
 
 static const struct option long_opts[] = {
@@ -122,6 +127,7 @@ static const struct option long_opts[] = {
 	{ "overlay", required_argument, NULL, OPT_OVERLAY },
 	{ "overlay-reset", no_argument, NULL, OPT_OVERLAY_RESET },
 	{ "no-inotify", no_argument, NULL, OPT_NO_INOTIFY },
+	{ "dump-regions", no_argument, NULL, OPT_DUMP_REGIONS },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -266,6 +272,32 @@ static int check_fuse(void)
 	return -EPERM;
 }
 
+/* rpifs --dump-regions ROOTFS: build the image, print its layout, exit. */
+static int dump_regions(struct rpifs_opts *io, int nargs, char **args)
+{
+	struct rpifs *r = NULL;
+	struct rpifs_gen *g;
+	int ret = 1;
+
+	if (nargs != 1) {
+		log_error("--dump-regions takes ROOTFS only (no MNT)");
+		return 2;
+	}
+	io->rootfs = args[0];
+	io->watch = false;
+	if (check_rootfs(io->rootfs) < 0 || rpifs_new(&r, io) < 0)
+		return 1;
+	if (rpifs_build(r) < 0)
+		goto out;
+	g = rpifs_gen_get(r);
+	rpifs_gen_dump(g, stdout);
+	rpifs_gen_put(r, g);
+	ret = fflush(stdout) ? 1 : 0;
+out:
+	rpifs_free(r);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	struct rpifs_opts io;
@@ -273,6 +305,7 @@ int main(int argc, char **argv)
 	struct rpifs *r;
 	const char *sde;
 	char mnt_abs[PATH_MAX], root_abs[PATH_MAX];
+	bool dump = false;
 	int c, ret;
 
 	if (argc > 1 && !strcmp(argv[1], "build"))
@@ -301,6 +334,7 @@ int main(int argc, char **argv)
 		case OPT_OVERLAY: io.overlay = optarg; break;
 		case OPT_OVERLAY_RESET: io.overlay_reset = true; break;
 		case OPT_NO_INOTIFY: io.watch = false; break;
+		case OPT_DUMP_REGIONS: dump = true; break;
 		case OPT_BOOT_SIZE:
 			if (size_arg("--boot-size", optarg, &io.boot_size) < 0)
 				return 2;
@@ -347,14 +381,12 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (argc - optind != 2) {
+	if (!dump && argc - optind != 2) {
 		log_error(argc - optind < 2 ? "ROOTFS and MNT are required" :
 			  "too many arguments");
 		fprintf(stderr, "Usage: rpifs [OPTIONS] ROOTFS MNT (rpifs --help)\n");
 		return 2;
 	}
-	io.rootfs = argv[optind];
-	so.mnt = argv[optind + 1];
 	if (io.boot_size < 33 << 20) {
 		log_error("--boot-size must be at least 33M (FAT32 needs 65525 clusters)");
 		return 2;
@@ -373,6 +405,10 @@ int main(int argc, char **argv)
 		io.source_date_epoch = v;
 	}
 
+	if (dump)
+		return dump_regions(&io, argc - optind, argv + optind);
+	io.rootfs = argv[optind];
+	so.mnt = argv[optind + 1];
 	if (check_rootfs(io.rootfs) < 0 || check_mnt(so.mnt, io.rootfs) < 0)
 		return 1;
 
