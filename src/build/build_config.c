@@ -231,11 +231,9 @@ int build_config_run(struct build_opts *o, int index, int count)
 	ret = build_board_load(o->board, &b);
 	if (ret)
 		goto out;
-	if (!build_fs_is_dir(o->rootfs)) {
-		log_error("%s: no such directory (run `rpifs build rootfs` first)", o->rootfs);
-		ret = -ENOENT;
+	ret = build_stage_need_rootfs(o->rootfs);
+	if (ret)
 		goto out;
-	}
 	ret = build_fs_mkdir_p(boot, 0755);
 	if (ret) {
 		log_error("%s: %s", boot, strerror(-ret));

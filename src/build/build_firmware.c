@@ -387,11 +387,9 @@ int build_firmware_run(struct build_opts *o, int index, int count)
 			goto out;
 		}
 	}
-	if (!build_fs_is_dir(o->rootfs)) {
-		log_error("%s: no such directory (run `rpifs build rootfs` first)", o->rootfs);
-		ret = -ENOENT;
+	ret = build_stage_need_rootfs(o->rootfs);
+	if (ret)
 		goto out;
-	}
 	key = make_key(o, &b, from);
 	if (!o->force && build_stage_stamp_matches(o->state_dir, "firmware", key) &&
 	    installed(boot, &b)) {

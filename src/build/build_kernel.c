@@ -501,11 +501,9 @@ int build_kernel_run(struct build_opts *o, int index, int count)
 		ret = resolve_config(&k);
 	if (ret)
 		goto out;
-	if (!build_fs_is_dir(o->rootfs)) {
-		log_error("%s: no such directory (run `rpifs build rootfs` first)", o->rootfs);
-		ret = -ENOENT;
+	ret = build_stage_need_rootfs(o->rootfs);
+	if (ret)
 		goto out;
-	}
 	make_keys(&k);
 	build_stage_log(&s, "# source %s (%s), build dir %s", k.src, k.version, k.bdir);
 

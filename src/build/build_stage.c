@@ -328,3 +328,11 @@ out:
 	free(dir);
 	return ret;
 }
+
+int build_stage_need_rootfs(const char *rootfs)
+{
+	if (build_fs_is_dir(rootfs))
+		return 0;
+	log_error("%s: no such directory (run `rpifs build rootfs` first)", rootfs);
+	return -ENOENT;
+}

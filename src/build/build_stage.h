@@ -37,6 +37,9 @@ struct stage {
 
 /* "ROOTFS.rpifs" for ROOTFS (absolute, no trailing slash). Free it. */
 char *build_stage_state_dir(const char *rootfs);
+/* The stages after rootfs need its tree: 0, or -ENOENT (logged, saying to
+ * run `rpifs build rootfs` first). */
+int build_stage_need_rootfs(const char *rootfs);
 
 /* Opens the log (appending a new section) and prints "[i/n] name: ...". 0 or -errno. */
 int build_stage_begin(struct stage *s, const char *state_dir, const char *name, int index,
