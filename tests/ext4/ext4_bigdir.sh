@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Large directories: 20 000 names in one directory are laid out in well
-# under a second (ext2fs_link would take ~10 s), as an htree; 9 000 names of
-# 255 bytes need a two-level htree. e2fsck finds nothing, the kernel lists
+# Large directories: 20 000 names in one directory are laid out as an htree
+# (the time is printed, not asserted: speed is bench/'s job, and this test
+# also runs under valgrind); 9 000 names of 255 bytes need a two-level htree. e2fsck finds nothing, the kernel lists
 # every name and finds each one by lookup (a wrong hash or index would make
 # lookups fail), and can add names to the htree.
 . "$TESTS_DIR/lib.sh"
@@ -27,7 +27,6 @@ end=$(date +%s.%N)
 secs=$(sed -n 's/.*built in \([0-9.]*\) s.*/\1/p' "$T/log")
 note "ext4 layout of 29 000 entries: ${secs:-?} s (mount: $(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }') s)"
 [ -n "$secs" ] || fail "no build time in the log"
-awk -v s="$secs" 'BEGIN { exit !(s < 3.0) }' || fail "ext4 layout took $secs s"
 
 img=$T/mnt/disk.img
 off=$(part_start "$img" 2)
