@@ -364,7 +364,8 @@ int target_open(struct target *t, const char *path, const char *rootfs,
 		goto in_tree;
 	if (src_path && stat(src_path, &ss) == 0 && ss.st_dev == st.st_dev &&
 	    ss.st_ino == st.st_ino) {
-		log_error("DEVICE %s is the IMAGE itself: write it somewhere else", path);
+		log_error("DEVICE %s is the IMAGE itself: write it somewhere else; nothing was "
+			  "written", path);
 		return -EINVAL;
 	}
 	t->exists = true;
@@ -381,7 +382,8 @@ int target_open(struct target *t, const char *path, const char *rootfs,
 	return 0;
 in_tree:
 	log_error("DEVICE %s is inside ROOTFS %s: the image would be written into the tree "
-		  "it is built from; write it somewhere else", path, rootfs);
+		  "it is built from; write it somewhere else; nothing was written", path,
+		  rootfs);
 	return -EINVAL;
 }
 
