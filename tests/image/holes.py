@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""holes.py - helpers of the hole tests (holes.sh, bmap.sh).
+"""holes.py - helpers of the hole tests (seek_holes.sh, bmap.sh).
 
   holes.py walk IMG OUT.json
       SEEK_DATA/SEEK_HOLE walk of IMG: the data runs [start, end) into

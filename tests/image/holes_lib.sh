@@ -1,4 +1,4 @@
-# tests/image/holes_lib.sh - the tree and the target check of holes.sh and
+# tests/image/holes_lib.sh - the tree and the target check of seek_holes.sh and
 # bmap.sh. Source after lib.sh and ext4/lib_ext4.sh.
 
 HOLES="python3 $TESTS_DIR/image/holes.py"
