@@ -431,10 +431,11 @@ int image_build_tree(struct image *img, struct tree *tree, const struct image_op
 	if (ret < 0)
 		goto out;
 	ret = regions_finalize(&img->map, img->size);
+	log_debug("%.1f ms: region map", log_ms());
 	if (ret < 0)
 		goto out;
 	ret = holes_finalize(&img->holes, &img->map);
-	log_debug("%.1f ms: region map, %" PRIu64 " MiB of data", log_ms(),
+	log_debug("%.1f ms: hole map, %" PRIu64 " MiB of data", log_ms(),
 		  img->holes.data_bytes >> 20);
 out:
 	if (mbr_started)
