@@ -176,6 +176,19 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_entry(req, &e);
 }
 
+/* An open bmap's attributes: once read, the size of the text it reads
+ * (a later write to disk.img changes the generation's bmap, not this). */
+static void bmap_attr(struct server *s, struct bmap_handle *h, struct stat *st)
+{
+	fill_attr(s, h->g, INO_BMAP, st);
+	pthread_mutex_lock(&h->lock);
+	if (h->text) {
+		st->st_size = (off_t)h->len;
+		st->st_blocks = (blkcnt_t)((h->len + 511) / 512);
+	}
+	pthread_mutex_unlock(&h->lock);
+}
+
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct stat st;
@@ -187,7 +200,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (fi && fi->fh && ino == INO_DISK)
 		fill_attr(srv(req), handle_gen(fi), ino, &st);
 	else if (fi && fi->fh && ino == INO_BMAP)
-		fill_attr(srv(req), handle_bmap(fi)->g, ino, &st);
+		bmap_attr(srv(req), handle_bmap(fi), &st);
 	else
 		cur_attr(srv(req), ino, &st);
 	fuse_reply_attr(req, &st, ino == INO_BMAP ? 0.0 : 1.0);
@@ -544,7 +557,7 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	if (ino == INO_BMAP) {
 		struct stat st;
 
-		fill_attr(srv(req), handle_bmap(fi)->g, ino, &st);
+		bmap_attr(srv(req), handle_bmap(fi), &st);
 		if (off < 0 || off >= st.st_size)
 			fuse_reply_err(req, ENXIO);
 		else
