@@ -2,6 +2,7 @@
  * release, without a mount. OUT.img is written sparse (the holes skipped);
  * OUT.img.zst / .img.xz / .img.gz are compressed streams (libarchive's
  * write filters over its "raw" format); "-" writes the raw image to stdout.
+ * A file gets OUT.bmap beside it (the engine's hole map, bmaptool's format).
  * A file is written as a temporary beside OUT and renamed when complete:
  * a failure never leaves a half file named OUT. Same tree, options and
  * SOURCE_DATE_EPOCH: the same bytes (gzip without its time stamp). */
@@ -31,6 +32,7 @@ static void usage(FILE *f)
 "  NAME.img                 a sparse file (the image's holes are not written)\n"
 "  NAME.img.zst, NAME.img.xz, NAME.img.gz   compressed\n"
 "  -                        the raw image to stdout\n"
+"A file gets OUT.bmap beside it (bmaptool copy OUT DEVICE writes only the data).\n"
 "OUT appears complete or not at all. SOURCE_DATE_EPOCH gives the same bytes\n"
 "on every run.\n"
 "\n"
@@ -51,13 +53,16 @@ static const struct {
 	{ ".img", K_IMG }, { ".img.zst", K_ZST }, { ".img.xz", K_XZ }, { ".img.gz", K_GZ },
 };
 
-/* The temporary file, removed on a fatal signal (async-signal-safe). */
-static char tmp_path[PATH_MAX];
+/* The temporary files (image, bmap), removed on a fatal signal
+ * (async-signal-safe). */
+static char tmp_path[PATH_MAX], tmp_bmap[PATH_MAX];
 
 static void on_signal(int sig)
 {
 	if (tmp_path[0])
 		unlink(tmp_path);
+	if (tmp_bmap[0])
+		unlink(tmp_bmap);
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
@@ -69,6 +74,7 @@ struct export {
 	int fd;                 /* K_IMG, K_STDOUT */
 	struct archive *a;      /* compressed */
 	const char *out;
+	mode_t umask;
 };
 
 static int write_all(struct export *e, const void *buf, size_t len)
@@ -237,6 +243,7 @@ static int open_tmp(struct export *e)
 	mode_t um = umask(0);
 
 	umask(um);
+	e->umask = um;
 	if ((size_t)snprintf(tmp_path, sizeof(tmp_path), "%s.XXXXXX.tmp", e->out) >=
 	    sizeof(tmp_path)) {
 		log_error("OUT %s: name too long", e->out);
@@ -253,6 +260,60 @@ static int open_tmp(struct export *e)
 		log_error("OUT %s: chmod %s: %s", e->out, tmp_path, strerror(errno));
 		return -errno;
 	}
+	return 0;
+}
+
+/* OUT.bmap: the hole map as bmaptool reads it (`bmaptool copy OUT DEV`
+ * finds it by name), with the checksums of the image's bytes. */
+static int write_bmap(struct export *e)
+{
+	char bm[PATH_MAX], *text = NULL;
+	size_t len, done = 0;
+	int fd, ret;
+
+	if ((size_t)snprintf(bm, sizeof(bm), "%s.bmap", e->out) >= sizeof(bm) ||
+	    (size_t)snprintf(tmp_bmap, sizeof(tmp_bmap), "%s.XXXXXX.tmp", bm) >=
+	    sizeof(tmp_bmap)) {
+		tmp_bmap[0] = '\0';
+		log_error("OUT %s: name too long", e->out);
+		return -ENAMETOOLONG;
+	}
+	ret = rpifs_gen_bmap(e->src.g, &text, &len);
+	if (ret < 0) {
+		tmp_bmap[0] = '\0';
+		log_error("OUT %s: the bmap: %s", bm, strerror(-ret));
+		return ret;
+	}
+	fd = mkostemps(tmp_bmap, 4, O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		log_error("OUT %s: cannot create %s: %s", bm, tmp_bmap, strerror(errno));
+		tmp_bmap[0] = '\0';
+		free(text);
+		return ret;
+	}
+	while (done < len) {
+		ssize_t n = write(fd, text + done, len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	free(text);
+	ret = done == len ? 0 : -EIO;
+	if (ret == 0 && (fchmod(fd, 0644 & ~e->umask) < 0 || fsync(fd) < 0))
+		ret = -errno;
+	if (close(fd) < 0 && ret == 0)
+		ret = -errno;
+	if (ret == 0 && rename(tmp_bmap, bm) < 0)
+		ret = -errno;
+	if (ret < 0) {
+		log_error("OUT %s: writing %s: %s", bm, tmp_bmap, strerror(-ret));
+		return ret;
+	}
+	tmp_bmap[0] = '\0';
 	return 0;
 }
 
@@ -298,6 +359,9 @@ static int run(struct export *e, enum kind k)
 		return -errno;
 	}
 	e->fd = -1;
+	/* The bmap first: OUT appears last, with its bmap beside it. */
+	if (e->src.tree && (ret = write_bmap(e)) < 0)
+		return ret;
 	if (rename(tmp_path, e->out) < 0) {
 		log_error("OUT %s: renaming %s to it: %s", e->out, tmp_path, strerror(errno));
 		return -errno;
@@ -399,6 +463,8 @@ int export_main(int argc, char **argv)
 		close(e.fd);
 	if (tmp_path[0])
 		unlink(tmp_path);
+	if (tmp_bmap[0])
+		unlink(tmp_bmap);
 	source_close(&e.src);
 	free(e.buf);
 	return ret < 0 ? 1 : 0;

@@ -1,7 +1,8 @@
 /* source.c - the image to copy, from a ROOTFS tree (the engine builds it,
- * as a mount of the tree would, read-only and unwatched) or from an image
- * file (its holes from SEEK_DATA/SEEK_HOLE where the filesystem knows them,
- * e.g. a sparse file or MNT/disk.img of a mount). */
+ * as a mount of the tree would, read-only and unwatched; its holes from
+ * the engine's hole map) or from an image file (its holes from
+ * SEEK_DATA/SEEK_HOLE where the filesystem knows them, e.g. a sparse file
+ * or MNT/disk.img of a mount). */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 
 static int open_tree(struct source *s, struct rpifs_opts *o)
 {
+	bool drop;
 	int ret;
 
 	o->rootfs = s->path;
@@ -28,7 +30,9 @@ static int open_tree(struct source *s, struct rpifs_opts *o)
 		s->r = NULL;
 		return ret;
 	}
-	s->g = rpifs_gen_get(s->r);
+	/* An open, not a get: the hole map is asked through an open generation
+	 * (rpifs.h); with the watch off nothing is refreshed. */
+	s->g = rpifs_gen_open(s->r, &drop);
 	s->size = rpifs_gen_size(s->g);
 	s->tree = true;
 	return 0;
@@ -91,7 +95,7 @@ int source_open(struct source *s, const char *path, struct rpifs_opts *o,
 void source_close(struct source *s)
 {
 	if (s->g)
-		rpifs_gen_put(s->r, s->g);
+		rpifs_gen_close(s->r, s->g);
 	if (s->r)
 		rpifs_free(s->r);
 	if (s->fd >= 0)
@@ -135,12 +139,16 @@ err:
 
 int source_extent(struct source *s, uint64_t off, uint64_t *len, bool *data)
 {
+	int ret;
+
 	if (!s->tree)
 		return image_extent(s, off, len, data);
-	/* Until the engine maps its holes, the whole image is data. */
 	*len = s->size - off;
-	*data = true;
-	return 0;
+	ret = rpifs_gen_extent(s->g, off, len, data);
+	if (ret < 0)
+		log_error("ROOTFS %s: the hole map at %llu: %s", s->path,
+			  (unsigned long long)off, strerror(-ret));
+	return ret;
 }
 
 int source_read(struct source *s, void *buf, size_t len, uint64_t off)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # rpifs export: ROOTFS to NAME.img (sparse), .img.zst, .img.xz, .img.gz and
 # stdout; each, decompressed with the standard tools, equals the mounted
-# disk.img byte for byte; a second export gives the same bytes
+# disk.img byte for byte, and OUT.bmap its disk.img.bmap (bmaptool copy
+# takes it); a second export gives the same bytes
 # (SOURCE_DATE_EPOCH); a failed export leaves no OUT; bad names refused.
 . "$TESTS_DIR/lib.sh"
 need zstd xz gzip sha256sum
@@ -29,8 +30,19 @@ for z in zst:"zstd -dc" xz:"xz -dc" gz:"gzip -dc"; do
 	[ "$($dec "$T/out.img.$ext" | sha256sum)" = "$want" ] || fail ".img.$ext differs"
 	"$RPIFS" export -q "${O[@]}" "$T/root" "$T/again.img.$ext" || fail "export .img.$ext again"
 	cmp -s "$T/out.img.$ext" "$T/again.img.$ext" || fail ".img.$ext not reproducible"
+	cmp -s "$T/out.img.$ext.bmap" "$T/mnt/disk.img.bmap" || fail ".img.$ext.bmap differs"
 	note ".img.$ext: $(stat -c %s "$T/out.img.$ext") bytes"
 done
+cmp -s "$T/out.img.bmap" "$T/mnt/disk.img.bmap" || fail "out.img.bmap is not the mount's bmap"
+# bmaptool finds OUT.bmap by name, checks its checksums, writes the data
+# (a regular file it truncates first: its holes read zeros).
+if command -v bmaptool >/dev/null; then
+	head -c "$size" /dev/urandom > "$T/card"; truncate -s "$size" "$T/orig"
+	bmaptool -q copy "$T/out.img.zst" "$T/card" || fail "bmaptool copy out.img.zst"
+	out=$(python3 "$TESTS_DIR/flash/ranges.py" check "$T/mnt/disk.img" "$T/card" "$T/orig") ||
+		fail "bmaptool's copy of out.img.zst is not the image on its data ranges"
+	note "bmaptool copy: $out (data, hole bytes)"
+fi
 "$RPIFS" export -q "${O[@]}" "$T/root" - > "$T/stdout.img" || fail "export -"
 [ "$(sha256sum < "$T/stdout.img")" = "$want" ] || fail "stdout differs"
 "$RPIFS" export -q "${O[@]}" "$T/root" - | cmp -s - "$T/stdout.img" || fail "export - | differs"
@@ -44,6 +56,7 @@ if "$RPIFS" export --size 1M "$T/root" "$T/small.img.zst" 2>"$T/log"; then
 	fail "a 1M disk exported"
 fi
 [ ! -e "$T/small.img.zst" ] || fail "a failed export left OUT"
+[ ! -e "$T/small.img.zst.bmap" ] || fail "a failed export left OUT.bmap"
 [ -z "$(ls "$T" | grep '\.tmp$')" ] || fail "temporary left: $(ls "$T")"
 # Interrupted: no OUT, no temporary.
 "$RPIFS" export "${O[@]}" "$T/root" "$T/int.img.xz" 2>/dev/null & pid=$!

@@ -26,6 +26,8 @@ cp "$T/orig" "$T/target"
 grep -q "wrote .* MiB of data .*, verified" "$T/log" || { cat "$T/log" >&2; fail "no summary"; }
 [ "$(stat -c %s "$T/target")" = "$size" ] || fail "target size $(stat -c %s "$T/target")"
 check_target "$T/target" "$img" "$T/orig" "$T/root" "$T/snap.json"
+# Holes were skipped: most of a mostly empty disk still holds the old bytes.
+[ "${CHECKED_HOLE:-0}" -gt $((size / 2)) ] || fail "only $CHECKED_HOLE hole bytes left alone"
 
 # 2. From an image file (the mount's disk.img), --no-verify, to a new file:
 #    the same bytes where the image has data; a new file is sparse.

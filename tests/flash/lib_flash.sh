@@ -41,4 +41,5 @@ check_target() {
 	out=$(python3 "$FL/ranges.py" check "$img" "$tgt" "$orig") ||
 		fail "$tgt is not the image on its data ranges, or a hole was written"
 	note "ranges: $out (data, hole bytes)"
+	CHECKED_HOLE=${out#* }
 }
