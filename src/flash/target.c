@@ -442,7 +442,14 @@ void target_describe(struct target *t, FILE *f)
 	cxt = fdisk_new_context();
 	if (!cxt)
 		return;
-	if (fdisk_assign_device_by_fd(cxt, t->fd, t->path, 1) < 0 || !fdisk_has_label(cxt)) {
+	/* Its own read-only open: ours may be O_DIRECT, which libfdisk's
+	 * small reads do not suit. */
+	if (fdisk_assign_device(cxt, t->path, 1) < 0) {
+		fprintf(f, "current partition table: cannot be read\n");
+		fdisk_unref_context(cxt);
+		return;
+	}
+	if (!fdisk_has_label(cxt)) {
 		fprintf(f, "current partition table: none\n");
 	} else if ((sc = fdisk_new_script(cxt))) {
 		fprintf(f, "current partition table (sfdisk -d):\n");
