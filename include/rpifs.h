@@ -34,8 +34,9 @@
  * A failed rescan or build is logged and the current generation stays.
  *
  * Thread model. A generation's image is immutable: rpifs_gen_read, _write,
- * _sync, _splice, _spliceable, _size, _id and _mtime may run on any thread
- * at once, without the engine's lock (the overlay and the source files' fd
+ * _sync, _splice, _spliceable, _extent, _bmap, _bmap_size, _data_bytes,
+ * _size, _id and _mtime may run on any thread at once, without the
+ * engine's lock (the overlay, the bmap cache and the source files' fd
  * cache lock themselves). rpifs_gen_open, _close, _get and _put take the
  * engine's lock: a refresh (rescan, build, invalidation callback) runs
  * under it, so no other open or get is answered meanwhile. The callback is
@@ -153,5 +154,44 @@ bool rpifs_gen_spliceable(const struct rpifs_gen *g, uint64_t off, size_t len);
  * room; drop the pipe, copy. Any other -errno: the pipe holds an unknown
  * part (drop it) and the read fails with that error. */
 int rpifs_gen_splice(struct rpifs_gen *g, uint64_t off, size_t len, int pipe_w);
+
+/* The hole map: which bytes of the image a reader depends on ("data"),
+ * and which not ("holes": a copy may leave anything there, as bmaptool
+ * copy and cp --sparse do). Holes are the space between the MBR and
+ * partition 1, FAT32's free clusters, ext4's free blocks (so a sparse
+ * source file's holes), the inode-table blocks past each ext4 group's last
+ * inode in use, the space after partition 2. Data is everything else,
+ * zeros included where they carry meaning (both FATs, bitmaps, inode
+ * tables in use, the journal, directories...), and every block written to
+ * the generation. Every hole reads as zeros. Computed when the generation
+ * is built; the written blocks are asked at each call.
+ *
+ * At off (< rpifs_gen_size()): *data says whether the byte at off is data;
+ * *len (> 0 on input) becomes the length of the run of that kind from off,
+ * as long as the run goes but at most *len. So a walk from 0 with *len =
+ * size - off alternates data and holes. 0, or -EINVAL when off is past the
+ * end or *len is 0. Through a generation from rpifs_gen_open() (the written
+ * blocks are asked), from any thread, like rpifs_gen_read(). */
+int rpifs_gen_extent(struct rpifs_gen *g, uint64_t off, uint64_t *len, bool *data);
+/* Data bytes of the generation as built (written blocks not counted);
+ * immutable, so also through rpifs_gen_get(). */
+uint64_t rpifs_gen_data_bytes(const struct rpifs_gen *g);
+
+/* The hole map as a bmaptool bmap (format 2.0, 4 KiB blocks, sha256): a
+ * block is mapped when any byte of it is data; each range carries the
+ * checksum of its bytes, the file its own. What `bmaptool copy IMAGE DEV`
+ * reads from IMAGE.bmap; the text describes the generation's bytes as
+ * rpifs_gen_read() gives them now, written blocks included.
+ *
+ * rpifs_gen_bmap(): a copy of the text (NUL-terminated, free() it) and its
+ * length. The first call per generation (and after each write) reads
+ * every mapped byte for the checksums, logging when that is much: the
+ * result is cached in the generation. rpifs_gen_bmap_size(): the same
+ * text's length without reading the image (the checksums have a fixed
+ * width). Both 0 or -errno (a read error of the tree, -ENOMEM); through
+ * a generation from rpifs_gen_open(), any thread (serialised per
+ * generation). */
+int rpifs_gen_bmap(struct rpifs_gen *g, char **text, size_t *len);
+int rpifs_gen_bmap_size(struct rpifs_gen *g, size_t *len);
 
 #endif

@@ -77,6 +77,8 @@ static void gen_free(struct rpifs *r, struct rpifs_gen *g)
 		}
 	overlay_close(g->ov);
 	image_free(&g->img);
+	free(g->bmap);
+	pthread_mutex_destroy(&g->bmap_lock);
 	free(g);
 }
 
@@ -102,6 +104,7 @@ static int gen_new(struct rpifs *r, struct image *img, unsigned id, struct overl
 		return -ENOMEM;
 	}
 	g->r = r;
+	pthread_mutex_init(&g->bmap_lock, NULL);
 	g->img = *img;
 	memset(img, 0, sizeof(*img));
 	g->refs = 1;
@@ -111,6 +114,7 @@ static int gen_new(struct rpifs *r, struct image *img, unsigned id, struct overl
 				    r->o.overlay_reset && id == 1);
 	if (ret < 0) {
 		image_free(&g->img);
+		pthread_mutex_destroy(&g->bmap_lock);
 		free(g);
 		return ret;
 	}
@@ -415,6 +419,57 @@ int rpifs_gen_write(struct rpifs_gen *g, const void *buf, size_t len, uint64_t o
 int rpifs_gen_sync(struct rpifs_gen *g)
 {
 	return overlay_sync(g->ov);
+}
+
+int rpifs_gen_extent(struct rpifs_gen *g, uint64_t off, uint64_t *len, bool *data)
+{
+	const struct holes *h = &g->img.holes;
+	uint64_t size = g->img.size, end, pos, run;
+	bool d;
+
+	if (off >= size || *len == 0)
+		return -EINVAL;
+	end = *len < size - off ? off + *len : size;
+	/* A byte is data if the map says so or its block was written. */
+	run = end - off;
+	holes_extent(h, off, &run, &d);
+	*data = d || overlay_find(g->ov, off / OVERLAY_BLOCK, off / OVERLAY_BLOCK + 1, true) ==
+		     off / OVERLAY_BLOCK;
+	for (pos = off; pos < end;) {
+		run = end - pos;
+		holes_extent(h, pos, &run, &d);
+		if (*data && d) {
+			pos += run;     /* data of the map */
+		} else if (*data) {
+			/* A hole of the map: data as far as written blocks go. */
+			uint64_t b = overlay_find(g->ov, pos / OVERLAY_BLOCK,
+						  UINT64_MAX, false);
+
+			if (b * OVERLAY_BLOCK <= pos)
+				break;
+			pos = b * OVERLAY_BLOCK < pos + run ? b * OVERLAY_BLOCK : pos + run;
+		} else {
+			/* A hole: up to the map's next data or a written block. */
+			uint64_t b = overlay_find(g->ov, pos / OVERLAY_BLOCK,
+						  (pos + run + OVERLAY_BLOCK - 1) / OVERLAY_BLOCK,
+						  true);
+
+			if (d)
+				break;
+			pos = b * OVERLAY_BLOCK < pos + run ? b * OVERLAY_BLOCK : pos + run;
+			if (pos < end && b * OVERLAY_BLOCK == pos)
+				break;
+		}
+	}
+	if (pos > end)
+		pos = end;
+	*len = pos - off;
+	return 0;
+}
+
+uint64_t rpifs_gen_data_bytes(const struct rpifs_gen *g)
+{
+	return g->img.holes.data_bytes;
 }
 
 /* The source file and the offset in it of [off, off+len), when a splice may

@@ -24,6 +24,12 @@ struct rpifs_gen {
 	 * refresh (under lock, with no handle open, so with no reader of it)
 	 * moves it to the next generation and leaves NULL here. */
 	struct overlay *ov;
+	/* disk.img.bmap (bmap.c), made on demand; bmap_lock guards them. */
+	pthread_mutex_t bmap_lock;
+	char *bmap;                 /* the text, NULL until asked for */
+	size_t bmap_len;
+	uint64_t bmap_version;      /* overlay_version() it was made for */
+	bool bmap_summed;           /* its checksums are filled in */
 	unsigned refs;              /* lock: open handles and gets, +1 while current */
 	struct rpifs_gen *next;     /* lock: the engine's list of live generations */
 };

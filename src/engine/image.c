@@ -337,6 +337,7 @@ int image_build_tree(struct image *img, struct tree *tree, const struct image_op
 
 	memset(img, 0, sizeof(*img));
 	regions_init(&img->map);
+	holes_init(&img->holes);
 	img->tree = *tree;
 	memset(tree, 0, sizeof(*tree));
 
@@ -385,6 +386,7 @@ int image_build_tree(struct image *img, struct tree *tree, const struct image_op
 		.label = o->boot_label,
 		.volume_id = (uint32_t)digest_derive(&img->tree.digest, "fat-volume-id"),
 		.clamp_time = o->source_date_epoch,
+		.holes = &img->holes,
 	};
 	ret = fat32_build(&img->tree, boot, &fo, &img->map);
 	if (ret < 0)
@@ -396,6 +398,7 @@ int image_build_tree(struct image *img, struct tree *tree, const struct image_op
 			.part_size = img->p2_size,
 			.label = o->root_label,
 			.root_owner = o->root_owner,
+			.holes = &img->holes,
 		};
 		ext4_times(img, o, &eo);
 		digest_fill(&img->tree.digest, "ext4-uuid", eo.uuid, sizeof(eo.uuid));
@@ -429,6 +432,11 @@ int image_build_tree(struct image *img, struct tree *tree, const struct image_op
 		goto out;
 	ret = regions_finalize(&img->map, img->size);
 	log_debug("%.1f ms: region map", log_ms());
+	if (ret < 0)
+		goto out;
+	ret = holes_finalize(&img->holes, &img->map);
+	log_debug("%.1f ms: hole map, %" PRIu64 " MiB of data", log_ms(),
+		  img->holes.data_bytes >> 20);
 out:
 	if (mbr_started)
 		pthread_join(mbr_thread, NULL);
@@ -440,5 +448,6 @@ out:
 void image_free(struct image *img)
 {
 	regions_free(&img->map);
+	holes_free(&img->holes);
 	tree_free(&img->tree);
 }

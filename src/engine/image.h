@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "tree.h"
+#include "holes.h"
 #include "regions.h"
 
 #define MIB ((uint64_t)1024 * 1024)
@@ -41,6 +42,7 @@ struct image_opts {
 struct image {
 	struct tree tree;
 	struct regions map;
+	struct holes holes;         /* which bytes a reader depends on (holes.h) */
 	uint64_t size;
 	uint32_t disk_id;
 	uint64_t p1_start, p1_size;

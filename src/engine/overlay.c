@@ -35,6 +35,7 @@ struct overlay {
 	uint64_t disk_size;
 	uint64_t nblocks;
 	_Atomic uint64_t count;         /* blocks present */
+	_Atomic uint64_t version;       /* overlay_write() calls */
 	/* memory mode: two-level table block -> 4 KiB buffer */
 	uint8_t ***leaves;
 	size_t nleaves;
@@ -308,6 +309,7 @@ int overlay_write(struct overlay *ov, const void *buf, size_t len, uint64_t off,
 	if (off > ov->disk_size || len > ov->disk_size - off)
 		return -ENOSPC;
 	pthread_rwlock_wrlock(&ov->lock);
+	ov->version++;
 	while (len > 0) {
 		uint64_t b = off / OVERLAY_BLOCK;
 		size_t at = (size_t)(off % OVERLAY_BLOCK);
@@ -331,4 +333,44 @@ int overlay_sync(struct overlay *ov)
 	if (ov->fd < 0)
 		return 0;
 	return fdatasync(ov->fd) < 0 ? -errno : 0;
+}
+
+uint64_t overlay_version(const struct overlay *ov)
+{
+	return ov->version;
+}
+
+uint64_t overlay_find(struct overlay *ov, uint64_t b, uint64_t end, bool present)
+{
+	if (end > ov->nblocks)
+		end = ov->nblocks;
+	if (b >= end)
+		return end;
+	if (ov->count == 0)
+		return present ? end : b;
+	pthread_rwlock_rdlock(&ov->lock);
+	while (b < end) {
+		if (ov->fd < 0) {
+			/* A leaf never allocated holds no block: skip it whole. */
+			if (!ov->leaves[b >> LEAF_BITS]) {
+				if (!present)
+					break;
+				b = ((b >> LEAF_BITS) + 1) << LEAF_BITS;
+				continue;
+			}
+			if ((mem_block(ov, b) != NULL) == present)
+				break;
+		} else {
+			/* A bitmap byte all of the other kind: skip 8 blocks. */
+			if (b % 8 == 0 && ov->bitmap[b / 8] == (present ? 0x00 : 0xff)) {
+				b += 8;
+				continue;
+			}
+			if (file_has(ov, b) == present)
+				break;
+		}
+		b++;
+	}
+	pthread_rwlock_unlock(&ov->lock);
+	return b < end ? b : end;
 }

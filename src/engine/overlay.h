@@ -48,4 +48,11 @@ int overlay_write(struct overlay *ov, const void *buf, size_t len, uint64_t off,
 /* Make a persistent overlay durable (fdatasync). No-op in memory. */
 int overlay_sync(struct overlay *ov);
 
+/* The first block in [b, end) that is present (present true) or absent
+ * (false) in the overlay; end if there is none. */
+uint64_t overlay_find(struct overlay *ov, uint64_t b, uint64_t end, bool present);
+/* Counts the overlay_write() calls: a cache of anything derived from the
+ * overlay's blocks is stale when this moved. */
+uint64_t overlay_version(const struct overlay *ov);
+
 #endif

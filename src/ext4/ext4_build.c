@@ -153,6 +153,9 @@ int ext4_build(const struct tree *t, const struct tree_node *skip,
 	if (ret)
 		goto out;
 
+	ret = ext4_declare_data(&b);
+	if (ret)
+		goto out;
 	b.fs->now = ext4_write_time(&b);       /* s_wtime: see ext4_fs_init */
 	err = ext2fs_close_free(&b.fs);
 	if (err) {

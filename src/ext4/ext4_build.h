@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "tree.h"
+#include "holes.h"
 #include "regions.h"
 
 struct ext4_opts {
@@ -27,6 +28,8 @@ struct ext4_opts {
 	                             * function of what the tree digest covers
 	                             * (reads re-time atimes, copies re-time
 	                             * ctimes) */
+	struct holes *holes;        /* out, if set: the blocks a reader depends
+	                             * on are declared here (ext4_alloc.c) */
 };
 
 /* Minimum partition size in bytes for the tree (skip's contents excluded:

@@ -22,6 +22,7 @@
  *   ext4_extent.c  file data: the hole walk (ext4_data_walk), allocation,
  *                  extents to REGION_FILE, the store's pages to REGION_MEM
  *   ext4_memio.c   the page store and its io_manager
+ *   ext4_alloc.c   the blocks a reader depends on, for the hole map
  *
  * One model: the size estimate (ext4_size.c) and the build use the same
  * functions for what they both need to know: ext4_dir_plan() for the blocks
@@ -178,6 +179,12 @@ int ext4_fs_init(struct build *b, uint64_t inodes);
 /* The superblock's last write time: opts->write_time, else fs->now's. */
 time_t ext4_write_time(const struct build *b);
 int ext4_system_inodes(struct build *b, bool want_lpf);
+
+/* ---- ext4_alloc.c ---- */
+
+/* Declare the partition's data to opts->holes (if set): the allocated
+ * blocks but the inode-table blocks past each group's last inode in use. */
+int ext4_declare_data(struct build *b);
 
 /* ---- ext4_dir.c ---- */
 

@@ -943,6 +943,12 @@ int fat32_build(const struct tree *t, const struct tree_node *dir,
 	    (ret = regions_add_mem(out, m.data_start, p.dir_clusters * cs, dirs,
 				   RW_FAT_DIRS)) < 0)
 		goto out;
+	/* Data: everything up to the last used cluster (the used clusters are
+	 * 2..used+1, contiguous), the whole of both FATs included: a zero
+	 * entry means "free". The free clusters after it are holes. */
+	if (opts->holes &&
+	    (ret = holes_add_data(opts->holes, ps, g.data_start + (uint64_t)used * cs)) < 0)
+		goto out;
 	log_debug("FAT32: %u sectors/cluster, %u clusters, %u used (%" PRIu64
 		  " directory), FAT %u sectors", g.sectors_per_cluster, g.clusters,
 		  used, p.dir_clusters, g.fat_sectors);

@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 #include "tree.h"
+#include "holes.h"
 #include "regions.h"
 
 #define FAT32_MIN_CLUSTERS 65525u
@@ -29,6 +30,9 @@ struct fat32_opts {
 	const char *label;          /* up to 11 characters; "BOOT" */
 	uint32_t volume_id;
 	int64_t clamp_time;         /* SOURCE_DATE_EPOCH, or -1 */
+	struct holes *holes;        /* out, if set: the bytes a reader depends on
+	                             * (reserved sectors, both FATs, every used
+	                             * cluster) are declared here */
 };
 
 /* Geometry for a partition of part_size bytes (Microsoft's cluster table,

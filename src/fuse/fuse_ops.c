@@ -1,8 +1,12 @@
 /* fuse_ops.c - the FUSE server (libfuse low-level API): a thin adapter over
  * the engine (rpifs.h).
  *
- * The mount is a directory (inode 1) holding one regular file, disk.img
- * (inode 2), whose bytes are an engine generation. An open takes one
+ * The mount is a directory (inode 1) holding two regular files: disk.img
+ * (inode 2), whose bytes are an engine generation, and disk.img.bmap
+ * (inode 3, read-only), that generation's bmap (rpifs_gen_bmap: the text
+ * is made at the first read of a handle; its size is known before).
+ * SEEK_DATA and SEEK_HOLE on disk.img answer from the engine's hole map
+ * (rpifs_gen_extent). An open of either file takes a generation
  * (rpifs_gen_open: the engine refreshes first when no handle is open) and
  * keeps it in fi->fh until release, so a reader never sees a mix of two
  * layouts. The engine tells which byte ranges of the kernel's page cache of
@@ -36,7 +40,9 @@
 
 #define INO_ROOT 1
 #define INO_DISK 2
+#define INO_BMAP 3
 #define DISK_NAME "disk.img"
+#define BMAP_NAME "disk.img.bmap"
 
 struct server {
 	const struct serve_opts *o;
@@ -56,6 +62,19 @@ static struct rpifs_gen *handle_gen(const struct fuse_file_info *fi)
 	return (struct rpifs_gen *)(uintptr_t)fi->fh;
 }
 
+/* An open disk.img.bmap: its generation, and the text once read. */
+struct bmap_handle {
+	struct rpifs_gen *g;
+	pthread_mutex_t lock;
+	char *text;             /* lock: NULL until the first read */
+	size_t len;
+};
+
+static struct bmap_handle *handle_bmap(const struct fuse_file_info *fi)
+{
+	return (struct bmap_handle *)(uintptr_t)fi->fh;
+}
+
 /* The engine's invalidation callback: drop the kernel's cached pages of one
  * byte range of disk.img. */
 static int inval_range(void *ctx, uint64_t off, uint64_t len)
@@ -67,10 +86,11 @@ static int inval_range(void *ctx, uint64_t off, uint64_t len)
 	return ret == -ENOENT ? 0 : ret;
 }
 
-static void fill_attr(const struct server *s, const struct rpifs_gen *g,
+static void fill_attr(const struct server *s, struct rpifs_gen *g,
 		      fuse_ino_t ino, struct stat *st)
 {
 	uint64_t size = rpifs_gen_size(g);
+	size_t blen = 0;
 
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
@@ -81,19 +101,42 @@ static void fill_attr(const struct server *s, const struct rpifs_gen *g,
 	if (ino == INO_ROOT) {
 		st->st_mode = S_IFDIR | 0755;
 		st->st_nlink = 2;
+	} else if (ino == INO_BMAP) {
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		if (rpifs_gen_bmap_size(g, &blen) < 0)
+			blen = 0;
+		st->st_size = (off_t)blen;
+		st->st_blksize = 4096;
+		st->st_blocks = (blkcnt_t)((blen + 511) / 512);
 	} else {
 		st->st_mode = S_IFREG | (s->o->engine->read_only ? 0444 : 0644);
 		st->st_nlink = 1;
 		st->st_size = (off_t)size;
 		st->st_blksize = 4096;
-		st->st_blocks = (blkcnt_t)(size / 512);
+		/* The data bytes (holes.h), as a sparse file's: du shows them, and
+		 * cp --sparse=auto then asks SEEK_DATA. */
+		st->st_blocks = (blkcnt_t)((rpifs_gen_data_bytes(g) + 511) / 512);
 	}
 }
 
 static void cur_attr(struct server *s, fuse_ino_t ino, struct stat *st)
 {
-	struct rpifs_gen *g = rpifs_gen_get(s->r);
+	struct rpifs_gen *g;
+	bool drop_cache;
 
+	/* The bmap's size is that of the generation an open would get, with
+	 * its written blocks: asked through an open (rpifs_gen_bmap_size needs
+	 * one, like a read), which refreshes as an open of disk.img would. */
+	if (ino == INO_BMAP) {
+		g = rpifs_gen_open(s->r, &drop_cache);
+		if (drop_cache)
+			fuse_lowlevel_notify_inval_inode(s->se, INO_DISK, 0, 0);
+		fill_attr(s, g, ino, st);
+		rpifs_gen_close(s->r, g);
+		return;
+	}
+	g = rpifs_gen_get(s->r);
 	fill_attr(s, g, ino, st);
 	rpifs_gen_put(s->r, g);
 }
@@ -117,32 +160,50 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fuse_entry_param e;
+	fuse_ino_t ino = !strcmp(name, DISK_NAME) ? INO_DISK :
+			 !strcmp(name, BMAP_NAME) ? INO_BMAP : 0;
 
-	if (parent != INO_ROOT || strcmp(name, DISK_NAME)) {
+	if (parent != INO_ROOT || !ino) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
 	memset(&e, 0, sizeof(e));
-	e.ino = INO_DISK;
-	e.attr_timeout = 1.0;
+	e.ino = ino;
+	/* The bmap's size changes with a write to disk.img: never cached. */
+	e.attr_timeout = ino == INO_BMAP ? 0.0 : 1.0;
 	e.entry_timeout = 1.0;
-	cur_attr(srv(req), INO_DISK, &e.attr);
+	cur_attr(srv(req), ino, &e.attr);
 	fuse_reply_entry(req, &e);
+}
+
+/* An open bmap's attributes: once read, the size of the text it reads
+ * (a later write to disk.img changes the generation's bmap, not this). */
+static void bmap_attr(struct server *s, struct bmap_handle *h, struct stat *st)
+{
+	fill_attr(s, h->g, INO_BMAP, st);
+	pthread_mutex_lock(&h->lock);
+	if (h->text) {
+		st->st_size = (off_t)h->len;
+		st->st_blocks = (blkcnt_t)((h->len + 511) / 512);
+	}
+	pthread_mutex_unlock(&h->lock);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct stat st;
 
-	if (ino != INO_ROOT && ino != INO_DISK) {
+	if (ino != INO_ROOT && ino != INO_DISK && ino != INO_BMAP) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
 	if (fi && fi->fh && ino == INO_DISK)
 		fill_attr(srv(req), handle_gen(fi), ino, &st);
+	else if (fi && fi->fh && ino == INO_BMAP)
+		bmap_attr(srv(req), handle_bmap(fi), &st);
 	else
 		cur_attr(srv(req), ino, &st);
-	fuse_reply_attr(req, &st, 1.0);
+	fuse_reply_attr(req, &st, ino == INO_BMAP ? 0.0 : 1.0);
 }
 
 /* Only a no-op size change is accepted (O_TRUNC of a disk makes no sense);
@@ -152,8 +213,12 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 {
 	struct stat st;
 
-	if (ino != INO_DISK && ino != INO_ROOT) {
+	if (ino != INO_DISK && ino != INO_ROOT && ino != INO_BMAP) {
 		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (ino == INO_BMAP && (to_set & FUSE_SET_ATTR_SIZE)) {
+		fuse_reply_err(req, EROFS);
 		return;
 	}
 	cur_attr(srv(req), ino, &st);
@@ -169,7 +234,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	static const struct { const char *name; fuse_ino_t ino; mode_t mode; } ents[] = {
 		{ ".", INO_ROOT, S_IFDIR }, { "..", INO_ROOT, S_IFDIR },
-		{ DISK_NAME, INO_DISK, S_IFREG },
+		{ DISK_NAME, INO_DISK, S_IFREG }, { BMAP_NAME, INO_BMAP, S_IFREG },
 	};
 	char buf[512];
 	size_t used = 0;
@@ -190,6 +255,63 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	fuse_reply_buf(req, buf, used);
 }
 
+/* disk.img.bmap: the generation an open of disk.img would get (an open
+ * like any other: it may refresh, and while it is open no other open
+ * does), and its text at the first read. The text is small: no page
+ * cache kept between opens (it follows writes to disk.img). */
+static void open_bmap(fuse_req_t req, struct fuse_file_info *fi)
+{
+	struct server *s = srv(req);
+	struct bmap_handle *h;
+	bool drop_cache;
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+		fuse_reply_err(req, EACCES);
+		return;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_init(&h->lock, NULL);
+	h->g = rpifs_gen_open(s->r, &drop_cache);
+	/* Pages of disk.img cached for the old generation must go as they
+	 * would at an open of disk.img. */
+	if (drop_cache)
+		fuse_lowlevel_notify_inval_inode(s->se, INO_DISK, 0, 0);
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->keep_cache = 0;
+	fuse_reply_open(req, fi);
+}
+
+static void release_bmap(struct server *s, struct bmap_handle *h)
+{
+	rpifs_gen_close(s->r, h->g);
+	free(h->text);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
+
+static void read_bmap(fuse_req_t req, struct bmap_handle *h, size_t size, uint64_t off)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&h->lock);
+	if (!h->text)
+		ret = rpifs_gen_bmap(h->g, &h->text, &h->len);
+	pthread_mutex_unlock(&h->lock);
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	/* The text does not change once read: no lock needed. */
+	if (off >= h->len)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_buf(req, h->text + off, size < h->len - off ? size : h->len - off);
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct server *s = srv(req);
@@ -198,6 +320,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (ino == INO_ROOT) {
 		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if (ino == INO_BMAP) {
+		open_bmap(req, fi);
 		return;
 	}
 	if (ino != INO_DISK) {
@@ -224,7 +350,9 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	struct rpifs_gen *g = handle_gen(fi);
 
-	if (g)
+	if (ino == INO_BMAP && fi->fh)
+		release_bmap(srv(req), handle_bmap(fi));
+	else if (g)
 		rpifs_gen_close(srv(req)->r, g);
 	fuse_reply_err(req, 0);
 }
@@ -344,11 +472,17 @@ static int read_spliced(fuse_req_t req, struct rpifs_gen *g, uint64_t off, size_
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	struct rpifs_gen *g = handle_gen(fi);
-	uint64_t o = (uint64_t)off, disk = rpifs_gen_size(g);
+	struct rpifs_gen *g;
+	uint64_t o = (uint64_t)off, disk;
 	void *buf;
 	int ret;
 
+	if (ino == INO_BMAP) {
+		read_bmap(req, handle_bmap(fi), size, o);
+		return;
+	}
+	g = handle_gen(fi);
+	disk = rpifs_gen_size(g);
 	if (o >= disk) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
@@ -377,9 +511,16 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		     off_t off, struct fuse_file_info *fi)
 {
-	struct rpifs_gen *g = handle_gen(fi);
-	uint64_t o = (uint64_t)off, disk = rpifs_gen_size(g);
+	struct rpifs_gen *g;
+	uint64_t o = (uint64_t)off, disk;
 	int ret;
+
+	if (ino != INO_DISK) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	g = handle_gen(fi);
+	disk = rpifs_gen_size(g);
 
 	if (o >= disk || size > disk - o) {
 		fuse_reply_err(req, ENOSPC);    /* a disk does not grow */
@@ -394,9 +535,54 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct rpifs_gen *g = handle_gen(fi);
+	struct rpifs_gen *g = ino == INO_DISK ? handle_gen(fi) : NULL;
 
 	fuse_reply_err(req, g ? -rpifs_gen_sync(g) : 0);
+}
+
+/* SEEK_DATA / SEEK_HOLE (the kernel answers SEEK_SET, _CUR and _END
+ * itself). disk.img: from the hole map, with the end of the disk as the
+ * last hole; past the end ENXIO, as lseek(2) says. The bmap is all data. */
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	struct rpifs_gen *g;
+	uint64_t o = (uint64_t)off, size, len;
+	bool data = true;
+
+	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (ino == INO_BMAP) {
+		struct stat st;
+
+		bmap_attr(srv(req), handle_bmap(fi), &st);
+		if (off < 0 || off >= st.st_size)
+			fuse_reply_err(req, ENXIO);
+		else
+			fuse_reply_lseek(req, whence == SEEK_DATA ? off : st.st_size);
+		return;
+	}
+	g = handle_gen(fi);
+	size = rpifs_gen_size(g);
+	if (off < 0 || o >= size) {
+		fuse_reply_err(req, ENXIO);
+		return;
+	}
+	/* The runs are as long as they go: at most two steps. */
+	while (o < size) {
+		len = size - o;
+		if (rpifs_gen_extent(g, o, &len, &data) < 0)
+			break;
+		if (data == (whence == SEEK_DATA))
+			break;
+		o += len;
+	}
+	if (whence == SEEK_DATA && o >= size)
+		fuse_reply_err(req, ENXIO);
+	else
+		fuse_reply_lseek(req, (off_t)(o < size ? o : size));
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -432,6 +618,7 @@ static const struct fuse_lowlevel_ops ops = {
 	.flush = op_flush,
 	.fsync = op_fsync,
 	.statfs = op_statfs,
+	.lseek = op_lseek,
 };
 
 int fuse_serve(struct rpifs *r, const struct serve_opts *o)

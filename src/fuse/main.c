@@ -14,34 +14,12 @@
 #include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
+#include "cli.h"
 #include "daemon.h"
 #include "fuse_ops.h"
 #include "log.h"
 #include "qemu.h"
 #include "rpifs.h"
-
-/* `rpifs build ...` is the program rpifs-build next to this one: the mount
- * does not load libarchive and the libraries it brings. argv[0] is "build". */
-static int build_exec(int argc, char **argv)
-{
-	char self[PATH_MAX], *slash;
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-
-	(void)argc;
-	if (n < 0 || (size_t)n + sizeof("rpifs-build") >= sizeof(self)) {
-		log_error("build: cannot find this program (/proc/self/exe: %s)",
-			  n < 0 ? strerror(errno) : "path too long");
-		return 1;
-	}
-	self[n] = '\0';
-	slash = strrchr(self, '/');
-	strcpy(slash ? slash + 1 : self, "rpifs-build");
-	argv[0] = self;
-	execv(self, argv);
-	log_error("build: cannot run %s: %s (rpifs build runs it; install it next to "
-		  "rpifs)", self, strerror(errno));
-	return 1;
-}
 
 static void usage(FILE *f)
 {
@@ -49,6 +27,8 @@ static void usage(FILE *f)
 "Usage: rpifs [OPTIONS] ROOTFS MNT\n"
 "       rpifs build STAGE ROOTFS [OPTIONS]   (rpifs build --help)\n"
 "       rpifs qemu [OPTIONS] ROOTFS          (rpifs qemu --help)\n"
+"       rpifs flash [OPTIONS] ROOTFS|IMAGE DEVICE   (rpifs flash --help)\n"
+"       rpifs export [OPTIONS] ROOTFS OUT    (rpifs export --help)\n"
 "\n"
 "Serve MNT/disk.img: a Raspberry Pi SD-card image computed from ROOTFS without\n"
 "copying it. Partition 1 (FAT32) holds ROOTFS/boot, partition 2 (ext4) the rest.\n"
@@ -74,18 +54,7 @@ static void usage(FILE *f)
 "                           misses writes through mmap() after close())\n"
 "\n"
 "Layout:\n"
-"      --boot-dir DIR       boot directory inside ROOTFS (default: boot)\n"
-"      --boot-size SIZE     partition 1 size (default: 256M)\n"
-"      --boot-label LABEL   FAT volume label (default: BOOT)\n"
-"      --root-size SIZE     partition 2 size (default: content + --free)\n"
-"      --root-label LABEL   ext4 label (default: rootfs)\n"
-"      --free PERCENT       free space in the root filesystem (default: 25)\n"
-"      --size SIZE          whole disk size (default: rounded up to a power\n"
-"                           of two, as qemu's raspi3b requires)\n"
-"      --align SIZE         partition alignment (default: 4M)\n"
-"      --disk-id 0xID       MBR disk identifier (default: the PARTUUID in\n"
-"                           boot/cmdline.txt, else derived from the tree)\n"
-"      --root-owner         make every file in ext4 owned by root:root\n"
+"%s"
 "\n"
 "      --dump-regions       with ROOTFS only: print the image's layout (each\n"
 "                           region: offsets, what it holds, its source file)\n"
@@ -98,13 +67,11 @@ static void usage(FILE *f)
 "\n"
 "SIZE takes K, M, G, T suffixes (powers of 1024). SOURCE_DATE_EPOCH, when set,\n"
 "clamps FAT timestamps and sets the filesystem creation times.\n"
-"Unmount with: fusermount3 -u MNT\n");
+"Unmount with: fusermount3 -u MNT\n", cli_layout_help);
 }
 
 enum {
-	OPT_BOOT_DIR = 256, OPT_BOOT_SIZE, OPT_BOOT_LABEL, OPT_ROOT_SIZE,
-	OPT_ROOT_LABEL, OPT_FREE, OPT_SIZE, OPT_ALIGN, OPT_DISK_ID, OPT_ROOT_OWNER,
-	OPT_NO_EXT4, OPT_READ_ONLY, OPT_OVERLAY, OPT_OVERLAY_RESET, OPT_NO_INOTIFY,
+	OPT_READ_ONLY = CLI_OPT_END, OPT_OVERLAY, OPT_OVERLAY_RESET, OPT_NO_INOTIFY,
 	OPT_DUMP_REGIONS,
 };
 
@@ -112,17 +79,7 @@ static const struct option long_opts[] = {
 	{ "foreground", no_argument, NULL, 'f' },
 	{ "debug", no_argument, NULL, 'd' },
 	{ "single-thread", no_argument, NULL, 's' },
-	{ "boot-dir", required_argument, NULL, OPT_BOOT_DIR },
-	{ "boot-size", required_argument, NULL, OPT_BOOT_SIZE },
-	{ "boot-label", required_argument, NULL, OPT_BOOT_LABEL },
-	{ "root-size", required_argument, NULL, OPT_ROOT_SIZE },
-	{ "root-label", required_argument, NULL, OPT_ROOT_LABEL },
-	{ "free", required_argument, NULL, OPT_FREE },
-	{ "size", required_argument, NULL, OPT_SIZE },
-	{ "align", required_argument, NULL, OPT_ALIGN },
-	{ "disk-id", required_argument, NULL, OPT_DISK_ID },
-	{ "root-owner", no_argument, NULL, OPT_ROOT_OWNER },
-	{ "no-ext4", no_argument, NULL, OPT_NO_EXT4 },
+	CLI_LAYOUT_LONG_OPTS,
 	{ "read-only", no_argument, NULL, OPT_READ_ONLY },
 	{ "overlay", required_argument, NULL, OPT_OVERLAY },
 	{ "overlay-reset", no_argument, NULL, OPT_OVERLAY_RESET },
@@ -134,15 +91,6 @@ static const struct option long_opts[] = {
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
 };
-
-static int size_arg(const char *opt, const char *val, uint64_t *out)
-{
-	if (rpifs_parse_size(val, out) < 0) {
-		log_error("%s %s: not a size (examples: 256M, 2G, 1048576)", opt, val);
-		return -EINVAL;
-	}
-	return 0;
-}
 
 /* Is path listed as a mount point in /proc/self/mountinfo? */
 static bool is_mount_point(const char *real)
@@ -303,21 +251,26 @@ int main(int argc, char **argv)
 	struct rpifs_opts io;
 	struct serve_opts so = { 0 };
 	struct rpifs *r;
-	const char *sde;
 	char mnt_abs[PATH_MAX], root_abs[PATH_MAX];
 	bool dump = false;
 	int c, ret;
 
+	/* rpifs-build takes the stage as its first argument; rpifs-flash
+	 * the subcommand (flash, export). */
 	if (argc > 1 && !strcmp(argv[1], "build"))
-		return build_exec(argc - 1, argv + 1);
+		return cli_exec_sibling("rpifs-build", "build", argv + 1);
+	if (argc > 1 && (!strcmp(argv[1], "flash") || !strcmp(argv[1], "export")))
+		return cli_exec_sibling("rpifs-flash", argv[1], argv);
 	if (argc > 1 && !strcmp(argv[1], "qemu"))
 		return qemu_main(argc - 1, argv + 1);
 
 	rpifs_opts_init(&io);
 	while ((c = getopt_long(argc, argv, "fdso:qvhV", long_opts, NULL)) != -1) {
-		uint64_t v;
-		char *end;
-
+		ret = cli_layout_opt(&io, c, optarg, NULL);
+		if (ret < 0)
+			return 2;
+		if (ret > 0)
+			continue;
 		switch (c) {
 		case 'f': so.foreground = true; break;
 		case 'd': so.debug = so.foreground = true; break;
@@ -325,55 +278,11 @@ int main(int argc, char **argv)
 		case 'o': so.fuse_opts = optarg; break;
 		case 'q': log_set_level(LOG_LVL_ERROR); break;
 		case 'v': log_set_level(LOG_LVL_DEBUG); break;
-		case OPT_BOOT_DIR: io.boot_dir = optarg; break;
-		case OPT_BOOT_LABEL: io.boot_label = optarg; break;
-		case OPT_ROOT_LABEL: io.root_label = optarg; break;
-		case OPT_ROOT_OWNER: io.root_owner = true; break;
-		case OPT_NO_EXT4: io.ext4 = false; break;
 		case OPT_READ_ONLY: io.read_only = true; break;
 		case OPT_OVERLAY: io.overlay = optarg; break;
 		case OPT_OVERLAY_RESET: io.overlay_reset = true; break;
 		case OPT_NO_INOTIFY: io.watch = false; break;
 		case OPT_DUMP_REGIONS: dump = true; break;
-		case OPT_BOOT_SIZE:
-			if (size_arg("--boot-size", optarg, &io.boot_size) < 0)
-				return 2;
-			break;
-		case OPT_ROOT_SIZE:
-			if (size_arg("--root-size", optarg, &io.root_size) < 0)
-				return 2;
-			break;
-		case OPT_SIZE:
-			if (size_arg("--size", optarg, &io.size) < 0)
-				return 2;
-			break;
-		case OPT_ALIGN:
-			if (size_arg("--align", optarg, &io.align) < 0)
-				return 2;
-			if (io.align < 4096 || io.align % 4096) {
-				log_error("--align %s: must be a multiple of 4 KiB", optarg);
-				return 2;
-			}
-			break;
-		case OPT_FREE:
-			errno = 0;
-			v = strtoull(optarg, &end, 10);
-			if (errno || *end || v > 90) {
-				log_error("--free %s: a percentage from 0 to 90", optarg);
-				return 2;
-			}
-			io.free_percent = (unsigned)v;
-			break;
-		case OPT_DISK_ID:
-			errno = 0;
-			v = strtoull(optarg, &end, 16);
-			if (errno || *end || v == 0 || v > UINT32_MAX) {
-				log_error("--disk-id %s: a non-zero 32-bit hex number, e.g. "
-					  "0x1234abcd", optarg);
-				return 2;
-			}
-			io.disk_id = (uint32_t)v;
-			break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("rpifs %s\n", RPIFS_VERSION); return 0;
 		default:
@@ -387,23 +296,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "Usage: rpifs [OPTIONS] ROOTFS MNT (rpifs --help)\n");
 		return 2;
 	}
-	if (io.boot_size < 33 << 20) {
-		log_error("--boot-size must be at least 33M (FAT32 needs 65525 clusters)");
+	if (cli_layout_finish(&io) < 0)
 		return 2;
-	}
-	sde = getenv("SOURCE_DATE_EPOCH");
-	if (sde && *sde) {
-		char *end;
-		long long v;
-
-		errno = 0;
-		v = strtoll(sde, &end, 10);
-		if (errno || *end || v < 0) {
-			log_error("SOURCE_DATE_EPOCH=%s: not a number of seconds", sde);
-			return 2;
-		}
-		io.source_date_epoch = v;
-	}
 
 	if (dump)
 		return dump_regions(&io, argc - optind, argv + optind);

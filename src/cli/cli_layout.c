@@ -1,0 +1,112 @@
+/* cli_layout.c - the layout options (--boot-size, --size, --disk-id, ...)
+ * and SOURCE_DATE_EPOCH, parsed into struct rpifs_opts: one parser for
+ * every program that builds an image from ROOTFS (the mount, `rpifs
+ * flash`, `rpifs export`), so that the same options give the same bytes. */
+#include <errno.h>
+#include <stdlib.h>
+#include "cli.h"
+#include "log.h"
+
+const char cli_layout_help[] =
+"      --boot-dir DIR       boot directory inside ROOTFS (default: boot)\n"
+"      --boot-size SIZE     partition 1 size (default: 256M)\n"
+"      --boot-label LABEL   FAT volume label (default: BOOT)\n"
+"      --root-size SIZE     partition 2 size (default: content + --free)\n"
+"      --root-label LABEL   ext4 label (default: rootfs)\n"
+"      --free PERCENT       free space in the root filesystem (default: 25)\n"
+"      --size SIZE          whole disk size (default: rounded up to a power\n"
+"                           of two, as qemu's raspi3b requires)\n"
+"      --align SIZE         partition alignment (default: 4M)\n"
+"      --disk-id 0xID       MBR disk identifier (default: the PARTUUID in\n"
+"                           boot/cmdline.txt, else derived from the tree)\n"
+"      --root-owner         make every file in ext4 owned by root:root\n";
+
+static int size_arg(const char *opt, const char *val, uint64_t *out)
+{
+	if (rpifs_parse_size(val, out) < 0) {
+		log_error("%s %s: not a size (examples: 256M, 2G, 1048576)", opt, val);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int cli_layout_opt(struct rpifs_opts *o, int c, const char *arg, unsigned *given)
+{
+	uint64_t v;
+	char *end;
+
+	switch (c) {
+	case CLI_OPT_BOOT_DIR: o->boot_dir = arg; break;
+	case CLI_OPT_BOOT_LABEL: o->boot_label = arg; break;
+	case CLI_OPT_ROOT_LABEL: o->root_label = arg; break;
+	case CLI_OPT_ROOT_OWNER: o->root_owner = true; break;
+	case CLI_OPT_NO_EXT4: o->ext4 = false; break;
+	case CLI_OPT_BOOT_SIZE:
+		if (size_arg("--boot-size", arg, &o->boot_size) < 0)
+			return -EINVAL;
+		break;
+	case CLI_OPT_ROOT_SIZE:
+		if (size_arg("--root-size", arg, &o->root_size) < 0)
+			return -EINVAL;
+		break;
+	case CLI_OPT_SIZE:
+		if (size_arg("--size", arg, &o->size) < 0)
+			return -EINVAL;
+		break;
+	case CLI_OPT_ALIGN:
+		if (size_arg("--align", arg, &o->align) < 0)
+			return -EINVAL;
+		if (o->align < 4096 || o->align % 4096) {
+			log_error("--align %s: must be a multiple of 4 KiB", arg);
+			return -EINVAL;
+		}
+		break;
+	case CLI_OPT_FREE:
+		errno = 0;
+		v = strtoull(arg, &end, 10);
+		if (errno || *end || v > 90) {
+			log_error("--free %s: a percentage from 0 to 90", arg);
+			return -EINVAL;
+		}
+		o->free_percent = (unsigned)v;
+		break;
+	case CLI_OPT_DISK_ID:
+		errno = 0;
+		v = strtoull(arg, &end, 16);
+		if (errno || *end || v == 0 || v > UINT32_MAX) {
+			log_error("--disk-id %s: a non-zero 32-bit hex number, e.g. "
+				  "0x1234abcd", arg);
+			return -EINVAL;
+		}
+		o->disk_id = (uint32_t)v;
+		break;
+	default:
+		return 0;
+	}
+	if (given)
+		(*given)++;
+	return 1;
+}
+
+int cli_layout_finish(struct rpifs_opts *o)
+{
+	const char *sde = getenv("SOURCE_DATE_EPOCH");
+
+	if (o->boot_size < 33 << 20) {
+		log_error("--boot-size must be at least 33M (FAT32 needs 65525 clusters)");
+		return -EINVAL;
+	}
+	if (sde && *sde) {
+		char *end;
+		long long v;
+
+		errno = 0;
+		v = strtoll(sde, &end, 10);
+		if (errno || *end || v < 0) {
+			log_error("SOURCE_DATE_EPOCH=%s: not a number of seconds", sde);
+			return -EINVAL;
+		}
+		o->source_date_epoch = v;
+	}
+	return 0;
+}
