@@ -19,6 +19,7 @@ rpifs_umount "$T/mnt"
 # The stand-in: find -drive's file=, copy it to $OUT.
 cat > "$T/fakeqemu" <<'SH'
 #!/bin/sh
+unset LD_PRELOAD
 while [ $# -gt 0 ]; do
 	[ "$1" = -drive ] && drive=$2
 	shift
@@ -32,14 +33,14 @@ SH
 chmod +x "$T/fakeqemu"
 
 # --dry-run prints both commands.
-"$RPIFS" qemu --nbd --dry-run "$T/root" >"$T/dry" 2>&1 || { cat "$T/dry"; fail "--nbd --dry-run"; }
+rpifs_qemu --nbd --dry-run "$T/root" >"$T/dry" 2>&1 || { cat "$T/dry"; fail "--nbd --dry-run"; }
 grep -q "rpifs: qemu: nbd: nbdkit .*nbdkit-rpifs-plugin.so rootfs=$T/root boot-dir=boot" "$T/dry" ||
 	{ cat "$T/dry"; fail "--dry-run: no nbdkit command"; }
 grep -q "file=nbd+unix:///disk?socket=DIR/sock,if=sd,format=raw" "$T/dry" ||
 	{ cat "$T/dry"; fail "--dry-run: no nbd drive"; }
-"$RPIFS" qemu --nbd --image "$T/fuse.img" "$T/root" >/dev/null 2>&1 && fail "--nbd with --image accepted"
+rpifs_qemu --nbd --image "$T/fuse.img" "$T/root" >/dev/null 2>&1 && fail "--nbd with --image accepted"
 
-OUT=$T/nbd.img "$RPIFS" qemu --nbd --qemu "$T/fakeqemu" "$T/root" >"$T/run" 2>&1 ||
+OUT=$T/nbd.img rpifs_qemu --nbd --qemu "$T/fakeqemu" "$T/root" >"$T/run" 2>&1 ||
 	{ cat "$T/run"; fail "rpifs qemu --nbd"; }
 cmp "$T/fuse.img" "$T/nbd.img" || fail "qemu's NBD drive differs from the FUSE disk.img"
 for d in /tmp/rpifs-nbd.*/pid; do
@@ -53,7 +54,7 @@ if unshare -m true 2>/dev/null; then
 		mount -t tmpfs none /dev
 		mknod -m 666 /dev/null c 1 3
 		mknod -m 666 /dev/urandom c 1 9
-		exec "$0" qemu --qemu "$1" "$2"' "$RPIFS" "$T/fakeqemu" "$T/root" >"$T/fb" 2>&1 ||
+		LD_PRELOAD=$3 exec "$0" qemu --qemu "$1" "$2"' "$RPIFS" "$T/fakeqemu" "$T/root" "$NBD_ASAN" >"$T/fb" 2>&1 ||
 		{ cat "$T/fb"; fail "rpifs qemu without /dev/fuse"; }
 	grep -q "FUSE cannot mount here: serving ROOTFS over NBD" "$T/fb" ||
 		{ cat "$T/fb"; fail "no message about the NBD fallback"; }
