@@ -21,6 +21,12 @@ enum log_level log_get_level(void);
 /* After daemonising stderr is /dev/null: send messages to syslog instead. */
 void log_use_syslog(bool on);
 
+/* A front-end with a message channel of its own (nbdkit's: stderr, or
+ * syslog once it forked) takes every message that passes the level, without
+ * the "rpifs: " prefix, instead of stderr/syslog. NULL: back to those. */
+typedef void (*log_sink_fn)(enum log_level level, const char *msg);
+void log_set_sink(log_sink_fn fn);
+
 /* Milliseconds since the program's constructors ran (after the dynamic
  * loader), for the -v timings of each phase. */
 double log_ms(void);

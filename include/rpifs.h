@@ -35,13 +35,14 @@
  *
  * Thread model. A generation's image is immutable: rpifs_gen_read, _write,
  * _sync, _splice, _spliceable, _extent, _bmap, _bmap_size, _data_bytes,
- * _size, _id and _mtime may run on any thread at once, without the
+ * _size, _id, _mtime and _part may run on any thread at once, without the
  * engine's lock (the overlay, the bmap cache and the source files' fd
- * cache lock themselves). rpifs_gen_open, _close, _get and _put take the
- * engine's lock: a refresh (rescan, build, invalidation callback) runs
- * under it, so no other open or get is answered meanwhile. The callback is
- * called from inside rpifs_gen_open(), under that lock, with no handle
- * open (no read in flight): it must not call back into the engine.
+ * cache lock themselves). rpifs_gen_open, _open_private, _close, _get and
+ * _put take the engine's lock: a refresh (rescan, build, invalidation
+ * callback) runs under it, so no other open or get is answered meanwhile.
+ * The callback is called from inside rpifs_gen_open(), under that lock,
+ * with no handle open (no read in flight): it must not call back into the
+ * engine.
  * rpifs_new, rpifs_build, rpifs_set_invalidate and rpifs_free run alone.
  *
  * Errors: functions return 0 or -errno and log what went wrong, naming the
@@ -111,6 +112,16 @@ void rpifs_set_invalidate(struct rpifs *r, rpifs_invalidate_fn fn, void *ctx);
  * fails. *drop_cache: a new generation is served whose changed bytes the
  * invalidation callback could not name: drop every cached byte. */
 struct rpifs_gen *rpifs_gen_open(struct rpifs *r, bool *drop_cache);
+/* A handle of its own, for a front-end whose readers share no cache and
+ * must not see each other's writes (an NBD connection). The tree is checked
+ * for changes at every such open, also while other handles are open (they
+ * keep their generation; the invalidation callback is not called), and the
+ * handle gets an in-memory overlay of its own: it reads the generation's
+ * image with its own writes patched in (not the blocks other handles wrote)
+ * and its writes go at rpifs_gen_close(). Every rpifs_gen_* call takes it
+ * like any handle. 0, -ENOMEM, or -EINVAL with a persistent overlay
+ * (o.overlay: its writes are shared; use rpifs_gen_open()). */
+int rpifs_gen_open_private(struct rpifs *r, struct rpifs_gen **g);
 /* The reader is done: the overlay is synced, the reference dropped. */
 void rpifs_gen_close(struct rpifs *r, struct rpifs_gen *g);
 /* The current generation with a reference, without a refresh or counting
@@ -124,6 +135,10 @@ uint64_t rpifs_gen_size(const struct rpifs_gen *g);
 unsigned rpifs_gen_id(const struct rpifs_gen *g);
 /* The tree's newest mtime (seconds): the image file's times. */
 int64_t rpifs_gen_mtime(const struct rpifs_gen *g);
+
+/* Partition n (1: FAT32 boot, 2: ext4 root) of the generation's disk: its
+ * byte offset and length (the MBR's entry). 0, or -EINVAL for another n. */
+int rpifs_gen_part(const struct rpifs_gen *g, unsigned n, uint64_t *off, uint64_t *len);
 
 /* The generation's layout, one line per region in disk order (start, end,
  * length, kind, what it holds; a file region names its source path and

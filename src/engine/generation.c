@@ -18,6 +18,13 @@
  * list, the reference counts and the open-handle count; a refresh (rescan,
  * build, invalidation) runs under it, so no other open is answered
  * meanwhile.
+ *
+ * A private handle (rpifs_gen_open_private: an NBD connection) is a struct
+ * rpifs_gen of its own: base names the generation whose image it serves
+ * (the handle holds a reference on it) and ov is the handle's own overlay.
+ * Its open refreshes even while other handles are open: they keep their
+ * generation, and the generation's overlay then stays with it (a moved
+ * overlay would leave their handles without one).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -76,7 +83,8 @@ static void gen_free(struct rpifs *r, struct rpifs_gen *g)
 			break;
 		}
 	overlay_close(g->ov);
-	image_free(&g->img);
+	if (!g->base)
+		image_free(&g->img);
 	free(g->bmap);
 	pthread_mutex_destroy(&g->bmap_lock);
 	free(g);
@@ -85,9 +93,19 @@ static void gen_free(struct rpifs *r, struct rpifs_gen *g)
 /* Called with r->lock held (or, at rpifs_free(), with no caller left). */
 static void gen_put(struct rpifs *r, struct rpifs_gen *g)
 {
+	struct rpifs_gen *base = g->base;
+
 	if (--g->refs)
 		return;
 	gen_free(r, g);
+	if (base)
+		gen_put(r, base);
+}
+
+/* The image a handle serves: its own, or its base's for a private one. */
+static struct image *gen_img(const struct rpifs_gen *g)
+{
+	return g->base ? &g->base->img : (struct image *)&g->img;
 }
 
 /* A new generation serving img (taken over). Its overlay is ov when given
@@ -175,7 +193,8 @@ void rpifs_free(struct rpifs *r)
 		tree_free(&r->scan);
 	/* No release will come for handles still open at the end (a reader
 	 * that closed just before an unmount, whose RELEASE the kernel had not
-	 * sent yet): free every generation, referenced or not. */
+	 * sent yet): free every generation, referenced or not (gen_free does
+	 * not follow a private handle's base: the loop frees it too). */
 	while (r->live)
 		gen_free(r, r->live);
 	pthread_mutex_destroy(&r->lock);
@@ -242,7 +261,8 @@ static bool invalidate(struct rpifs *r, const struct rpifs_gen *old,
 	return true;
 }
 
-/* Called with r->lock held and no handle open. Returns true when a new
+/* Called with r->lock held, with no handle open or (a private open) with
+ * handles open whose generation stays theirs. Returns true when a new
  * generation became current; *cache_ok then says whether the front-end's
  * cache already lost what changed (else the open drops it all).
  *
@@ -300,7 +320,9 @@ static bool refresh(struct rpifs *r, bool *cache_ok)
 		pinned(r);
 		return false;
 	}
-	if (same_layout) {
+	/* Open handles still write through the current generation's overlay:
+	 * it stays with them, and the new generation starts with its own. */
+	if (same_layout && r->open_handles == 0) {
 		keep = r->cur->ov;
 		r->cur->ov = NULL;
 	}
@@ -314,7 +336,8 @@ static bool refresh(struct rpifs *r, bool *cache_ok)
 			 r->cur->id, overlay_blocks(r->cur->ov));
 	else
 		log_info("%s changed: serving generation %u", r->o.rootfs, g->id);
-	*cache_ok = invalidate(r, r->cur, g);
+	/* The callback may only run with no read in flight. */
+	*cache_ok = r->open_handles == 0 && invalidate(r, r->cur, g);
 	gen_put(r, r->cur);
 	r->cur = g;
 	return true;
@@ -334,6 +357,56 @@ struct rpifs_gen *rpifs_gen_open(struct rpifs *r, bool *drop_cache)
 	pthread_mutex_unlock(&r->lock);
 	*drop_cache = changed && !cache_ok;
 	return g;
+}
+
+int rpifs_gen_open_private(struct rpifs *r, struct rpifs_gen **out)
+{
+	struct rpifs_gen *g;
+	bool cache_ok;
+	int ret;
+
+	*out = NULL;
+	if (r->o.overlay)
+		return -EINVAL;
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	pthread_mutex_lock(&r->lock);
+	refresh(r, &cache_ok);
+	ret = overlay_open(&g->ov, NULL, r->cur->img.size, r->cur->img.layout_id, false);
+	if (ret < 0) {
+		pthread_mutex_unlock(&r->lock);
+		free(g);
+		return ret;
+	}
+	g->r = r;
+	pthread_mutex_init(&g->bmap_lock, NULL);
+	g->base = r->cur;
+	g->base->refs++;
+	g->id = g->base->id;
+	g->refs = 1;
+	g->next = r->live;
+	r->live = g;
+	r->open_handles++;
+	pthread_mutex_unlock(&r->lock);
+	*out = g;
+	return 0;
+}
+
+int rpifs_gen_part(const struct rpifs_gen *g, unsigned n, uint64_t *off, uint64_t *len)
+{
+	const struct image *img = gen_img(g);
+
+	if (n == 1) {
+		*off = img->p1_start;
+		*len = img->p1_size;
+	} else if (n == 2) {
+		*off = img->p2_start;
+		*len = img->p2_size;
+	} else {
+		return -EINVAL;
+	}
+	return 0;
 }
 
 void rpifs_gen_close(struct rpifs *r, struct rpifs_gen *g)
@@ -372,12 +445,14 @@ static const char *name_file(void *ctx, uint32_t id)
 
 void rpifs_gen_dump(const struct rpifs_gen *g, FILE *f)
 {
-	regions_dump(&g->img.map, f, name_file, (void *)&g->img.tree.files);
+	const struct image *img = gen_img(g);
+
+	regions_dump(&img->map, f, name_file, (void *)&img->tree.files);
 }
 
 uint64_t rpifs_gen_size(const struct rpifs_gen *g)
 {
-	return g->img.size;
+	return gen_img(g)->size;
 }
 
 unsigned rpifs_gen_id(const struct rpifs_gen *g)
@@ -387,16 +462,17 @@ unsigned rpifs_gen_id(const struct rpifs_gen *g)
 
 int64_t rpifs_gen_mtime(const struct rpifs_gen *g)
 {
-	return g->img.tree.newest_mtime;
+	return gen_img(g)->tree.newest_mtime;
 }
 
 int rpifs_gen_read(struct rpifs_gen *g, void *buf, size_t len, uint64_t off)
 {
+	struct image *img = gen_img(g);
 	int ret;
 
-	if (off > g->img.size || len > g->img.size - off)
+	if (off > img->size || len > img->size - off)
 		return -EINVAL;
-	ret = image_read(&g->img, buf, len, off);
+	ret = image_read(img, buf, len, off);
 	if (ret == 0)
 		ret = overlay_read(g->ov, buf, len, off);
 	return ret;
@@ -409,11 +485,13 @@ static int base_read(void *ctx, void *buf, size_t len, uint64_t off)
 
 int rpifs_gen_write(struct rpifs_gen *g, const void *buf, size_t len, uint64_t off)
 {
+	struct image *img = gen_img(g);
+
 	if (g->r->o.read_only)
 		return -EROFS;
-	if (off > g->img.size || len > g->img.size - off)
+	if (off > img->size || len > img->size - off)
 		return -EINVAL;
-	return overlay_write(g->ov, buf, len, off, base_read, &g->img);
+	return overlay_write(g->ov, buf, len, off, base_read, img);
 }
 
 int rpifs_gen_sync(struct rpifs_gen *g)
@@ -423,8 +501,8 @@ int rpifs_gen_sync(struct rpifs_gen *g)
 
 int rpifs_gen_extent(struct rpifs_gen *g, uint64_t off, uint64_t *len, bool *data)
 {
-	const struct holes *h = &g->img.holes;
-	uint64_t size = g->img.size, end, pos, run;
+	const struct holes *h = &gen_img(g)->holes;
+	uint64_t size = gen_img(g)->size, end, pos, run;
 	bool d;
 
 	if (off >= size || *len == 0)
@@ -469,7 +547,7 @@ int rpifs_gen_extent(struct rpifs_gen *g, uint64_t off, uint64_t *len, bool *dat
 
 uint64_t rpifs_gen_data_bytes(const struct rpifs_gen *g)
 {
-	return g->img.holes.data_bytes;
+	return gen_img(g)->holes.data_bytes;
 }
 
 /* The source file and the offset in it of [off, off+len), when a splice may
@@ -478,7 +556,7 @@ static bool splice_span(const struct rpifs_gen *g, uint64_t off, size_t len, uin
 			uint64_t *foff)
 {
 	return !__atomic_load_n(&g->r->splice_unsupported, __ATOMIC_RELAXED) &&
-	       overlay_blocks(g->ov) == 0 && image_file_span(&g->img, off, len, id, foff);
+	       overlay_blocks(g->ov) == 0 && image_file_span(gen_img(g), off, len, id, foff);
 }
 
 bool rpifs_gen_spliceable(const struct rpifs_gen *g, uint64_t off, size_t len)
@@ -497,7 +575,7 @@ int rpifs_gen_splice(struct rpifs_gen *g, uint64_t off, size_t len, int pipe_w)
 
 	if (!splice_span(g, off, len, &id, &foff))
 		return -EOPNOTSUPP;
-	ret = srcfiles_splice(&g->img.tree.files, id, foff, len, pipe_w);
+	ret = srcfiles_splice(&gen_img(g)->tree.files, id, foff, len, pipe_w);
 	/* The tree's filesystem cannot splice: every read is copied from now
 	 * on, instead of each one trying first. The pipe is still empty. */
 	if (ret == -EOPNOTSUPP)

@@ -18,8 +18,12 @@ void image_opts_from(struct image_opts *io, const struct rpifs_opts *o);
 
 struct rpifs_gen {
 	struct rpifs *r;            /* immutable: its engine */
-	struct image img;           /* immutable */
+	struct image img;           /* immutable; unused (zero) in a private handle */
 	unsigned id;                /* immutable */
+	/* Immutable. A private handle (rpifs_gen_open_private) is a generation
+	 * of its own that serves base's image (holding a reference on base)
+	 * through its own overlay; NULL in a generation proper. */
+	struct rpifs_gen *base;
 	/* Locks itself. The pointer is set when the generation is made; a
 	 * refresh (under lock, with no handle open, so with no reader of it)
 	 * moves it to the next generation and leaves NULL here. */

@@ -7,6 +7,7 @@
 
 static enum log_level level = LOG_LVL_INFO;
 static bool use_syslog;
+static log_sink_fn sink;
 
 void log_set_level(enum log_level l) { level = l; }
 enum log_level log_get_level(void) { return level; }
@@ -24,6 +25,11 @@ double log_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)(ts.tv_sec - t0.tv_sec) * 1e3 + (double)(ts.tv_nsec - t0.tv_nsec) / 1e6;
+}
+
+void log_set_sink(log_sink_fn fn)
+{
+	sink = fn;
 }
 
 void log_use_syslog(bool on)
@@ -45,7 +51,9 @@ void log_msg(enum log_level l, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	if (use_syslog)
+	if (sink)
+		sink(l, buf);
+	else if (use_syslog)
 		syslog(prio[l], "%s%s", prefix[l], buf);
 	else
 		fprintf(stderr, "rpifs: %s%s\n", prefix[l], buf);

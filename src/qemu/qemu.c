@@ -4,7 +4,9 @@
  * would do is done here: read config.txt for kernel= and device_tree=, take
  * cmdline.txt, and pass them as -kernel, -dtb and -append. The SD card is
  * disk.img itself: from a mount the user already has (--image), or from a
- * temporary mount of ROOTFS that lives as long as qemu.
+ * temporary mount of ROOTFS that lives as long as qemu, or (--nbd, or
+ * where FUSE cannot mount) from nbdkit serving ROOTFS on a Unix socket for
+ * as long as qemu runs (qemu_nbd.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +22,7 @@
 #include <unistd.h>
 #include "log.h"
 #include "qemu.h"
+#include "qemu_nbd.h"
 
 static void usage(FILE *f)
 {
@@ -33,6 +36,9 @@ static void usage(FILE *f)
 "\n"
 "  --image FILE      use this disk.img (an existing rpifs mount) instead of\n"
 "                    mounting ROOTFS for the run\n"
+"  --nbd             serve ROOTFS to qemu over NBD (nbdkit with the rpifs\n"
+"                    plugin on a Unix socket) instead of a FUSE mount; the\n"
+"                    default where FUSE cannot mount (no usable /dev/fuse)\n"
 "  --boot-dir DIR    boot directory inside ROOTFS (default: boot)\n"
 "  --append ARGS     more kernel arguments\n"
 "  --overlay FILE    keep the guest's writes in FILE (passed to the mount)\n"
@@ -245,7 +251,7 @@ static void print_cmd(char **argv)
 }
 
 enum { OPT_IMAGE = 256, OPT_BOOT_DIR, OPT_APPEND, OPT_OVERLAY, OPT_SNAPSHOT,
-       OPT_TIMEOUT, OPT_QEMU, OPT_DRY_RUN, OPT_UNTIL };
+       OPT_TIMEOUT, OPT_QEMU, OPT_DRY_RUN, OPT_UNTIL, OPT_NBD };
 
 int qemu_main(int argc, char **argv)
 {
@@ -259,15 +265,18 @@ int qemu_main(int argc, char **argv)
 		{ "qemu", required_argument, NULL, OPT_QEMU },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "until", required_argument, NULL, OPT_UNTIL },
+		{ "nbd", no_argument, NULL, OPT_NBD },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *image = NULL, *boot_dir = "boot", *append = NULL, *overlay = NULL;
 	const char *qemu = "qemu-system-aarch64", *until = NULL;
-	bool snapshot = false, dry = false;
+	bool snapshot = false, dry = false, nbd = false;
+	struct qemu_nbd ns = { 0 };
+	const char *why;
 	unsigned timeout = 0;
 	struct boot_config bc;
-	char boot[PATH_MAX], cmdline[8192], drive[PATH_MAX + 64], img[PATH_MAX];
+	char boot[PATH_MAX], cmdline[8192], drive[PATH_MAX + 128], img[PATH_MAX + 64];
 	char mnt[] = "/tmp/rpifs-qemu.XXXXXX", self[PATH_MAX];
 	char *qargv[64];
 	int c, n = 0, ret = 1;
@@ -283,6 +292,7 @@ int qemu_main(int argc, char **argv)
 		case OPT_SNAPSHOT: snapshot = true; break;
 		case OPT_QEMU: qemu = optarg; break;
 		case OPT_DRY_RUN: dry = true; break;
+		case OPT_NBD: nbd = true; break;
 		case OPT_UNTIL: until = *optarg ? optarg : NULL; break;
 		case OPT_TIMEOUT: timeout = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'h': usage(stdout); return 0;
@@ -300,8 +310,21 @@ int qemu_main(int argc, char **argv)
 		 strstr(bc.cmdline, "console=ttyAMA0") ? "" : " console=ttyAMA0,115200",
 		 append ? " " : "", append ? append : "");
 
+	if (image && nbd) {
+		log_error("qemu: --nbd serves ROOTFS itself: not with --image");
+		return 2;
+	}
+	if (!image && !nbd && !qemu_fuse_usable(&why)) {
+		log_info("qemu: %s, so FUSE cannot mount here: serving ROOTFS over NBD "
+			 "through nbdkit instead (as --nbd)", why);
+		nbd = true;
+	}
 	if (image) {
 		snprintf(img, sizeof(img), "%s", image);
+	} else if (nbd) {
+		if (qemu_nbd_start(&ns, argv[optind], boot_dir, overlay, dry) < 0)
+			return 1;
+		snprintf(img, sizeof(img), "%s", ns.uri);
 	} else if (dry) {
 		snprintf(img, sizeof(img), "MNT/disk.img");
 	} else {
@@ -357,6 +380,7 @@ int qemu_main(int argc, char **argv)
 	if (dry)
 		return 0;
 	ret = run_until(qargv, timeout, until);
+	qemu_nbd_stop(&ns);
 	if (until && ret == 0)
 		fprintf(stdout, "\nrpifs: qemu: saw \"%s\": stopped qemu\n", until);
 	if (ret == 124)

@@ -10,7 +10,8 @@
 #     marker appears;
 #  3. with --overlay FILE: the guest's write survives a remount;
 #  4. the tree is byte-identical after all boots;
-#  5. dd iflag=direct and qemu-img compare agree with a reference copy.
+#  5. dd iflag=direct and qemu-img compare agree with a reference copy;
+#  6. rpifs qemu --nbd boots the same tree through nbdkit (when built).
 . "$TESTS_DIR/lib.sh"
 [ "$(id -u)" = 0 ] || skip "needs root (FUSE here, dpkg architecture)"
 need qemu-system-aarch64 qemu-img debugfs dpkg-deb apt-get
@@ -99,6 +100,15 @@ grep -q "RPIFS-MARKER: two" "$T/boot3.log" || fail "boot with --overlay"
 rpifs_mount "$R" "$T/mnt" --overlay "$T/overlay"
 got=$(debugfs -R 'cat /guest-file' "$img?offset=$p2" 2>/dev/null)
 [ "$got" = "guest-wrote-this two" ] || fail "guest write lost across remount with --overlay (got '$got')"
+
+# The same tree over NBD (rpifs qemu --nbd: nbdkit with the rpifs plugin on
+# a Unix socket), where the plugin is built; the guest's writes go to the
+# connection's own overlay.
+if [ -f "$BUILD_ROOT/src/nbdkit/nbdkit-rpifs-plugin.so" ] && command -v nbdkit >/dev/null; then
+	boot "$T/boot4.log" --nbd
+	grep -q "RPIFS-MARKER: two" "$T/boot4.log" || fail "boot over NBD (--nbd)"
+	grep -q "file=nbd+unix:///disk?socket=" "$T/boot4.log" || fail "--nbd: the drive is not NBD"
+fi
 
 # Direct I/O and qemu-img agree with a reference copy.
 dd if="$img" of="$T/ref.img" bs=4M status=none

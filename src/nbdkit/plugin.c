@@ -1,0 +1,287 @@
+/* plugin.c - rpifs as an nbdkit plugin: the engine (rpifs.h) served over
+ * NBD. nbdkit is the server (TLS, multi-conn, --run, filters, socket
+ * activation); this file only answers its callbacks.
+ *
+ *   nbdkit rpifs ROOTFS [key=value ...]      (keys: config.c, plugin.h)
+ *
+ * Exports, by NBD export name: "disk" (the default: the whole SD-card
+ * image), "root" (partition 2 alone, an ext4 filesystem) and "boot"
+ * (partition 1 alone, FAT32). The engine is built in .get_ready, before
+ * nbdkit forks or listens, so a bad tree stops nbdkit with its message.
+ *
+ * Connections and generations. Each connection is one engine handle,
+ * opened in .open and closed in .close, so a connection sees one
+ * generation from start to end. By default the handle is private
+ * (rpifs_gen_open_private): its writes go to an in-memory overlay of its
+ * own (two guests booting the same export never see each other's writes)
+ * and every new connection gets the current tree's image, also while older
+ * connections are open (they keep theirs). With overlay=FILE all
+ * connections share the generation and its persistent overlay
+ * (rpifs_gen_open, as the FUSE mount does: a new generation only when no
+ * connection is open; the file pins the layout anyway), and .flush makes
+ * the blocks durable (rpifs_gen_sync: the fsync promise of --overlay).
+ * readonly=true shares the generation in the same way (nothing to keep
+ * apart) and refuses writes.
+ *
+ * Thread model: NBDKIT_THREAD_MODEL_PARALLEL. Requests of one or many
+ * connections run at once on nbdkit's threads: reads and writes go through
+ * the connection's handle without the engine's lock (a generation's image
+ * is immutable; overlays and the source file cache lock themselves), and
+ * .open/.close take the engine's lock (a refresh runs under it).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#define NBDKIT_API_VERSION 2
+#include <nbdkit-plugin.h>
+#include "log.h"
+#include "plugin.h"
+
+#define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
+
+struct export {
+	const char *name;
+	unsigned part;              /* 0: the whole disk, else the partition */
+	const char *desc;
+};
+
+static const struct export exports[] = {
+	{ "disk", 0, "Raspberry Pi SD-card image (MBR, FAT32 boot, ext4 root)" },
+	{ "root", 2, "partition 2 alone: the ext4 root filesystem" },
+	{ "boot", 1, "partition 1 alone: the FAT32 boot filesystem" },
+};
+
+static struct rpifs *engine;
+
+/* One connection: its engine handle and the byte range of its export. */
+struct conn {
+	struct rpifs_gen *g;
+	const struct export *e;
+	uint64_t off, len;
+};
+
+/* Connections share the generation (and any write goes to the one
+ * overlay) when the server is read-only or the overlay persistent. */
+static bool shared(void)
+{
+	return plugin_conf.o.read_only || plugin_conf.o.overlay;
+}
+
+/* The engine's messages through nbdkit's channel (stderr, or syslog once
+ * it forked into the background): errors as errors, the rest as debug
+ * messages (nbdkit -v shows them). */
+static void log_to_nbdkit(enum log_level level, const char *msg)
+{
+	if (level == LOG_LVL_ERROR)
+		nbdkit_error("%s", msg);
+	else if (level == LOG_LVL_WARN)
+		nbdkit_error("warning: %s", msg);
+	else
+		nbdkit_debug("%s", msg);
+}
+
+static void plugin_load(void)
+{
+	rpifs_opts_init(&plugin_conf.o);
+	log_set_sink(log_to_nbdkit);
+}
+
+static void plugin_unload(void)
+{
+	rpifs_free(engine);
+	engine = NULL;
+	plugin_config_free();
+	log_set_sink(NULL);
+}
+
+/* Scan and build before nbdkit forks and listens: problems of the tree
+ * stop it with the engine's message. The engine's threads (scan, MBR) are
+ * joined before rpifs_build returns, so nothing runs across the fork. */
+static int plugin_get_ready(void)
+{
+	if (rpifs_new(&engine, &plugin_conf.o) < 0)
+		return -1;
+	if (rpifs_build(engine) < 0) {
+		rpifs_free(engine);
+		engine = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+static int plugin_list_exports(int readonly, int is_tls, struct nbdkit_exports *list)
+{
+	for (size_t i = 0; i < sizeof(exports) / sizeof(exports[0]); i++)
+		if (nbdkit_add_export(list, exports[i].name, exports[i].desc) < 0)
+			return -1;
+	return 0;
+}
+
+static const char *plugin_default_export(int readonly, int is_tls)
+{
+	return "disk";
+}
+
+static const struct export *export_find(const char *name)
+{
+	if (!name || !*name)
+		return &exports[0];
+	for (size_t i = 0; i < sizeof(exports) / sizeof(exports[0]); i++)
+		if (!strcmp(name, exports[i].name))
+			return &exports[i];
+	return NULL;
+}
+
+static void *plugin_open(int readonly)
+{
+	const char *name = nbdkit_export_name();
+	struct conn *c;
+	bool drop;
+	int ret;
+
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		nbdkit_error("calloc: %s", strerror(errno));
+		return NULL;
+	}
+	c->e = export_find(name);
+	if (!c->e) {
+		nbdkit_error("export \"%s\": no such export (disk, root or boot)", name);
+		free(c);
+		return NULL;
+	}
+	if (shared()) {
+		c->g = rpifs_gen_open(engine, &drop);
+	} else {
+		ret = rpifs_gen_open_private(engine, &c->g);
+		if (ret < 0) {
+			nbdkit_error("opening the image: %s", strerror(-ret));
+			free(c);
+			return NULL;
+		}
+	}
+	if (c->e->part)
+		rpifs_gen_part(c->g, c->e->part, &c->off, &c->len);
+	else
+		c->len = rpifs_gen_size(c->g);
+	nbdkit_debug("export %s: generation %u, %" PRIu64 " bytes at %" PRIu64, c->e->name,
+		     rpifs_gen_id(c->g), c->len, c->off);
+	return c;
+}
+
+static void plugin_close(void *handle)
+{
+	struct conn *c = handle;
+
+	rpifs_gen_close(engine, c->g);
+	free(c);
+}
+
+static const char *plugin_export_description(void *handle)
+{
+	return ((struct conn *)handle)->e->desc;
+}
+
+static int64_t plugin_get_size(void *handle)
+{
+	return (int64_t)((struct conn *)handle)->len;
+}
+
+static int plugin_can_write(void *handle)
+{
+	return !plugin_conf.o.read_only;
+}
+
+static int plugin_can_flush(void *handle)
+{
+	return 1;
+}
+
+/* Multi-conn promises a client that a flush on one connection makes the
+ * writes of every connection visible on all: true only where every
+ * connection sees the same bytes, i.e. shares one generation and overlay
+ * (readonly=true, overlay=FILE). Private overlays are the opposite. */
+static int plugin_can_multi_conn(void *handle)
+{
+	return shared();
+}
+
+/* nbdkit checked the range against .get_size. */
+static int plugin_pread(void *handle, void *buf, uint32_t count, uint64_t offset,
+		       uint32_t flags)
+{
+	struct conn *c = handle;
+	int ret = rpifs_gen_read(c->g, buf, count, c->off + offset);
+
+	if (ret < 0) {
+		nbdkit_error("reading %" PRIu32 " bytes at %" PRIu64 " of %s: %s", count,
+			     offset, c->e->name, strerror(-ret));
+		nbdkit_set_error(-ret);
+		return -1;
+	}
+	return 0;
+}
+
+/* FUA: nbdkit emulates it with a .flush after the write (can_fua's
+ * default when .flush exists). */
+static int plugin_pwrite(void *handle, const void *buf, uint32_t count, uint64_t offset,
+			uint32_t flags)
+{
+	struct conn *c = handle;
+	int ret = rpifs_gen_write(c->g, buf, count, c->off + offset);
+
+	if (ret < 0) {
+		nbdkit_error("writing %" PRIu32 " bytes at %" PRIu64 " of %s: %s", count,
+			     offset, c->e->name, strerror(-ret));
+		nbdkit_set_error(-ret);
+		return -1;
+	}
+	return 0;
+}
+
+static int plugin_flush(void *handle, uint32_t flags)
+{
+	struct conn *c = handle;
+	int ret = rpifs_gen_sync(c->g);
+
+	if (ret < 0) {
+		nbdkit_error("flushing the overlay: %s", strerror(-ret));
+		nbdkit_set_error(-ret);
+		return -1;
+	}
+	return 0;
+}
+
+static struct nbdkit_plugin plugin = {
+	.name = "rpifs",
+	.longname = "rpifs: a Raspberry Pi SD-card image computed from a root tree",
+	.version = RPIFS_VERSION,
+	.description = "Serve the SD-card image of a Raspberry Pi root filesystem tree\n"
+		       "(MBR, FAT32 from ROOTFS/boot, ext4 from the rest) without copying\n"
+		       "it; file data is read from the tree on demand.",
+	.load = plugin_load,
+	.unload = plugin_unload,
+	.config = plugin_config,
+	.config_complete = plugin_config_complete,
+	.config_help = PLUGIN_CONFIG_HELP,
+	.magic_config_key = "rootfs",
+	.get_ready = plugin_get_ready,
+	.list_exports = plugin_list_exports,
+	.default_export = plugin_default_export,
+	.open = plugin_open,
+	.close = plugin_close,
+	.export_description = plugin_export_description,
+	.get_size = plugin_get_size,
+	.can_write = plugin_can_write,
+	.can_flush = plugin_can_flush,
+	.can_multi_conn = plugin_can_multi_conn,
+	.pread = plugin_pread,
+	.pwrite = plugin_pwrite,
+	.flush = plugin_flush,
+	.errno_is_preserved = 0,
+};
+
+/* The entry point the macro defines; declared for -Wmissing-prototypes. */
+NBDKIT_DLL_PUBLIC struct nbdkit_plugin *plugin_init(void);
+NBDKIT_REGISTER_PLUGIN(plugin)
