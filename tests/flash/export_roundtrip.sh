@@ -24,7 +24,11 @@ used=$(( $(stat -c %b "$T/out.img") * $(stat -c %B "$T/out.img") ))
 [ "$used" -lt $((size / 2)) ] || fail "out.img not sparse: $used bytes of $size allocated"
 note ".img: $used bytes allocated of $size"
 
-for z in zst:"zstd -dc" xz:"xz -dc" gz:"gzip -dc"; do
+formats=(zst:"zstd -dc" xz:"xz -dc" gz:"gzip -dc")
+# Under valgrind liblzma takes 3 minutes per export of this disk (3.6 s
+# natively): .img.xz runs the same code of ours as .img.zst, left out there.
+[ "${RPIFS_VALGRIND:-0}" = 1 ] && formats=(zst:"zstd -dc" gz:"gzip -dc")
+for z in "${formats[@]}"; do
 	ext=${z%%:*} dec=${z#*:}
 	"$RPIFS" export -q "${O[@]}" "$T/root" "$T/out.img.$ext" || fail "export .img.$ext"
 	[ "$($dec "$T/out.img.$ext" | sha256sum)" = "$want" ] || fail ".img.$ext differs"
@@ -60,7 +64,14 @@ fi
 [ -z "$(ls "$T" | grep '\.tmp$')" ] || fail "temporary left: $(ls "$T")"
 # Interrupted: no OUT, no temporary.
 "$RPIFS" export "${O[@]}" "$T/root" "$T/int.img.xz" 2>/dev/null & pid=$!
-sleep 0.3; kill -INT "$pid" 2>/dev/null || true; wait "$pid" || true
+# Signalled once it writes its temporary (a fixed sleep raced valgrind's
+# start-up, when the inherited SIG_IGN of a background job still holds).
+for _ in $(seq 300); do
+	ls "$T" | grep -q '\.tmp$' && break
+	kill -0 "$pid" 2>/dev/null || break
+	sleep 0.1
+done
+kill -INT "$pid" 2>/dev/null || true; wait "$pid" || true
 if [ -e "$T/int.img.xz" ]; then    # it finished before the signal
 	[ "$(xz -dc "$T/int.img.xz" | sha256sum)" = "$want" ] || fail "interrupted: a bad OUT"
 fi
