@@ -27,6 +27,7 @@
 
 #define BMAP_BLOCK 4096u
 #define SUM_HEX 64
+#define RANGE_TAG "<Range chksum=\""
 /* Checksumming more than this says so first: it takes a while. */
 #define BMAP_NOTICE_BYTES (64 * MIB)
 
@@ -106,37 +107,54 @@ static int for_each_range(struct rpifs_gen *g, int (*fn)(void *, uint64_t, uint6
 	return open ? fn(ctx, first, last) : 0;
 }
 
-static int count_range(void *ctx, uint64_t first, uint64_t last)
+/* The mapped ranges, from one walk of the map (a write meanwhile must not
+ * make the count and the list disagree). */
+struct ranges {
+	uint64_t (*v)[2];
+	size_t n, cap;
+	uint64_t blocks;
+};
+
+static int add_range(void *ctx, uint64_t first, uint64_t last)
 {
-	*(uint64_t *)ctx += last - first + 1;
+	struct ranges *r = ctx;
+
+	if (VEC_RESERVE(r->v, r->cap, r->n + 1, 64) < 0)
+		return -ENOMEM;
+	r->v[r->n][0] = first;
+	r->v[r->n][1] = last;
+	r->n++;
+	r->blocks += last - first + 1;
 	return 0;
 }
 
-static int put_range(void *ctx, uint64_t first, uint64_t last)
+static void put_range(struct text *t, uint64_t first, uint64_t last)
 {
-	struct text *t = ctx;
 	static const char zeros[SUM_HEX + 1] =
 		"0000000000000000000000000000000000000000000000000000000000000000";
 
 	if (first == last)
-		put(t, "        <Range chksum=\"%s\"> %" PRIu64 " </Range>\n", zeros, first);
+		put(t, "        " RANGE_TAG "%s\"> %" PRIu64 " </Range>\n", zeros, first);
 	else
-		put(t, "        <Range chksum=\"%s\"> %" PRIu64 "-%" PRIu64 " </Range>\n", zeros,
+		put(t, "        " RANGE_TAG "%s\"> %" PRIu64 "-%" PRIu64 " </Range>\n", zeros,
 		    first, last);
-	return t->err;
 }
 
 /* The text with every checksum zero. */
 static int skeleton(struct rpifs_gen *g, struct text *t)
 {
 	uint64_t size = rpifs_gen_size(g);
-	uint64_t blocks = (size + BMAP_BLOCK - 1) / BMAP_BLOCK, mapped = 0;
+	uint64_t blocks = (size + BMAP_BLOCK - 1) / BMAP_BLOCK, mapped;
+	struct ranges r = { 0 };
 	char hs[32], hm[32];
 	int ret;
 
-	ret = for_each_range(g, count_range, &mapped);
-	if (ret < 0)
+	ret = for_each_range(g, add_range, &r);
+	if (ret < 0) {
+		free(r.v);
 		return ret;
+	}
+	mapped = r.blocks;
 	human(hs, sizeof(hs), size);
 	human(hm, sizeof(hm), mapped * BMAP_BLOCK);
 	put(t, "<?xml version=\"1.0\" ?>\n"
@@ -164,25 +182,37 @@ static int skeleton(struct rpifs_gen *g, struct text *t)
 	    "         (if present) is the checksum of this blocks range. -->\n"
 	    "    <BlockMap>\n", hs, size, BMAP_BLOCK, blocks, hm,
 	    blocks ? (double)mapped * 100.0 / (double)blocks : 0.0, mapped, SUM_HEX, 0);
-	ret = t->err ? t->err : for_each_range(g, put_range, t);
-	if (ret < 0)
-		return ret;
+	for (size_t i = 0; i < r.n; i++)
+		put_range(t, r.v[i][0], r.v[i][1]);
+	free(r.v);
 	put(t, "    </BlockMap>\n</bmap>\n");
 	return t->err;
 }
 
-struct filler {
-	struct rpifs_gen *g;
-	char *pos;              /* the text, at the next range's chksum value */
-	uint8_t *buf;
-	uint64_t bytes;
-};
-
-static int sum_range(void *ctx, uint64_t first, uint64_t last)
+/* The next range of the text from *p: its first and last block, and where
+ * its checksum goes; *p moves past it. False at the end. The ranges are
+ * read back from the skeleton, not walked again: a write meanwhile must not
+ * make the checksums land on other ranges. */
+static bool next_range(char **p, char **sum, uint64_t *first, uint64_t *last)
 {
-	struct filler *f = ctx;
+	char *q = strstr(*p, RANGE_TAG), *end;
+
+	if (!q)
+		return false;
+	*sum = q + strlen(RANGE_TAG);
+	q = *sum + SUM_HEX + 2;                 /* past the value and "> */
+	*first = strtoull(q, &end, 10);
+	*last = *end == '-' ? strtoull(end + 1, &end, 10) : *first;
+	*p = end;
+	return true;
+}
+
+/* sha256 of blocks [first, last] (clipped to the image) into sum. */
+static int sum_range(struct rpifs_gen *g, uint8_t *buf, uint64_t first, uint64_t last,
+		     char *sum)
+{
 	uint64_t off = first * BMAP_BLOCK, end = (last + 1) * BMAP_BLOCK;
-	uint64_t size = rpifs_gen_size(f->g);
+	uint64_t size = rpifs_gen_size(g);
 	uint8_t dig[32];
 	char hex[SUM_HEX + 1];
 	struct sha256 s;
@@ -194,43 +224,42 @@ static int sum_range(void *ctx, uint64_t first, uint64_t last)
 	while (off < end) {
 		size_t n = end - off < MIB ? (size_t)(end - off) : MIB;
 
-		ret = rpifs_gen_read(f->g, f->buf, n, off);
+		ret = rpifs_gen_read(g, buf, n, off);
 		if (ret < 0) {
 			log_error("disk.img.bmap: reading the image at %" PRIu64 ": %s", off,
 				  strerror(-ret));
 			return ret;
 		}
-		sha256_update(&s, f->buf, n);
+		sha256_update(&s, buf, n);
 		off += n;
-		f->bytes += n;
 	}
 	sha256_final(&s, dig);
 	sha256_hex(dig, hex);
-	f->pos = strstr(f->pos, "<Range chksum=\"");
-	if (!f->pos)
-		return -EIO;    /* cannot be: the skeleton has one per range */
-	f->pos += strlen("<Range chksum=\"");
-	memcpy(f->pos, hex, SUM_HEX);
+	memcpy(sum, hex, SUM_HEX);
 	return 0;
 }
 
 /* Fill in the ranges' checksums, then the file's. */
-static int fill_sums(struct rpifs_gen *g, char *text, size_t len, uint64_t mapped)
+static int fill_sums(struct rpifs_gen *g, char *text, size_t len)
 {
-	struct filler f = { g, text, malloc(MIB), 0 };
-	char hex[SUM_HEX + 1], *field;
-	uint8_t dig[32];
+	uint64_t first, last, mapped = 0;
+	char hex[SUM_HEX + 1], *p, *sum, *field;
+	uint8_t dig[32], *buf;
 	struct sha256 s;
 	double t0 = log_ms();
-	int ret;
+	int ret = 0;
 
-	if (!f.buf)
-		return -ENOMEM;
+	for (p = text; next_range(&p, &sum, &first, &last);)
+		mapped += (last - first + 1) * BMAP_BLOCK;
 	if (mapped > BMAP_NOTICE_BYTES)
 		log_info("disk.img.bmap: checksumming %" PRIu64 " MiB of data (generation %u)",
 			 mapped >> 20, g->id);
-	ret = for_each_range(g, sum_range, &f);
-	free(f.buf);
+	buf = malloc(MIB);
+	if (!buf)
+		return -ENOMEM;
+	for (p = text; ret == 0 && next_range(&p, &sum, &first, &last);)
+		ret = sum_range(g, buf, first, last, sum);
+	free(buf);
 	if (ret < 0)
 		return ret;
 	sha256_init(&s);
@@ -239,10 +268,10 @@ static int fill_sums(struct rpifs_gen *g, char *text, size_t len, uint64_t mappe
 	sha256_hex(dig, hex);
 	field = strstr(text, "<BmapFileChecksum> ");
 	if (!field)
-		return -EIO;
+		return -EIO;    /* cannot be: the skeleton has it */
 	memcpy(field + strlen("<BmapFileChecksum> "), hex, SUM_HEX);
 	if (mapped > BMAP_NOTICE_BYTES)
-		log_info("disk.img.bmap: %" PRIu64 " MiB checksummed in %.1f s", f.bytes >> 20,
+		log_info("disk.img.bmap: %" PRIu64 " MiB checksummed in %.1f s", mapped >> 20,
 			 (log_ms() - t0) / 1000);
 	return 0;
 }
@@ -268,11 +297,7 @@ static int bmap_update(struct rpifs_gen *g, bool summed)
 		g->bmap_summed = false;
 	}
 	if (summed && !g->bmap_summed) {
-		uint64_t mapped = 0;
-
-		ret = for_each_range(g, count_range, &mapped);
-		if (ret == 0)
-			ret = fill_sums(g, g->bmap, g->bmap_len, mapped * BMAP_BLOCK);
+		ret = fill_sums(g, g->bmap, g->bmap_len);
 		if (ret < 0) {
 			/* Half filled: start over next time. */
 			free(g->bmap);

@@ -10,9 +10,13 @@
  *    the free space of both filesystems are holes; a sparse file's hole
  *    costs no data; a block written into a hole becomes data (one block,
  *    exactly), and the bmap follows it.
+ * 3. Threads: walks and bmaps of one generation while another thread
+ *    writes into holes (also run under ThreadSanitizer: the NBD front-end
+ *    asks block status from many threads).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -193,6 +197,63 @@ static uint64_t walk(struct rpifs_gen *g, uint8_t *buf)
 	return data;
 }
 
+struct racer {
+	struct rpifs_gen *g;
+	bool writer;
+	uint64_t hole;          /* writer: first block to write, then one per 2 */
+};
+
+static void *race(void *arg)
+{
+	struct racer *x = arg;
+	uint8_t blk[4096];
+
+	memset(blk, 0x3c, sizeof(blk));
+	for (int i = 0; i < 40; i++) {
+		if (x->writer) {
+			CHECK(rpifs_gen_write(x->g, blk, sizeof(blk),
+					      x->hole + (uint64_t)i * 2 * 4096) == 0);
+			continue;
+		}
+		uint64_t off = 0, size = rpifs_gen_size(x->g);
+		char *text = NULL;
+		size_t len = 0;
+
+		while (off < size) {
+			uint64_t n = size - off;
+			bool d;
+
+			if (rpifs_gen_extent(x->g, off, &n, &d) < 0 || n == 0) {
+				CHECK(0, "extent at %" PRIu64, off);
+				break;
+			}
+			off += n;
+		}
+		if (i % 10 == 0) {
+			CHECK(rpifs_gen_bmap(x->g, &text, &len) == 0 && text);
+			free(text);
+		}
+	}
+	return NULL;
+}
+
+static void test_threads(struct rpifs_gen *g, uint64_t hole)
+{
+	struct racer x[4];
+	pthread_t t[4];
+
+	for (int i = 0; i < 4; i++) {
+		x[i] = (struct racer){ g, i == 0, hole };
+		must(pthread_create(&t[i], NULL, race, &x[i]) == 0, "pthread_create");
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	/* Each written block of the hole is a run of its own. */
+	for (int i = 0; i < 40; i++)
+		CHECK(is_data(g, hole + (uint64_t)i * 2 * 4096) &&
+		      !is_data(g, hole + (uint64_t)i * 2 * 4096 + 4096));
+}
+
 static void test_image(void)
 {
 	struct rpifs_opts ro;
@@ -284,6 +345,19 @@ static void test_image(void)
 	text = NULL;
 	CHECK(rpifs_gen_bmap(g, &text, &len) == 0 && len == len2);
 	free(text);
+
+	/* A hole of 80 blocks, well before the written one. */
+	for (hole = p2 + 8 * MIB; hole < DISK - MIB; hole += 4096) {
+		uint64_t l = 81 * 4096;
+		bool d;
+
+		CHECK(rpifs_gen_extent(g, hole, &l, &d) == 0);
+		if (!d && l == 81 * 4096)
+			break;
+	}
+	CHECK(hole < DISK - MIB, "no hole of 80 blocks");
+	if (hole < DISK - MIB)
+		test_threads(g, hole);
 
 	rpifs_gen_close(r, g);
 	rpifs_free(r);
