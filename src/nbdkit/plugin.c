@@ -31,6 +31,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #define NBDKIT_API_VERSION 2
@@ -253,6 +254,38 @@ static int plugin_flush(void *handle, uint32_t flags)
 	return 0;
 }
 
+/* base:allocation from the engine's hole map: a hole reads as zeros and no
+ * reader depends on its bytes, so nbdcopy, qemu-img convert and
+ * `bmaptool`-like clients may skip it. Blocks written to the connection's
+ * overlay are data (rpifs_gen_extent asks them). Offsets are the export's:
+ * c->off shifts them to the disk's. */
+static int plugin_extents(void *handle, uint32_t count, uint64_t offset, uint32_t flags,
+			  struct nbdkit_extents *extents)
+{
+	struct conn *c = handle;
+	uint64_t end = offset + count;
+
+	while (offset < end) {
+		uint64_t len = end - offset;
+		bool data;
+		int ret = rpifs_gen_extent(c->g, c->off + offset, &len, &data);
+
+		if (ret < 0) {
+			nbdkit_error("mapping %" PRIu64 " bytes at %" PRIu64 " of %s: %s",
+				     end - offset, offset, c->e->name, strerror(-ret));
+			nbdkit_set_error(-ret);
+			return -1;
+		}
+		if (nbdkit_add_extent(extents, offset, len,
+				      data ? 0 : NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO) < 0)
+			return -1;
+		offset += len;
+		if (flags & NBDKIT_FLAG_REQ_ONE)
+			break;
+	}
+	return 0;
+}
+
 static struct nbdkit_plugin plugin = {
 	.name = "rpifs",
 	.longname = "rpifs: a Raspberry Pi SD-card image computed from a root tree",
@@ -279,6 +312,7 @@ static struct nbdkit_plugin plugin = {
 	.pread = plugin_pread,
 	.pwrite = plugin_pwrite,
 	.flush = plugin_flush,
+	.extents = plugin_extents,
 	.errno_is_preserved = 0,
 };
 
