@@ -58,6 +58,13 @@
 #include <stdio.h>
 
 struct rpifs;           /* the engine: options, tree, current generation */
+
+/* Host ids host .. host+count-1 show in the image as image .. image+count-1
+ * (user and group ids alike): for trees made in a user namespace, whose
+ * files hold the host's subordinate ids. */
+struct rpifs_idmap {
+	uint32_t host, image, count;
+};
 struct rpifs_gen;       /* one generation: an image and its overlay */
 
 struct rpifs_opts {
@@ -78,6 +85,12 @@ struct rpifs_opts {
 	const char *boot_label;     /* FAT volume label: "BOOT" */
 	const char *root_label;     /* ext4 label: "rootfs" */
 	bool root_owner;            /* every ext4 file owned by root:root */
+	/* Owners, ACL ids and file capabilities' root ids, host to image:
+	 * nidmap ranges (no two overlapping); an id outside them is refused
+	 * naming the file. nidmap 0: the map the build left next to the tree
+	 * (ROOTFS.rpifs/idmap) if any, else ids as they are. */
+	const struct rpifs_idmap *idmap;
+	size_t nidmap;
 	bool ext4;                  /* build partition 2's filesystem: true */
 	int64_t source_date_epoch;  /* SOURCE_DATE_EPOCH, -1 if unset */
 
@@ -91,6 +104,8 @@ struct rpifs_opts {
 void rpifs_opts_init(struct rpifs_opts *o);
 /* "256M", "4MiB", "2G", "8S" (sectors), "512" (bytes): 0 or -EINVAL. */
 int rpifs_parse_size(const char *s, uint64_t *out);
+/* "HOST:IMAGE:COUNT" (decimal): 0, -EINVAL or -ERANGE. */
+int rpifs_parse_idmap(const char *s, struct rpifs_idmap *out);
 
 /* Scan o->rootfs into a new engine (o is copied, its strings are not).
  * 0 or -errno, logged. */

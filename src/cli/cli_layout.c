@@ -19,7 +19,16 @@ const char cli_layout_help[] =
 "      --align SIZE         partition alignment (default: 4M)\n"
 "      --disk-id 0xID       MBR disk identifier (default: the PARTUUID in\n"
 "                           boot/cmdline.txt, else derived from the tree)\n"
-"      --root-owner         make every file in ext4 owned by root:root\n";
+"      --root-owner         make every file in ext4 owned by root:root\n"
+"      --idmap HOST:IMAGE:COUNT\n"
+"                           host ids HOST.. show as IMAGE.. in ext4 (owners,\n"
+"                           ACLs, file capabilities; repeatable): for trees\n"
+"                           made in a user namespace (default: the map\n"
+"                           ROOTFS.rpifs/idmap that rpifs build left)\n";
+
+/* The --idmap ranges: a program parses its options once. */
+#define CLI_IDMAP_MAX 64
+static struct rpifs_idmap cli_idmap[CLI_IDMAP_MAX];
 
 static int size_arg(const char *opt, const char *val, uint64_t *out)
 {
@@ -41,6 +50,19 @@ int cli_layout_opt(struct rpifs_opts *o, int c, const char *arg, unsigned *given
 	case CLI_OPT_ROOT_LABEL: o->root_label = arg; break;
 	case CLI_OPT_ROOT_OWNER: o->root_owner = true; break;
 	case CLI_OPT_NO_EXT4: o->ext4 = false; break;
+	case CLI_OPT_IDMAP:
+		if (o->nidmap == CLI_IDMAP_MAX || (o->nidmap && o->idmap != cli_idmap)) {
+			log_error("--idmap %s: at most %d ranges", arg, CLI_IDMAP_MAX);
+			return -EINVAL;
+		}
+		if (rpifs_parse_idmap(arg, &cli_idmap[o->nidmap]) < 0) {
+			log_error("--idmap %s: not HOST:IMAGE:COUNT (decimal ids, COUNT > 0, "
+				  "within 32 bits), e.g. 100000:0:65536", arg);
+			return -EINVAL;
+		}
+		o->idmap = cli_idmap;
+		o->nidmap++;
+		break;
 	case CLI_OPT_BOOT_SIZE:
 		if (size_arg("--boot-size", arg, &o->boot_size) < 0)
 			return -EINVAL;

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "generation.h"
+#include "idmap.h"
 #include "log.h"
 #include "tree_watch.h"
 
@@ -53,6 +54,35 @@ int rpifs_parse_size(const char *s, uint64_t *out)
 	return parse_size(s, out);
 }
 
+int rpifs_parse_idmap(const char *s, struct rpifs_idmap *out)
+{
+	return idmap_parse(s, out);
+}
+
+/* The id map: the caller's, else the one the build left next to the tree;
+ * no two ranges may overlap. */
+static int idmap_setup(struct rpifs *r)
+{
+	size_t a, b;
+	int ret;
+
+	if (!r->o.nidmap) {
+		ret = idmap_load(r->o.rootfs, &r->idmap_owned, &r->o.nidmap);
+		if (ret < 0)
+			return ret;
+		r->o.idmap = r->idmap_owned;
+	}
+	if (idmap_check(r->o.idmap, r->o.nidmap, &a, &b) < 0) {
+		const struct rpifs_idmap *m = r->o.idmap;
+
+		log_error("id map: %" PRIu32 ":%" PRIu32 ":%" PRIu32 " and %" PRIu32 ":%"
+			  PRIu32 ":%" PRIu32 " overlap: a host id would have two image ids", m[a].host, m[a].image, m[a].count,
+			  m[b].host, m[b].image, m[b].count);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* The options image.h knows: those that decide the image's bytes. */
 void image_opts_from(struct image_opts *io, const struct rpifs_opts *o)
 {
@@ -68,6 +98,8 @@ void image_opts_from(struct image_opts *io, const struct rpifs_opts *o)
 	io->boot_label = o->boot_label;
 	io->root_label = o->root_label;
 	io->root_owner = o->root_owner;
+	io->idmap = o->idmap;
+	io->nidmap = o->nidmap;
 	io->ext4 = o->ext4;
 	io->source_date_epoch = o->source_date_epoch;
 	io->watch = o->watch;
@@ -151,13 +183,17 @@ int rpifs_new(struct rpifs **out, const struct rpifs_opts *o)
 	if (!r)
 		return -ENOMEM;
 	r->o = *o;
-	image_opts_from(&r->io, o);
 	pthread_mutex_init(&r->lock, NULL);
-	ret = image_scan(&r->scan, &r->io);
-	log_debug("%.1f ms: scanned %" PRIu64 " entries", log_ms(), r->scan.nodes);
+	ret = idmap_setup(r);
+	if (ret == 0) {
+		image_opts_from(&r->io, &r->o);
+		ret = image_scan(&r->scan, &r->io);
+		log_debug("%.1f ms: scanned %" PRIu64 " entries", log_ms(), r->scan.nodes);
+	}
 	if (ret < 0) {
 		log_error("%s: cannot build the image: %s", o->rootfs, strerror(-ret));
 		pthread_mutex_destroy(&r->lock);
+		free(r->idmap_owned);
 		free(r);
 		return ret;
 	}
@@ -198,6 +234,7 @@ void rpifs_free(struct rpifs *r)
 	while (r->live)
 		gen_free(r, r->live);
 	pthread_mutex_destroy(&r->lock);
+	free(r->idmap_owned);
 	free(r);
 }
 

@@ -34,6 +34,8 @@ struct image_opts {
 	const char *boot_label;     /* "BOOT" */
 	const char *root_label;     /* "rootfs" */
 	bool root_owner;
+	const struct rpifs_idmap *idmap; /* host -> image ids (idmap.h) */
+	size_t nidmap;
 	bool ext4;                  /* build partition 2's filesystem */
 	int64_t source_date_epoch;  /* -1 if unset */
 	bool watch;                 /* scans watch the tree with inotify (tree_watch.h) */

@@ -29,6 +29,7 @@
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
+#include "idmap.h"
 #include "log.h"
 #include "tree.h"
 #include "tree_walk.h"
@@ -235,6 +236,53 @@ static bool in_dir(struct scan *s, int dirfd, const struct tree_node *dir)
 	return true;
 }
 
+/* Host ids to image ids (idmap.h), in the node's stat and attributes, so
+ * that everything after the scan sees image ids only. An id outside the
+ * map is logged naming the file (the first few) and counted: tree_scan()
+ * then fails. */
+static int map_ids(struct scan *s, struct tree_node *n, const char *path)
+{
+	const struct tree_scan_opts *o = s->opts;
+	uint32_t uid, gid, bad;
+	const char *what = "owner";
+	int ret;
+
+	if (!o->nidmap)
+		return 0;
+	bad = (uint32_t)n->st.st_uid;
+	if (idmap_map(o->idmap, o->nidmap, bad, &uid) < 0)
+		goto unmapped;
+	bad = (uint32_t)n->st.st_gid;
+	if (idmap_map(o->idmap, o->nidmap, bad, &gid) < 0) {
+		what = "group";
+		goto unmapped;
+	}
+	for (size_t i = 0; i < n->nxattrs; i++) {
+		struct xattr *x = &n->xattrs[i];
+		size_t len = x->len;
+
+		ret = idmap_xattr(o->idmap, o->nidmap, x->name, x->value, &len, &bad);
+		if (ret == -ERANGE) {
+			what = x->name;
+			goto unmapped;
+		}
+		if (ret < 0) {
+			log_error("%s/%s: extended attribute %s: not a valid value "
+				  "(%zu bytes)", s->t->root_path, path, x->name, x->len);
+			return ret;
+		}
+		x->len = len;
+	}
+	n->st.st_uid = uid;
+	n->st.st_gid = gid;
+	return 0;
+unmapped:
+	if (__atomic_fetch_add(&s->t->unmapped, 1, __ATOMIC_RELAXED) < 10)
+		log_error("%s/%s: id %" PRIu32 " (%s) is outside the id map", s->t->root_path,
+			  path, bad, what);
+	return 0;
+}
+
 /* Fill node n (name already set) from dirfd/name. plen = length of
  * s->path for the parent; on return s->path is restored to that length.
  * A directory's own entries are left for its visit. */
@@ -273,6 +321,8 @@ static int scan_entry(struct scan *s, int dirfd, struct tree_node *n, size_t ple
 		if (ret < 0)
 			goto out;
 	}
+	if ((ret = map_ids(s, n, s->path)) < 0)
+		goto out;
 	/* Counters shared by the scanning threads. */
 	__atomic_fetch_add(&s->t->nodes, 1, __ATOMIC_RELAXED);
 	if (n->st.st_mtim.tv_sec > s->newest_mtime)
@@ -549,6 +599,8 @@ int tree_scan(struct tree *t, const char *root_path, const struct tree_scan_opts
 		if (ret < 0)
 			goto out;
 	}
+	if ((ret = map_ids(s, t->root, ".")) < 0)
+		goto out;
 	t->nodes = 1;
 	s->newest_mtime = t->root->st.st_mtim.tv_sec;
 	/* A private cwd for this thread (unshare(CLONE_FS) affects only the
@@ -567,6 +619,14 @@ int tree_scan(struct tree *t, const char *root_path, const struct tree_scan_opts
 	}
 	if (ret < 0)
 		goto out;
+	if (t->unmapped) {
+		log_error("%s: %" PRIu64 " entr%s with ids outside the id map: give the "
+			  "ranges with --idmap HOST:IMAGE:COUNT (repeatable), or fix the "
+			  "owners in the tree", root_path, t->unmapped,
+			  t->unmapped == 1 ? "y" : "ies");
+		ret = -ERANGE;
+		goto out;
+	}
 	t->newest_mtime = s->newest_mtime;
 	if (t->watch && !tree_watch_finish(t->watch, t)) {
 		tree_watch_free(t->watch);

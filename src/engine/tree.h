@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include "srcfile.h"
 #include "digest.h"
+#include "rpifs.h"
 
 struct xattr {
 	char *name;             /* full name, e.g. "security.capability" */
@@ -45,6 +46,8 @@ struct tree {
 	int64_t newest_mtime;   /* seconds; for default timestamps */
 	struct digest digest;   /* over names, types, modes, owners, sizes, mtimes, links, xattrs */
 	struct tree_watch *watch; /* inotify watches (tree_watch.h), or NULL */
+	uint64_t unmapped;      /* scan only (atomic): entries with an id outside
+				 * tree_scan_opts.idmap */
 };
 
 struct tree_scan_opts {
@@ -53,6 +56,8 @@ struct tree_scan_opts {
 	unsigned threads;       /* scanning threads; 0: one per CPU, at most 4 */
 	bool watch;             /* watch every directory with inotify as it is
 				 * scanned: t->watch (tree_watch.h) */
+	const struct rpifs_idmap *idmap; /* host ids to image ids (idmap.h): owners, */
+	size_t nidmap;          /* ACLs, capabilities; 0: ids as they are */
 };
 
 /* Returns 0 or -errno; errors are logged naming the path. */

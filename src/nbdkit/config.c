@@ -123,6 +123,23 @@ int plugin_config(const char *key, const char *value)
 	}
 	if (!strcmp(key, "root-owner"))
 		return bool_key(key, value, &o->root_owner);
+	if (!strcmp(key, "idmap")) {
+		struct plugin_conf *c = &plugin_conf;
+		size_t max = sizeof(c->idmap) / sizeof(c->idmap[0]);
+
+		if (o->nidmap == max) {
+			nbdkit_error("idmap=%s: at most %zu ranges", value, max);
+			return -1;
+		}
+		if (rpifs_parse_idmap(value, &c->idmap[o->nidmap]) < 0) {
+			nbdkit_error("idmap=%s: not HOST:IMAGE:COUNT (decimal ids, COUNT > 0, "
+				     "within 32 bits), e.g. 100000:0:65536", value);
+			return -1;
+		}
+		o->idmap = c->idmap;
+		o->nidmap++;
+		return 0;
+	}
 	if (!strcmp(key, "ext4"))
 		return bool_key(key, value, &o->ext4);
 	if (!strcmp(key, "readonly"))

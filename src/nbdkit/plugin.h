@@ -12,6 +12,7 @@ struct plugin_conf {
 	char *rootfs;               /* absolute (nbdkit changes to / when forking) */
 	char *overlay;              /* absolute, or NULL */
 	char *strs[3];              /* boot-dir, boot-label, root-label copies */
+	struct rpifs_idmap idmap[64]; /* idmap= keys (o.idmap points here) */
 };
 
 extern struct plugin_conf plugin_conf;
@@ -35,6 +36,8 @@ void plugin_config_free(void);
 "align=SIZE           partition alignment (default: 4M)\n" \
 "disk-id=0xID         MBR disk id (default: from boot/cmdline.txt)\n" \
 "root-owner=BOOL      every ext4 file owned by root:root (default: false)\n" \
+"idmap=HOST:IMAGE:COUNT  host ids HOST.. show as IMAGE.. (owners, ACLs,\n" \
+"                     capabilities; repeatable; default: ROOTFS.rpifs/idmap)\n" \
 "ext4=BOOL            build partition 2's filesystem (default: true)\n" \
 "readonly=BOOL        refuse writes (default: false)\n" \
 "overlay=FILE         one persistent overlay shared by all connections\n" \
