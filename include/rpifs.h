@@ -91,6 +91,11 @@ struct rpifs_opts {
 	 * (ROOTFS.rpifs/idmap) if any, else ids as they are. */
 	const struct rpifs_idmap *idmap;
 	size_t nidmap;
+	/* A device table (genext2fs/makedevs format: path type mode uid gid
+	 * major minor [start inc count]): device nodes and fifos added to the
+	 * image, modes of existing entries changed; the tree is not touched.
+	 * NULL: none. Read once by rpifs_new(). */
+	const char *devices;
 	bool ext4;                  /* build partition 2's filesystem: true */
 	int64_t source_date_epoch;  /* SOURCE_DATE_EPOCH, -1 if unset */
 

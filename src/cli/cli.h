@@ -16,7 +16,7 @@
 enum {
 	CLI_OPT_BOOT_DIR = 256, CLI_OPT_BOOT_SIZE, CLI_OPT_BOOT_LABEL, CLI_OPT_ROOT_SIZE,
 	CLI_OPT_ROOT_LABEL, CLI_OPT_FREE, CLI_OPT_SIZE, CLI_OPT_ALIGN, CLI_OPT_DISK_ID,
-	CLI_OPT_ROOT_OWNER, CLI_OPT_NO_EXT4, CLI_OPT_IDMAP,
+	CLI_OPT_ROOT_OWNER, CLI_OPT_NO_EXT4, CLI_OPT_IDMAP, CLI_OPT_DEVICES,
 	CLI_OPT_END,
 };
 
@@ -33,7 +33,8 @@ enum {
 	{ "disk-id", required_argument, NULL, CLI_OPT_DISK_ID }, \
 	{ "root-owner", no_argument, NULL, CLI_OPT_ROOT_OWNER }, \
 	{ "no-ext4", no_argument, NULL, CLI_OPT_NO_EXT4 }, \
-	{ "idmap", required_argument, NULL, CLI_OPT_IDMAP }
+	{ "idmap", required_argument, NULL, CLI_OPT_IDMAP }, \
+	{ "devices", required_argument, NULL, CLI_OPT_DEVICES }
 
 /* The --help lines of the layout options. */
 extern const char cli_layout_help[];

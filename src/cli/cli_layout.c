@@ -24,7 +24,10 @@ const char cli_layout_help[] =
 "                           host ids HOST.. show as IMAGE.. in ext4 (owners,\n"
 "                           ACLs, file capabilities; repeatable): for trees\n"
 "                           made in a user namespace (default: the map\n"
-"                           ROOTFS.rpifs/idmap that rpifs build left)\n";
+"                           ROOTFS.rpifs/idmap that rpifs build left)\n"
+"      --devices FILE       device nodes and fifos for the image, from a\n"
+"                           device table (genext2fs/makedevs format), the\n"
+"                           tree untouched\n";
 
 /* The --idmap ranges: a program parses its options once. */
 #define CLI_IDMAP_MAX 64
@@ -50,6 +53,7 @@ int cli_layout_opt(struct rpifs_opts *o, int c, const char *arg, unsigned *given
 	case CLI_OPT_ROOT_LABEL: o->root_label = arg; break;
 	case CLI_OPT_ROOT_OWNER: o->root_owner = true; break;
 	case CLI_OPT_NO_EXT4: o->ext4 = false; break;
+	case CLI_OPT_DEVICES: o->devices = arg; break;
 	case CLI_OPT_IDMAP:
 		if (o->nidmap == CLI_IDMAP_MAX || (o->nidmap && o->idmap != cli_idmap)) {
 			log_error("--idmap %s: at most %d ranges", arg, CLI_IDMAP_MAX);

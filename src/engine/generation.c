@@ -185,14 +185,18 @@ int rpifs_new(struct rpifs **out, const struct rpifs_opts *o)
 	r->o = *o;
 	pthread_mutex_init(&r->lock, NULL);
 	ret = idmap_setup(r);
+	if (ret == 0 && o->devices)
+		ret = devtable_load(&r->devices, o->devices);
 	if (ret == 0) {
 		image_opts_from(&r->io, &r->o);
+		r->io.devices = o->devices ? &r->devices : NULL;
 		ret = image_scan(&r->scan, &r->io);
 		log_debug("%.1f ms: scanned %" PRIu64 " entries", log_ms(), r->scan.nodes);
 	}
 	if (ret < 0) {
 		log_error("%s: cannot build the image: %s", o->rootfs, strerror(-ret));
 		pthread_mutex_destroy(&r->lock);
+		devtable_free(&r->devices);
 		free(r->idmap_owned);
 		free(r);
 		return ret;
@@ -234,6 +238,7 @@ void rpifs_free(struct rpifs *r)
 	while (r->live)
 		gen_free(r, r->live);
 	pthread_mutex_destroy(&r->lock);
+	devtable_free(&r->devices);
 	free(r->idmap_owned);
 	free(r);
 }

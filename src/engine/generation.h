@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include "devtable.h"
 #include "image.h"
 #include "overlay.h"
 #include "rpifs.h"
@@ -42,6 +43,7 @@ struct rpifs {
 	struct rpifs_opts o;        /* immutable (its strings are the caller's) */
 	struct image_opts io;       /* immutable: o's layout part, for image.h */
 	struct rpifs_idmap *idmap_owned; /* o.idmap when loaded from ROOTFS.rpifs/idmap */
+	struct devtable devices;    /* o.devices, read once (n == 0: none) */
 	struct tree scan;           /* rpifs_new -> rpifs_build only (run alone) */
 	bool scanned;               /* the same: scan still holds the tree */
 	rpifs_invalidate_fn inval;  /* immutable once serving (set alone) */

@@ -270,7 +270,8 @@ int image_diff(const struct image *a, const struct image *b,
 int image_scan(struct tree *tree, const struct image_opts *o)
 {
 	struct tree_scan_opts so = { .xattrs = true, .progress = isatty(2), .watch = o->watch,
-				     .idmap = o->idmap, .nidmap = o->nidmap };
+				     .idmap = o->idmap, .nidmap = o->nidmap,
+				     .devices = o->devices };
 
 	return tree_scan(tree, o->rootfs, &so);
 }

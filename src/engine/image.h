@@ -36,6 +36,7 @@ struct image_opts {
 	bool root_owner;
 	const struct rpifs_idmap *idmap; /* host -> image ids (idmap.h) */
 	size_t nidmap;
+	const struct devtable *devices; /* devtable.h, or NULL */
 	bool ext4;                  /* build partition 2's filesystem */
 	int64_t source_date_epoch;  /* -1 if unset */
 	bool watch;                 /* scans watch the tree with inotify (tree_watch.h) */

@@ -29,6 +29,7 @@
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
+#include "devtable.h"
 #include "idmap.h"
 #include "log.h"
 #include "tree.h"
@@ -627,6 +628,9 @@ int tree_scan(struct tree *t, const char *root_path, const struct tree_scan_opts
 		ret = -ERANGE;
 		goto out;
 	}
+	/* Before the digest: the table's nodes are part of the image. */
+	if (s->opts->devices && (ret = devtable_apply(s->opts->devices, t)) < 0)
+		goto out;
 	t->newest_mtime = s->newest_mtime;
 	if (t->watch && !tree_watch_finish(t->watch, t)) {
 		tree_watch_free(t->watch);

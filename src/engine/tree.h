@@ -33,6 +33,8 @@ struct tree_node {
 	size_t nxattrs;
 	uint32_t file;          /* srcfiles id of a regular file, else SRCFILE_NONE */
 	struct timespec btime;  /* birth time of a regular file, {0,0} if unknown */
+	bool virt;              /* added by a device table (devtable.h): not in
+				 * the source, the change check skips it */
 };
 
 struct tree_watch;
@@ -58,6 +60,7 @@ struct tree_scan_opts {
 				 * scanned: t->watch (tree_watch.h) */
 	const struct rpifs_idmap *idmap; /* host ids to image ids (idmap.h): owners, */
 	size_t nidmap;          /* ACLs, capabilities; 0: ids as they are */
+	const struct devtable *devices; /* nodes added after the scan, or NULL */
 };
 
 /* Returns 0 or -errno; errors are logged naming the path. */
@@ -73,8 +76,9 @@ void tree_free(struct tree *t);
 bool tree_unchanged(const struct tree *t);
 /* The same on at most threads threads (0: as many as repay starting them). */
 bool tree_unchanged_n(const struct tree *t, unsigned threads);
-/* What the change check compares: inode, device, type and mode, size,
- * ctime and mtime. */
+/* What the change check compares: inode, device, type, size, ctime and
+ * mtime. Not the permission bits: a chmod moves ctime, and a device table
+ * may have set them (devtable.h). */
 bool tree_stat_same(const struct stat *a, const struct stat *b);
 
 /* The child of dir called name, or NULL. */

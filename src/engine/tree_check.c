@@ -31,7 +31,7 @@
 bool tree_stat_same(const struct stat *a, const struct stat *b)
 {
 	return a->st_ino == b->st_ino && a->st_dev == b->st_dev &&
-	       a->st_mode == b->st_mode && a->st_size == b->st_size &&
+	       ((a->st_mode ^ b->st_mode) & S_IFMT) == 0 && a->st_size == b->st_size &&
 	       a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
 	       a->st_ctim.tv_nsec == b->st_ctim.tv_nsec &&
 	       a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
@@ -50,6 +50,8 @@ static int check_dir(struct tree_walk *w, void *wctx, struct tree_node *dir, int
 
 		if (tree_walk_stopping(w))
 			return 0;
+		if (k->virt)    /* from the device table: nothing to stat */
+			continue;
 		if (fstatat(fd, k->name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !tree_stat_same(&st, &k->st))
 			return CHANGED;
 	}

@@ -123,6 +123,12 @@ int plugin_config(const char *key, const char *value)
 	}
 	if (!strcmp(key, "root-owner"))
 		return bool_key(key, value, &o->root_owner);
+	if (!strcmp(key, "devices")) {
+		free(plugin_conf.devices);
+		plugin_conf.devices = nbdkit_realpath(value);
+		o->devices = plugin_conf.devices;
+		return plugin_conf.devices ? 0 : -1;
+	}
 	if (!strcmp(key, "idmap")) {
 		struct plugin_conf *c = &plugin_conf;
 		size_t max = sizeof(c->idmap) / sizeof(c->idmap[0]);
@@ -201,6 +207,7 @@ void plugin_config_free(void)
 {
 	free(plugin_conf.rootfs);
 	free(plugin_conf.overlay);
+	free(plugin_conf.devices);
 	for (unsigned i = 0; i < sizeof(plugin_conf.strs) / sizeof(plugin_conf.strs[0]); i++)
 		free(plugin_conf.strs[i]);
 	memset(&plugin_conf, 0, sizeof(plugin_conf));

@@ -11,6 +11,7 @@ struct plugin_conf {
 	struct rpifs_opts o;        /* rpifs_opts_init() defaults, then the keys */
 	char *rootfs;               /* absolute (nbdkit changes to / when forking) */
 	char *overlay;              /* absolute, or NULL */
+	char *devices;              /* devices=FILE, absolute, or NULL */
 	char *strs[3];              /* boot-dir, boot-label, root-label copies */
 	struct rpifs_idmap idmap[64]; /* idmap= keys (o.idmap points here) */
 };
@@ -38,6 +39,7 @@ void plugin_config_free(void);
 "root-owner=BOOL      every ext4 file owned by root:root (default: false)\n" \
 "idmap=HOST:IMAGE:COUNT  host ids HOST.. show as IMAGE.. (owners, ACLs,\n" \
 "                     capabilities; repeatable; default: ROOTFS.rpifs/idmap)\n" \
+"devices=FILE         device table: nodes and fifos added to the image\n" \
 "ext4=BOOL            build partition 2's filesystem (default: true)\n" \
 "readonly=BOOL        refuse writes (default: false)\n" \
 "overlay=FILE         one persistent overlay shared by all connections\n" \
