@@ -657,6 +657,115 @@ def extract_kernel(img, layout, dest, name="kernel8.img"):
     return data
 
 
+# ---- NBD (item 7) -------------------------------------------------------------
+
+try:
+    import nbd as libnbd        # python3-libnbd: the client timing a first byte
+except ImportError:
+    libnbd = None
+
+
+def nbd_missing(plugin):
+    """Why item 7 cannot run here, or None."""
+    for t in ("nbdkit", "nbdcopy"):
+        if shutil.which(t) is None:
+            return f"{t} not installed (scripts/deps/bench.txt)"
+    if libnbd is None:
+        return "python3-libnbd (import nbd) not installed for this python"
+    if not plugin or not os.path.isfile(plugin):
+        return (f"the nbdkit plugin is not built ({plugin or 'no path'}; needs "
+                f"nbdkit-plugin-dev at meson setup)")
+    # nbdkit cannot load an ASan build of the plugin (see tests/nbd/nbd_lib.sh)
+    r = subprocess.run(["nbdkit", "--dump-plugin", plugin], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        return f"nbdkit cannot load {plugin}: {r.stderr.strip()[-300:]}"
+    return None
+
+
+class Nbdkit:
+    """One nbdkit server of this bench on a Unix socket, in the foreground
+    and with --exit-with-parent: it cannot outlive the bench."""
+
+    def __init__(self, work, name):
+        self.sock = os.path.join(work, f"nbd-{name}.sock")
+        self.errpath = os.path.join(work, f"nbd-{name}.stderr")
+        self.p = None
+
+    def start(self, args, wait=True):
+        """Start nbdkit; with wait, return once its socket accepts."""
+        if os.path.lexists(self.sock):
+            os.unlink(self.sock)
+        with open(self.errpath, "w") as err:    # a file: a full pipe would block it
+            self.p = subprocess.Popen(["nbdkit", "-f", "--exit-with-parent", "-U", self.sock]
+                                      + list(args), stdout=subprocess.DEVNULL, stderr=err)
+        if wait:
+            h, _ = self.connect(None, now())
+            h.shutdown()
+            del h
+
+    def connect(self, export, t0, timeout=300):
+        """A libnbd handle connected to the export (None: the default one),
+        retried every 0.5 ms from t0 until the socket accepts."""
+        while True:
+            h = libnbd.NBD()
+            if export is not None:
+                h.set_export_name(export)
+            try:
+                h.connect_unix(self.sock)
+                return h, now() - t0
+            except libnbd.Error:
+                del h
+            self.check()
+            if now() - t0 > timeout:
+                raise BenchError(f"nbdkit on {self.sock}: not serving after {timeout} s")
+            time.sleep(0.0005)
+
+    def check(self):
+        if self.p.poll() is not None:
+            with open(self.errpath) as f:
+                raise BenchError(f"nbdkit {' '.join(self.p.args[5:])}: exit "
+                                 f"{self.p.returncode}: {f.read().strip()[-2000:]}")
+
+    def uri(self, export=""):
+        return f"nbd+unix:///{export}?socket={self.sock}"
+
+    def stop(self):
+        if self.p and self.p.poll() is None:
+            self.p.terminate()
+            try:
+                self.p.wait(30)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.p = None
+        if os.path.lexists(self.sock):
+            os.unlink(self.sock)
+
+
+def nbdcopy_read(uri, extra=()):
+    """nbdcopy URI /dev/null (its defaults: block status, so holes are not
+    read; multi-conn when the server offers it); returns seconds."""
+    t = now()
+    run(["nbdcopy", *extra, uri, "/dev/null"])
+    return now() - t
+
+
+def nbdcopy_clients(uri, n):
+    """n nbdcopy --connections=1 URI /dev/null at once; seconds until the
+    last one ended."""
+    t = now()
+    ps = [subprocess.Popen(["nbdcopy", "--connections=1", uri, "/dev/null"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+          for _ in range(n)]
+    errs = [(p.communicate()[1], p.returncode) for p in ps]
+    dt = now() - t
+    for err, rc in errs:
+        if rc != 0:
+            raise BenchError(f"nbdcopy {uri} /dev/null ({n} clients): exit {rc}: {err.strip()}")
+    return dt
+
+
 # ---- report ------------------------------------------------------------------
 
 class Report:
@@ -996,6 +1105,193 @@ class Bench:
         self.rep.raw["scaling"] = {str(n): res[n] for n in counts}
 
 
+    # 7 ---------------------------------------------------------------------
+    def nbd(self, root, noboot, layout):
+        """Serving over NBD (issue 14): nbdkit with the rpifs plugin against
+        nbdkit's file plugin on a copy of the same image (full read), against
+        the FUSE mount and nbdkit's linuxdisk (time to the first byte), and
+        with 1, 4, 16 clients at once."""
+        cfg, R = self.cfg, self.rep
+        plugin = cfg.nbd_plugin
+        title = f"7. Serving over NBD: nbdkit rpifs, disk export, Unix socket (median of {cfg.runs})"
+        why = nbd_missing(plugin)
+        if why:
+            R.section(title)
+            R.note(f"skipped: {why}")
+            line = f"  7. skipped {why}"
+            R.targets.append(line)
+            R.lines.append(line)
+            return
+        linuxdisk = subprocess.run(["nbdkit", "linuxdisk", "--dump-plugin"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                                   ).returncode == 0
+        size = layout.size
+        img = os.path.join(self.mnt, "disk.img")
+        copy = os.path.join(self.work, "nbd-copy.img")
+        srv = Nbdkit(self.work, "rpifs")
+        peer = Nbdkit(self.work, "peer")
+        clients = [1, 4, 16]
+        # the file plugin as the concurrency peer only in full mode: quick
+        # mode stays short for CI
+        conc_peer = not cfg.quick
+        ro, dflt, fil, ttfb, ttfb_fuse, ttfb_ld = [], [], [], [], [], []
+        ro2, dflt2, fil2 = [], [], []
+        t_item = now()
+        conc = {n: [] for n in clients}
+        conc_file = {n: [] for n in clients}
+        try:
+            # The materialised copy of the same image: written by nbdcopy from
+            # the export, so its holes are where the export reports holes and
+            # both servers answer nbdcopy's block status alike.
+            srv.start([plugin, root])
+            run(["nbdcopy", srv.uri("disk"), copy])
+            srv.stop()
+            if os.path.getsize(copy) != size:
+                raise BenchError(f"{copy}: {os.path.getsize(copy)} bytes, not {size}")
+            data = os.stat(copy).st_blocks * 512
+            for i in range(cfg.runs):
+                log(f"7. NBD: run {i + 1}/{cfg.runs}")
+                # full read: both read-only (rpifs: readonly=true shares one
+                # generation and offers multi-conn as the file plugin does),
+                # each a fresh server, taking turns at going first; the copy
+                # is read into the page cache first, untimed
+                ready(self.work, root)
+                dd_read(copy, size)
+                for who in (("rpifs", "file") if i % 2 == 0 else ("file", "rpifs")):
+                    if who == "rpifs":
+                        srv.start(["-r", plugin, root, "readonly=true"])
+                        ro.append(nbdcopy_read(srv.uri("disk")))
+                        if not cfg.quick:
+                            ro2.append(nbdcopy_read(srv.uri("disk")))
+                        srv.stop()
+                    else:
+                        peer.start(["-r", "file", copy])
+                        fil.append(nbdcopy_read(peer.uri()))
+                        if not cfg.quick:
+                            fil2.append(nbdcopy_read(peer.uri()))
+                        peer.stop()
+                # the plugin's default: writable, a private overlay per
+                # connection, no multi-conn (nbdcopy then uses 1 connection)
+                srv.start([plugin, root])
+                dflt.append(nbdcopy_read(srv.uri("disk")))
+                if not cfg.quick:
+                    dflt2.append(nbdcopy_read(srv.uri("disk")))
+                srv.stop()
+
+                # time to the first byte: nbdkit's start -> 512 bytes read by
+                # a libnbd client polling the socket every 0.5 ms
+                ready(self.work, root)
+                t = now()
+                srv.start([plugin, root], wait=False)
+                h, _ = srv.connect("disk", t)
+                first = h.pread(512, 0)
+                ttfb.append(now() - t)
+                h.shutdown()
+                del h
+                srv.stop()
+                # the FUSE mount, item 1's method
+                ready(self.work, root)
+                t = now()
+                self.mount(root)
+                fd = os.open(img, os.O_RDONLY)
+                fuse_first = os.pread(fd, 512, 0)
+                ttfb_fuse.append(now() - t)
+                os.close(fd)
+                self.umount()
+                if first != fuse_first:
+                    raise BenchError("the disk export's first sector differs from disk.img's")
+                # linuxdisk: an ext4 of the root part (mke2fs -d into a
+                # temporary file at start), partition 2's size
+                if linuxdisk:
+                    ready(self.work, noboot)
+                    t = now()
+                    peer.start(["linuxdisk", noboot, "type=ext4", "label=rootfs",
+                                f"size={layout.p2_size * 512}"], wait=False)
+                    h, _ = peer.connect(None, t)
+                    if len(h.pread(512, 0)) != 512:
+                        raise BenchError("linuxdisk: short first read")
+                    ttfb_ld.append(now() - t)
+                    h.shutdown()
+                    del h
+                    peer.stop()
+
+                # N clients at once, each its own nbdcopy --connections=1 of
+                # the whole export; the plugin's default server (each
+                # connection a private overlay, as N Pis booting from it)
+                ready(self.work, root)
+                srv.start([plugin, root])
+                nbdcopy_read(srv.uri("disk"))       # untimed: the first read's cost
+                if conc_peer:
+                    dd_read(copy, size)
+                    peer.start(["file", copy])
+                    nbdcopy_read(peer.uri())
+                for n in (clients if i % 2 == 0 else clients[::-1]):
+                    conc[n].append(nbdcopy_clients(srv.uri("disk"), n))
+                    if conc_peer:
+                        conc_file[n].append(nbdcopy_clients(peer.uri(), n))
+                srv.stop()
+                peer.stop()
+        finally:
+            srv.stop()
+            peer.stop()
+            if is_mounted(self.mnt):
+                self.umount()
+            if os.path.exists(copy):
+                os.unlink(copy)
+
+        took = now() - t_item
+        R.section(title)
+        R.row("full read, nbdcopy URI /dev/null, a fresh server, both -r:", "")
+        R.row("  rpifs plugin (readonly=true: multi-conn)", secs(median(ro)),
+              f"{rate(size, median(ro))}, {median(fil) / median(ro):.2f}x the file plugin")
+        R.row("  nbdkit file plugin, a copy of the image in page cache", secs(median(fil)),
+              rate(size, median(fil)))
+        R.row("  rpifs plugin, default (writable: no multi-conn)", secs(median(dflt)),
+              f"{rate(size, median(dflt))}, {median(fil) / median(dflt):.2f}x the file plugin")
+        if not cfg.quick:
+            R.row("second full read, same server:", "")
+            R.row("  rpifs plugin (readonly=true)", secs(median(ro2)),
+                  f"{rate(size, median(ro2))}, {median(fil2) / median(ro2):.2f}x the file plugin")
+            R.row("  nbdkit file plugin", secs(median(fil2)), rate(size, median(fil2)))
+            R.row("  rpifs plugin, default", secs(median(dflt2)),
+                  f"{rate(size, median(dflt2))}, {median(fil2) / median(dflt2):.2f}x the file "
+                  f"plugin")
+        R.note(f"nbdcopy reads what block status calls data: {data / MiB:.0f} MiB of the "
+               f"{size // MiB} MiB image; the copy was written by nbdcopy from the export, "
+               f"so both servers report the same holes; rates are of the whole image")
+        R.row("time to first byte (start -> 512 bytes read):", "")
+        f = median(ttfb)
+        R.row("  rpifs plugin: nbdkit start -> libnbd pread", secs(f))
+        R.row("  rpifs FUSE mount: start -> pread of disk.img (item 1)",
+              secs(median(ttfb_fuse)), f"{median(ttfb_fuse) / f:.2f}x NBD's")
+        if linuxdisk:
+            R.row("  nbdkit linuxdisk type=ext4 of the root part (mke2fs -d)",
+                  secs(median(ttfb_ld)), f"{median(ttfb_ld) / f:.1f}x rpifs over NBD")
+        else:
+            R.note("nbdkit's linuxdisk plugin not found: no linuxdisk row")
+        R.row("N clients at once (nbdcopy --connections=1 each, whole image):", "")
+        for n in clients:
+            c = median(conc[n])
+            peer_txt = ""
+            if conc_peer:
+                cf = median(conc_file[n])
+                peer_txt = f"; file plugin {rate(n * size, cf)} ({cf / c:.2f}x)"
+            R.row(f"  {n:>2} client(s): aggregate", rate(n * size, c),
+                  f"{secs(c)} wall{peer_txt}")
+        if cfg.quick:
+            R.note("quick mode: no second reads, no file plugin peer for the clients")
+        R.note(f"item 7 took {took:.0f} s")
+        ra = median([fl / r for fl, r in zip(fil, ro)])
+        R.target(7, ra >= 0.9,
+                 f"full read over NBD {rate(size, median(ro))}: {ra:.2f}x nbdkit's file plugin "
+                 f"on a copy in page cache (median of the runs' ratios; >= 0.9x)")
+        self.rep.raw["nbd"] = {"readonly": ro, "default": dflt, "file": fil, "data": data,
+                               "readonly2": ro2, "default2": dflt2, "file2": fil2,
+                               "ttfb_nbd": ttfb, "ttfb_fuse": ttfb_fuse,
+                               "ttfb_linuxdisk": ttfb_ld,
+                               "clients": {str(n): conc[n] for n in clients},
+                               "clients_file": {str(n): conc_file[n] for n in clients}}
+
 def main():
     ap = argparse.ArgumentParser(prog="bench/run", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true")
@@ -1003,10 +1299,11 @@ def main():
     ap.add_argument("--cache", default=os.environ.get("RPIFS_BENCH_CACHE", "/var/tmp/rpifs-bench"))
     ap.add_argument("--mirror")
     ap.add_argument("--rootfs", help="use this tree instead of debootstrap's")
-    ap.add_argument("--only", default="12345", help="items to run, e.g. 15")
+    ap.add_argument("--only", default="123457", help="items to run, e.g. 15")
     ap.add_argument("--rpifs", required=True)
     ap.add_argument("--memfuse", required=True)
     ap.add_argument("--gentree", required=True)
+    ap.add_argument("--nbd-plugin", default=os.environ.get("RPIFS_NBD_PLUGIN", ""))
     cfg = ap.parse_args()
     cfg.cache = os.path.abspath(cfg.cache)
     if cfg.runs is None:
@@ -1080,6 +1377,8 @@ def main():
             b.memory(root, mem_sizes)
         if "5" in cfg.only:
             b.scaling(counts)
+        if "7" in cfg.only:
+            b.nbd(root, noboot, layout)
 
         R.lines.append("")
         R.lines.append("Targets:")
