@@ -254,6 +254,80 @@ static int plugin_flush(void *handle, uint32_t flags)
 	return 0;
 }
 
+/* Is [offset, offset + count) of the export a hole in this connection's
+ * view (it reads zeros, nothing was written there)? 1, 0, or -1 after
+ * nbdkit_error. */
+static int all_hole(struct conn *c, uint32_t count, uint64_t offset)
+{
+	uint64_t end = offset + count;
+
+	while (offset < end) {
+		uint64_t len = end - offset;
+		bool data;
+		int ret = rpifs_gen_extent(c->g, c->off + offset, &len, &data);
+
+		if (ret < 0) {
+			nbdkit_error("mapping %" PRIu64 " bytes at %" PRIu64 " of %s: %s",
+				     end - offset, offset, c->e->name, strerror(-ret));
+			nbdkit_set_error(-ret);
+			return -1;
+		}
+		if (data)
+			return 0;
+		offset += len;
+	}
+	return 1;
+}
+
+/* Writes can zero: nbdkit would emulate it with .pwrite of zeros, but a
+ * range that is a hole already reads zeros and needs nothing. */
+static int plugin_can_zero(void *handle)
+{
+	return plugin_can_write(handle);
+}
+
+/* Fast zero (NBD_CMD_FLAG_FAST_ZERO: "zero only if quicker than writing"):
+ * true for holes, refused elsewhere so that the client writes instead. */
+static int plugin_can_fast_zero(void *handle)
+{
+	return 1;
+}
+
+/* NBD_CMD_WRITE_ZEROES. A range that is a hole in this connection's view
+ * is zero already: nothing to do, and the only case that is fast. Else
+ * zeros go to the overlay like any write (MAY_TRIM changes nothing: no
+ * block can be dropped from a copy-on-write overlay over data). */
+static int plugin_zero(void *handle, uint32_t count, uint64_t offset, uint32_t flags)
+{
+	static const char zeros[64 * 1024];
+	struct conn *c = handle;
+	int hole = all_hole(c, count, offset);
+
+	if (hole != 0)
+		return hole > 0 ? 0 : -1;
+	if (flags & NBDKIT_FLAG_FAST_ZERO) {
+		nbdkit_set_error(ENOTSUP);
+		return -1;
+	}
+	while (count) {
+		uint32_t n = count < sizeof(zeros) ? count : (uint32_t)sizeof(zeros);
+
+		if (plugin_pwrite(handle, zeros, n, offset, 0) < 0)
+			return -1;
+		count -= n;
+		offset += n;
+	}
+	return 0;
+}
+
+/* NBD_CMD_CACHE: nbdkit reads the range and drops the bytes, which pulls
+ * the source files' data into the page cache: what a client prefetching
+ * (qemu's cache hint, nbdcopy) can use. */
+static int plugin_can_cache(void *handle)
+{
+	return NBDKIT_CACHE_EMULATE;
+}
+
 /* base:allocation from the engine's hole map: a hole reads as zeros and no
  * reader depends on its bytes, so nbdcopy, qemu-img convert and
  * `bmaptool`-like clients may skip it. Blocks written to the connection's
@@ -312,6 +386,10 @@ static struct nbdkit_plugin plugin = {
 	.pread = plugin_pread,
 	.pwrite = plugin_pwrite,
 	.flush = plugin_flush,
+	.can_zero = plugin_can_zero,
+	.can_fast_zero = plugin_can_fast_zero,
+	.zero = plugin_zero,
+	.can_cache = plugin_can_cache,
 	.extents = plugin_extents,
 	.errno_is_preserved = 0,
 };

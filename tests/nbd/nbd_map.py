@@ -92,4 +92,5 @@ def main():
     print(data)
 
 
-main()
+if __name__ == "__main__":
+    main()
