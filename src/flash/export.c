@@ -21,6 +21,7 @@
 #include "flash.h"
 #include "log.h"
 #include "progress.h"
+#include "readahead.h"
 #include "source.h"
 
 static void usage(FILE *f)
@@ -70,7 +71,6 @@ static void on_signal(int sig)
 struct export {
 	struct source src;
 	struct progress pr;
-	char *buf;
 	int fd;                 /* K_IMG, K_STDOUT */
 	struct archive *a;      /* compressed */
 	const char *out;
@@ -139,52 +139,31 @@ static int write_nonzero(struct export *e, const char *buf, size_t n, uint64_t o
 	return 0;
 }
 
-/* Sparse: only the data ranges, at their offsets. */
-static int sparse_range(void *ctx, uint64_t off, uint64_t len)
+/* Sparse: only the data ranges, at their offsets (read ahead: readahead.h). */
+static int sparse_chunk(void *ctx, const struct readahead_chunk *c)
 {
 	struct export *e = ctx;
-	int ret;
+	int ret = write_nonzero(e, c->buf, c->len, c->off);
 
-	while (len) {
-		size_t n = len < FLASH_CHUNK ? (size_t)len : FLASH_CHUNK;
-
-		if ((ret = source_read(&e->src, e->buf, n, off)) < 0 ||
-		    (ret = write_nonzero(e, e->buf, n, off)) < 0)
-			return ret;
-		progress_add(&e->pr, n);
-		off += n;
-		len -= n;
-	}
-	return 0;
+	if (ret == 0)
+		progress_add(&e->pr, c->len);
+	return ret;
 }
 
 /* A stream: every byte in order, zeros for the holes. */
+static int stream_chunk(void *ctx, const struct readahead_chunk *c)
+{
+	struct export *e = ctx;
+	int ret = write_all(e, c->buf, c->len);
+
+	if (ret == 0)
+		progress_add(&e->pr, c->len);
+	return ret;
+}
+
 static int stream(struct export *e)
 {
-	uint64_t off = 0;
-	int ret;
-
-	while (off < e->src.size) {
-		uint64_t len;
-		bool data;
-
-		if ((ret = source_extent(&e->src, off, &len, &data)) < 0)
-			return ret;
-		if (!data)
-			memset(e->buf, 0, FLASH_CHUNK);
-		while (len) {
-			size_t n = len < FLASH_CHUNK ? (size_t)len : FLASH_CHUNK;
-
-			if (data && (ret = source_read(&e->src, e->buf, n, off)) < 0)
-				return ret;
-			if ((ret = write_all(e, e->buf, n)) < 0)
-				return ret;
-			progress_add(&e->pr, n);
-			off += n;
-			len -= n;
-		}
-	}
-	return 0;
+	return readahead_run(&e->src, true, stream_chunk, e);
 }
 
 static int archive_setup(struct export *e, enum kind k)
@@ -340,7 +319,7 @@ static int run(struct export *e, enum kind k)
 			return -errno;
 		}
 		progress_start(&e->pr, "exporting", e->src.size, e->pr.quiet);
-		ret = source_data_ranges(&e->src, FLASH_ALIGN, sparse_range, e);
+		ret = readahead_run(&e->src, false, sparse_chunk, e);
 		data = e->pr.done;
 		e->pr.total = data;
 		if (ret < 0)
@@ -447,10 +426,6 @@ int export_main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
 	signal(SIGPIPE, SIG_IGN);
-	if (posix_memalign((void **)&e.buf, FLASH_ALIGN, FLASH_CHUNK)) {
-		log_error("out of memory");
-		return 1;
-	}
 	ret = source_open(&e.src, argv[optind], &o, 0);
 	if (ret == 0)
 		ret = run(&e, k);
@@ -466,6 +441,5 @@ int export_main(int argc, char **argv)
 	if (tmp_bmap[0])
 		unlink(tmp_bmap);
 	source_close(&e.src);
-	free(e.buf);
 	return ret < 0 ? 1 : 0;
 }

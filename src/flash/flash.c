@@ -13,6 +13,7 @@
 #include "flash.h"
 #include "log.h"
 #include "progress.h"
+#include "readahead.h"
 #include "source.h"
 #include "target.h"
 
@@ -79,24 +80,18 @@ static int count_range(void *ctx, uint64_t off, uint64_t len)
 	return 0;
 }
 
-static int write_range(void *ctx, uint64_t off, uint64_t len)
+/* One chunk of data, read ahead (readahead.h), in offset order. */
+static int write_chunk(void *ctx, const struct readahead_chunk *c)
 {
 	struct flash *f = ctx;
 	int ret;
 
-	while (len) {
-		size_t n = len < FLASH_CHUNK ? (size_t)len : FLASH_CHUNK;
-
-		if ((ret = source_read(&f->src, f->buf, n, off)) < 0 ||
-		    (ret = target_pwrite(&f->tgt, f->buf, n, off)) < 0)
-			return ret;
-		if (f->nsums < f->cap)
-			f->sums[f->nsums] = chunk_sum(f->buf, n);
-		f->nsums++;
-		progress_add(&f->pr, n);
-		off += n;
-		len -= n;
-	}
+	if ((ret = target_pwrite(&f->tgt, c->buf, c->len, c->off)) < 0)
+		return ret;
+	if (f->nsums < f->cap)
+		f->sums[f->nsums] = chunk_sum(c->buf, c->len);
+	f->nsums++;
+	progress_add(&f->pr, c->len);
 	return 0;
 }
 
@@ -194,7 +189,7 @@ static int run(struct flash *f, bool yes, bool verify)
 	if ((ret = target_prepare(&f->tgt, f->src.size)) < 0)
 		return ret;
 	progress_start(&f->pr, "writing", f->data, f->quiet);
-	ret = source_data_ranges(&f->src, FLASH_ALIGN, write_range, f);
+	ret = readahead_run(&f->src, false, write_chunk, f);
 	if (ret < 0)
 		return ret;
 	if ((ret = target_sync(&f->tgt)) < 0)
