@@ -170,9 +170,11 @@ if [ -f "$BUILD_ROOT/src/nbdkit/nbdkit-rpifs-plugin.so" ] && command -v nbdkit >
 	trap 'kill "$nbdkit_pid" 2>/dev/null || true; cleanup' EXIT
 	for _ in $(seq 300); do [ -s "$T/nbdkit.pid" ] && break; sleep 0.1; done
 	[ -s "$T/nbdkit.pid" ] || { cat "$T/nbdkit.log" >&2; fail "nbdkit did not serve"; }
-	# The console's input: "go" once both guests have written.
+	# The console's input: "go" once both guests have written (given up
+	# once both qemus have ended).
 	feed_go() {
 		for _ in $(seq 1200); do
+			[ ! -e "$T/guests.done" ] || return 0
 			grep -q "RPIFS-WROTE" "$T/guest1.log" && grep -q "RPIFS-WROTE" "$T/guest2.log" &&
 				{ echo go; return; }
 			sleep 0.25
@@ -186,6 +188,7 @@ if [ -f "$BUILD_ROOT/src/nbdkit/nbdkit-rpifs-plugin.so" ] && command -v nbdkit >
 		pids+=($!)
 	done
 	wait "${pids[@]}" || true
+	touch "$T/guests.done"
 	note "two guests: $(echo "$(date +%s.%N) - $start" | bc) s"
 	for g in 1 2; do
 		grep -q "RPIFS-DONE" "$T/guest$g.log" || { tail -40 "$T/guest$g.log"; fail "guest $g did not finish"; }
