@@ -11,7 +11,17 @@
 #  3. with --overlay FILE: the guest's write survives a remount;
 #  4. the tree is byte-identical after all boots;
 #  5. dd iflag=direct and qemu-img compare agree with a reference copy;
-#  6. rpifs qemu --nbd boots the same tree through nbdkit (when built).
+#  6. rpifs qemu --nbd boots the same tree through nbdkit (when built);
+#  7. a flashed copy: rpifs flash onto a file of random bytes the size of
+#     the image (the garbage left in its holes checked against a fresh
+#     mount), then rpifs qemu --image FILE boots it: the holes' garbage does
+#     not matter; the guest's write lands in the file;
+#  8. two guests at once from one nbdkit server (when built): each writes a
+#     file of its own name, remounts / read-only (the journal checkpointed),
+#     waits until the other has written too (the host tells it on the
+#     console), drops its caches and lists / again from the server: its own
+#     file, not the other's (each connection its own overlay); a third
+#     connection (nbdcopy, debugfs) sees neither.
 . "$TESTS_DIR/lib.sh"
 [ "$(id -u)" = 0 ] || skip "needs root (FUSE here, dpkg architecture)"
 need qemu-system-aarch64 qemu-img debugfs dpkg-deb apt-get
@@ -54,9 +64,24 @@ b=/bin/busybox
 $b mount -t proc proc /proc
 $b mount -o remount,rw /
 echo "RPIFS-MARKER: $($b cat /etc/marker)"
-echo "guest-wrote-this $($b cat /etc/marker)" > /guest-file
-$b sync
-$b mount -o remount,ro /
+if $b grep -qw rpifs_two /proc/cmdline; then
+	# One of two guests on one NBD server (step 8): a file named for this
+	# guest; read-only again, so the journal is checkpointed and the root
+	# directory block is at home on the server; then wait for the host's
+	# word that the other guest has written, and re-read / from the server.
+	n=guest-$($b cat /proc/sys/kernel/random/uuid)
+	echo mine > /$n
+	$b sync
+	$b mount -o remount,ro /
+	echo "RPIFS-WROTE: $n"
+	read -t 200 go || echo "RPIFS-NO-GO"
+	echo 3 > /proc/sys/vm/drop_caches
+	echo "RPIFS-LS: $($b ls / | $b tr '\n' ' ')"
+else
+	echo "guest-wrote-this $($b cat /etc/marker)" > /guest-file
+	$b sync
+	$b mount -o remount,ro /
+fi
 echo "RPIFS-DONE"
 $b poweroff -f
 INIT
@@ -108,6 +133,86 @@ if [ -f "$BUILD_ROOT/src/nbdkit/nbdkit-rpifs-plugin.so" ] && command -v nbdkit >
 	boot "$T/boot4.log" --nbd
 	grep -q "RPIFS-MARKER: two" "$T/boot4.log" || fail "boot over NBD (--nbd)"
 	grep -q "file=nbd+unix:///disk?socket=" "$T/boot4.log" || fail "--nbd: the drive is not NBD"
+fi
+
+# A flashed copy boots: rpifs flash onto a file of random bytes (what a used
+# card holds), then rpifs qemu --image FILE. A fresh mount (the one above
+# holds the guest's write) checks that the garbage is still in the holes.
+size=$(stat -c %s "$img")
+head -c "$size" /dev/urandom > "$T/card.orig"
+cp "$T/card.orig" "$T/card.img"
+start=$(date +%s.%N)
+"$RPIFS" flash --yes -q "$R" "$T/card.img" || fail "rpifs flash $R card.img failed"
+note "flash: $(echo "$(date +%s.%N) - $start" | bc) s"
+rpifs_mount "$R" "$T/mnt2"
+out=$(python3 "$TESTS_DIR/flash/ranges.py" check "$T/mnt2/disk.img" "$T/card.img" "$T/card.orig") ||
+	fail "the flashed card is not the image on its data, or a hole was written"
+rpifs_umount "$T/mnt2"
+note "flashed card: $out (data, hole bytes of garbage)"
+[ "${out#* }" -gt $((size / 2)) ] || fail "only ${out#* } bytes of garbage in the holes"
+rm -f "$T/card.orig"
+start=$(date +%s.%N)
+boot "$T/boot5.log" --image "$T/card.img"
+note "boot of the flashed card: $(echo "$(date +%s.%N) - $start" | bc) s"
+grep -q "RPIFS-MARKER: two" "$T/boot5.log" || fail "the flashed card: marker 'two' not printed"
+got=$(debugfs -R 'cat /guest-file' "$T/card.img?offset=$p2" 2>/dev/null)
+[ "$got" = "guest-wrote-this two" ] || fail "guest write not on the flashed card (got '$got')"
+rm -f "$T/card.img"
+
+# Two guests at once on one nbdkit server, each connection its own overlay.
+if [ -f "$BUILD_ROOT/src/nbdkit/nbdkit-rpifs-plugin.so" ] && command -v nbdkit >/dev/null &&
+	command -v nbdcopy >/dev/null; then
+	sock=$T/nbd.sock
+	uri="nbd+unix:///disk?socket=$sock"
+	nbdkit -f --exit-with-parent -U "$sock" -P "$T/nbdkit.pid" \
+		"$BUILD_ROOT/src/nbdkit/nbdkit-rpifs-plugin.so" rootfs="$R" 2>"$T/nbdkit.log" &
+	nbdkit_pid=$!
+	trap 'kill "$nbdkit_pid" 2>/dev/null || true; cleanup' EXIT
+	for _ in $(seq 300); do [ -s "$T/nbdkit.pid" ] && break; sleep 0.1; done
+	[ -s "$T/nbdkit.pid" ] || { cat "$T/nbdkit.log" >&2; fail "nbdkit did not serve"; }
+	# The console's input: "go" once both guests have written (given up
+	# once both qemus have ended).
+	feed_go() {
+		for _ in $(seq 1200); do
+			[ ! -e "$T/guests.done" ] || return 0
+			grep -q "RPIFS-WROTE" "$T/guest1.log" && grep -q "RPIFS-WROTE" "$T/guest2.log" &&
+				{ echo go; return; }
+			sleep 0.25
+		done
+	}
+	start=$(date +%s.%N)
+	pids=()
+	for g in 1 2; do
+		feed_go | timeout 300 "$RPIFS" qemu --timeout 240 --append rpifs_two --image "$uri" "$R" \
+			>"$T/guest$g.log" 2>&1 &
+		pids+=($!)
+	done
+	wait "${pids[@]}" || true
+	touch "$T/guests.done"
+	note "two guests: $(echo "$(date +%s.%N) - $start" | bc) s"
+	for g in 1 2; do
+		grep -q "RPIFS-DONE" "$T/guest$g.log" || { tail -40 "$T/guest$g.log"; fail "guest $g did not finish"; }
+		grep -q "file=$uri,if=sd" "$T/guest$g.log" || fail "guest $g: the drive is not $uri"
+		! grep -q "RPIFS-NO-GO" "$T/guest$g.log" || fail "guest $g was not told to go on"
+		name[g]=$(sed -n 's/^RPIFS-WROTE: \(guest-[0-9a-f-]*\).*/\1/p' "$T/guest$g.log")
+		ls[g]=$(grep "^RPIFS-LS:" "$T/guest$g.log")
+		[ -n "${name[g]}" ] && [ -n "${ls[g]}" ] || { tail -20 "$T/guest$g.log"; fail "guest $g: no name or no listing"; }
+	done
+	[ "${name[1]}" != "${name[2]}" ] || fail "both guests wrote ${name[1]}"
+	for g in 1 2; do
+		o=$((3 - g))
+		note "guest $g wrote ${name[g]}; ${ls[g]}"
+		[[ " ${ls[g]} " == *" ${name[g]} "* ]] || fail "guest $g lost its own file ${name[g]}"
+		[[ " ${ls[g]} " != *" ${name[o]} "* ]] || fail "guest $g sees guest $o's file ${name[o]}"
+	done
+	# A third connection: neither guest's file.
+	nbdcopy "$uri" "$T/third.img" || fail "nbdcopy of the disk export"
+	debugfs -R 'ls /' "$T/third.img?offset=$p2" >"$T/third.ls" 2>/dev/null || fail "debugfs ls / of the third copy"
+	grep -q "etc" "$T/third.ls" || { cat "$T/third.ls"; fail "debugfs listed nothing"; }
+	! grep -q "guest-" "$T/third.ls" || { cat "$T/third.ls"; fail "a third connection sees a guest's file"; }
+	rm -f "$T/third.img"
+	kill "$nbdkit_pid"; wait "$nbdkit_pid" || true
+	trap cleanup EXIT
 fi
 
 # Direct I/O and qemu-img agree with a reference copy.

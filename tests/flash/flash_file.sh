@@ -5,11 +5,17 @@
 # bytes left in its holes (no reader depends on them). The same from an
 # IMAGE (the mounted disk.img, holes from SEEK_DATA) and with --no-verify;
 # the read-back catches a corrupted byte; the tree is never modified.
+# The same random target written without rpifs flash: `cp --sparse=always`
+# of disk.img then `qemu-img convert -n` (qemu-img zeroes the copy's holes:
+# disk.img byte for byte); and `qemu-img convert -n --target-is-zero` from
+# disk.img itself, which skips its holes: the garbage stays there, checked,
+# and the target checks clean and holds the tree.
+# (bmaptool copy onto random bytes: image/bmap.sh, its loop device.)
 . "$TESTS_DIR/lib.sh"
 . "$TESTS_DIR/ext4/lib_ext4.sh"
 . "$TESTS_DIR/flash/lib_flash.sh"
 need_root
-need e2fsck debugfs sfdisk fsck.fat mcopy python3
+need e2fsck debugfs sfdisk fsck.fat mcopy python3 qemu-img
 
 flash_fixture "$T/root" "$T/snap.json"
 before=$(tree_sums "$T/root")
@@ -55,6 +61,28 @@ sfdisk -d "$T/opt" | grep -q '^label-id: 0x12345678$' || fail "--disk-id not app
 if "$RPIFS" flash --yes --size 1G "$img" "$T/x" 2>"$T/log"; then fail "IMAGE took --size"; fi
 grep -q "layout options .* apply to a ROOTFS directory only" "$T/log" || fail "no message"
 [ ! -e "$T/x" ] || fail "$T/x created"
+
+# 5. Without rpifs: cp --sparse=always, then qemu-img convert -n onto the
+#    random bytes. qemu-img cannot know what the target holds, so it writes
+#    zeros over the copy's holes: disk.img byte for byte, no garbage left.
+cp --sparse=always "$img" "$T/sparse.img"
+cp "$T/orig" "$T/target"
+qemu-img convert -n -f raw -O raw "$T/sparse.img" "$T/target" || fail "qemu-img convert -n failed"
+cmp "$img" "$T/target" || fail "cp --sparse=always + qemu-img convert -n: the target is not disk.img"
+rm -f "$T/sparse.img"
+#    To leave garbage in the holes, qemu-img must skip them: --target-is-zero
+#    (untrue of this target, on purpose). Not from the cp copy: cp makes a
+#    hole of every zero block, the free entries of the FATs and zeroed ext4
+#    tables too, which are data; garbage there breaks fsck.fat and e2fsck.
+#    From disk.img itself, whose SEEK_DATA holes are the hole map; -S 16M (the
+#    most) so that a run of zeros inside data is written, not skipped. The
+#    target: disk.img on its data, the old random bytes on every hole.
+cp "$T/orig" "$T/target"
+qemu-img convert -n --target-is-zero -S 16M -f raw -O raw "$img" "$T/target" ||
+	fail "qemu-img convert -n --target-is-zero failed"
+[ "$(stat -c %s "$T/target")" = "$size" ] || fail "target size $(stat -c %s "$T/target")"
+check_target "$T/target" "$img" "$T/orig" "$T/root" "$T/snap.json"
+[ "${CHECKED_HOLE:-0}" -gt $((size / 2)) ] || fail "qemu-img: only $CHECKED_HOLE hole bytes kept their garbage"
 
 [ "$(tree_sums "$T/root")" = "$before" ] || fail "the tree was modified"
 echo ok
