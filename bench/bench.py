@@ -1011,6 +1011,10 @@ class Bench:
         exp = os.path.join(w, "card-export.img.zst")
         zsrc, zpipe = src + ".zst", os.path.join(w, "card-pipeline.img.zst")
         mine = [src, bmap, tgt, exp, exp + ".bmap", zsrc, zpipe]
+        for tool in ("bmaptool", "zstd"):
+            if not shutil.which(tool):
+                raise BenchError(f"item 6 needs {tool}: run scripts/install-deps (packages in "
+                                 f"scripts/deps/bench.txt)")
         item1 = self.rep.raw.get("readable", {}).get("pipeline")
         if not os.path.exists(materialised):
             pipeline(root, noboot, layout, materialised)
@@ -1185,6 +1189,8 @@ class Bench:
                   f"export")
         if item1:
             R.note("the pipeline's time is item 1's, measured in this run")
+        R.note(f"bmap-tools {pkg_version('bmap-tools')}; zstd {pkg_version('zstd')}; "
+               f"libarchive13 {pkg_version('libarchive13')} (rpifs export's zstd)")
         R.note("a card writes 10-90 MB/s, far below this host disk: there the time goes "
                "with the bytes written; here reading the tree weighs as much")
         ratio = median([r / d for r, d in zip(secs_w["rpifs"], secs_w["dd"])])
