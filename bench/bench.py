@@ -1143,7 +1143,8 @@ class Bench:
                     clean(zsrc)
         finally:
             clean(*mine)
-        log(f"6. took {now() - t6:.0f} s")
+        took = now() - t6
+        log(f"6. took {took:.0f} s")
         size = layout.size
         cold = "caches dropped" if self.can_drop else "caches NOT dropped (not permitted)"
         R.section(f"6. Writing the card: the {size // MiB} MiB image over a written regular "
@@ -1193,6 +1194,7 @@ class Bench:
                f"libarchive13 {pkg_version('libarchive13')} (rpifs export's zstd)")
         R.note("a card writes 10-90 MB/s, far below this host disk: there the time goes "
                "with the bytes written; here reading the tree weighs as much")
+        R.note(f"item 6 took {took:.0f} s, load average {loadavg()}")
         ratio = median([r / d for r, d in zip(secs_w["rpifs"], secs_w["dd"])])
         R.target(6, b["rpifs"] <= 0.35 * size and ratio <= 0.4,
                  f"rpifs flash writes {b['rpifs'] / size * 100:.1f} % of the image (<= 35 %) "
