@@ -1052,8 +1052,9 @@ class Bench:
             run(cmd)
             return now() - t, oublock() - b
 
-        # zstd at libarchive's default level (its filter sets none: 3), which
-        # rpifs export uses; one worker, the CLI's default
+        # zstd at the level rpifs export uses: libarchive's default, 3
+        # (src/flash/export.c sets none); one worker, as libarchive's filter
+        # compresses in one thread
         zstd = ["zstd", "-q", "-f", "-3", "-T1"]
         flash = [cfg.rpifs, "flash", "-q", "--yes", "--no-verify", root, tgt]
         dd = ["dd", f"if={src}", f"of={tgt}", "bs=4M", "oflag=direct", "conv=notrunc",
