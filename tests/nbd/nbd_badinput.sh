@@ -11,7 +11,7 @@ touch "$T/file"
 refuse() {
 	local want=$1; shift
 	rm -f "$T/ran"
-	if nbdkit -U - "$NBDKIT_PLUGIN" "$@" --run "$nbdkit_env_clear touch $T/ran" >"$T/out" 2>&1; then
+	if "$NBDKIT" -U - "$NBDKIT_PLUGIN" "$@" --run "$nbdkit_env_clear touch $T/ran" >"$T/out" 2>&1; then
 		fail "nbdkit $* exited 0"
 	fi
 	[ ! -e "$T/ran" ] || fail "nbdkit $*: served anyway"

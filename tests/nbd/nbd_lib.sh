@@ -14,6 +14,10 @@ export SOURCE_DATE_EPOCH=1700000000
 # where it hangs at exit (seen with nbdkit 1.32): not run there yet.
 NBD_ASAN=$(ldd "$NBDKIT_PLUGIN" | awk '/libasan/ { print $3 }')
 [ -z "$NBD_ASAN" ] || skip "the plugin is an ASan build: nbdkit would need the runtime preloaded"
+# nbdkit, or under scripts/valgrind-suite (RPIFS_VALGRIND=1) its wrapper:
+# nbdkit with the plugin under valgrind memcheck, logs checked by the suite.
+NBDKIT=nbdkit
+[ "${RPIFS_VALGRIND:-0}" = 1 ] && [ -x "${RPIFS_VG_NBDKIT:-}" ] && NBDKIT=$RPIFS_VG_NBDKIT
 rpifs_qemu() { "$RPIFS" qemu "$@"; }
 nbdkit_env_clear='unset LD_PRELOAD;'
 
@@ -23,7 +27,7 @@ serve() {
 	local args=()
 	while [ "$1" != "--" ]; do args+=("$1"); shift; done
 	shift
-	nbdkit -U - "$NBDKIT_PLUGIN" "${args[@]}" --run "$nbdkit_env_clear $*"
+	"$NBDKIT" -U - "$NBDKIT_PLUGIN" "${args[@]}" --run "$nbdkit_env_clear $*"
 }
 
 # A small tree with files in both partitions.
