@@ -3,6 +3,8 @@
 # naming the key (or the tree, or the mount's message for a layout that
 # cannot be built); the --run command never runs.
 . "$TESTS_DIR/nbd/nbd_lib.sh"
+# Its nbdkit exits at once; under TSan it would never exit (nbd_lib.sh).
+[ -z "$NBD_SAN" ] || skip "a TSan build: nbdkit hangs at exit with the runtime preloaded"
 
 make_tree "$T/root"
 touch "$T/file"
@@ -11,7 +13,7 @@ touch "$T/file"
 refuse() {
 	local want=$1; shift
 	rm -f "$T/ran"
-	if nbdkit -U - "$NBDKIT_PLUGIN" "$@" --run "$nbdkit_env_clear touch $T/ran" >"$T/out" 2>&1; then
+	if "$NBDKIT" -U - "$NBDKIT_PLUGIN" "$@" --run "$nbdkit_env_clear touch $T/ran" >"$T/out" 2>&1; then
 		fail "nbdkit $* exited 0"
 	fi
 	[ ! -e "$T/ran" ] || fail "nbdkit $*: served anyway"
