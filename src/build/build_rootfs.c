@@ -162,10 +162,11 @@ int build_rootfs_check(struct build_opts *o)
 	/* Everything an ordinary user lacks, reported at once, before anything
 	 * is created: each message says what to run. */
 	if (in_userns(o)) {
-		char *tmp = build_xasprintf("%s/tmp", o->state_dir);
+		/* ROOTFS.rpifs and its tmp/ are made 0755 by the run itself. */
+		char *parent = build_xstrdup(o->rootfs);
 
-		ret = build_userns_check(&ns, tmp);
-		free(tmp);
+		ret = build_userns_check(&ns, dirname(parent));
+		free(parent);
 		if (ret)
 			goto out;
 	}

@@ -250,6 +250,7 @@ int build_userns_check(struct build_userns *u, const char *dir)
 			  " into the build's namespace. As root, run `apt-get install uidmap`");
 		ret = -EPERM;
 	}
+	build_userns_free(u);
 	if (lookup(u, true))
 		ret = -EPERM;
 	if (check_userns())

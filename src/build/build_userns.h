@@ -35,8 +35,9 @@ void build_userns_free(struct build_userns *u);
 
 /* Before anything is created: everything an unprivileged build needs
  * (mmdebstrap, arch-test, newuidmap/newgidmap, a subordinate range, user
- * namespaces, qemu-aarch64 in binfmt_misc, a way to DIR for the
- * namespace's root, which is "others" to the host). Each missing piece is
+ * namespaces, qemu-aarch64 in binfmt_misc, a way through DIR and the
+ * directories above it for the namespace's root, which is "others" to the
+ * host; what rpifs creates below DIR it makes 0755). Each missing piece is
  * logged with what to run; the range found is left in u. 0 or -EPERM. */
 int build_userns_check(struct build_userns *u, const char *dir);
 
