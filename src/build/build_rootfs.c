@@ -177,12 +177,35 @@ int build_rootfs_check(struct build_opts *o)
 	}
 	if (!base_built(o, bk) && build_fs_is_dir(o->rootfs) && !build_fs_dir_is_empty(o->rootfs) &&
 	    !o->force) {
+		char *idmap = build_xasprintf("%s/idmap", o->state_dir);
+		const char *how = in_userns(o) ? "as this user, in a user namespace" :
+				  use_mmdebstrap(o) ? "mmdebstrap as root" : "debootstrap as root";
+
 		log_error("%s is not empty and was not built by `rpifs build rootfs` with these"
-			  " options (suite %s, variant %s%s%s): --force replaces it, deleting what"
-			  " it holds", o->rootfs, o->suite, o->variant, o->include ? ", include " : "",
-			  o->include ? o->include : "");
+			  " options (suite %s, variant %s%s%s, %s)%s: --force replaces it, deleting"
+			  " what it holds", o->rootfs, o->suite, o->variant,
+			  o->include ? ", include " : "", o->include ? o->include : "", how,
+			  !in_userns(o) && build_fs_exists(idmap) ?
+			  "; it was built in a user namespace (ROOTFS.rpifs/idmap): rerun the stage"
+			  " as the user who built it" : "");
+		free(idmap);
 		ret = -EEXIST;
 		goto out;
+	}
+	/* A user's namespace may replace only what it owns: find out now,
+	 * not after the bootstrap. */
+	if (in_userns(o) && build_fs_is_dir(o->rootfs) && !build_fs_dir_is_empty(o->rootfs)) {
+		struct stat st;
+
+		if (stat(o->rootfs, &st) == 0 && st.st_uid != getuid() &&
+		    (st.st_uid < ns.sub || st.st_uid - ns.sub >= ns.count)) {
+			log_error("%s belongs to uid %u, not to %s's user namespace: only root"
+				  " can replace it (sudo rpifs build rootfs ..., or remove it as"
+				  " root), or build elsewhere", o->rootfs, (unsigned)st.st_uid,
+				  ns.user ? ns.user : "this user");
+			ret = -EPERM;
+			goto out;
+		}
 	}
 	ret = check_mountpoint(o->rootfs);
 	if (ret)

@@ -6,7 +6,7 @@
 # mirror, an unreachable one, and stops there, leaving no tree and no map);
 # leftovers owned by the namespace's root in ROOTFS.rpifs/tmp are removed
 # (only possible inside the namespace); a directory others cannot enter is
-# refused naming it; --mode root is refused.
+# refused naming it, so is a tree of root's (--force) and --mode root.
 #
 # With RPIFS_LONG=1 (a bookworm bootstrap under qemu-user: 5-40 min here):
 # the real build, default variant + iputils-ping and libcap2-bin (ping's
@@ -82,6 +82,15 @@ as_user "$RPIFS" build rootfs "$W/private/pi" --mirror http://127.0.0.1:9/debian
 grep -q "$W/private (mode 0700) does not let others in" "$T/out" || { cat "$T/out"; fail "no reason"; }
 grep -q "chmod o+x $W/private" "$T/out" || { cat "$T/out"; fail "no command"; }
 [ -z "$(ls -A "$W/private")" ] || fail "the refused build created $(ls -A "$W/private")"
+
+# A tree of root's: the user's namespace could not move it aside, so the
+# build refuses at once, not after the bootstrap.
+mkdir -p "$W/roots/etc"
+echo x > "$W/roots/etc/f"
+as_user "$RPIFS" build rootfs "$W/roots" --force --mirror http://127.0.0.1:9/debian >"$T/out" 2>&1 &&
+	fail "replacing root's tree as a user succeeded"
+grep -q "$W/roots belongs to uid 0, not to $user's user namespace" "$T/out" || { cat "$T/out"; fail "no reason"; }
+[ -f "$W/roots/etc/f" ] && [ ! -e "$W/roots.rpifs" ] || fail "the refused build touched $W/roots"
 
 # 3. debootstrap is root's.
 as_user "$RPIFS" build rootfs "$R" --mode root >"$T/out" 2>&1 && fail "--mode root as a user succeeded"
