@@ -21,6 +21,7 @@
 #include "log.h"
 
 #define COMPONENTS "main,contrib,non-free,non-free-firmware"
+#define MERGED_USR_HOOKS "/usr/share/mmdebstrap/hooks/merged-usr"
 #define GETTY_TEMPLATE "/lib/systemd/system/serial-getty@.service"
 
 /* What a debootstrap child sees: no host locale, no questions. */
@@ -540,6 +541,11 @@ static int build_tree_mmdebstrap(struct stage *s, const struct build_opts *o, co
 	argv[n++] = "--architectures=arm64";
 	argv[n++] = "--components=" COMPONENTS;
 	argv[n++] = variant;
+	/* Merged /usr the way debootstrap makes it (symlinks + usr-is-merged):
+	 * else mmdebstrap installs usrmerge, which pulls in perl, and the
+	 * package set is not debootstrap's. */
+	if (build_fs_is_dir(MERGED_USR_HOOKS))
+		argv[n++] = "--hook-dir=" MERGED_USR_HOOKS;
 	if (include)
 		argv[n++] = include;
 	argv[n++] = (char *)o->suite;
