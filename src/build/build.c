@@ -17,6 +17,7 @@
 #include "build_opts.h"
 #include "build_rootfs.h"
 #include "build_stage.h"
+#include "build_userns.h"
 #include "log.h"
 
 static void oom(void)
@@ -96,10 +97,14 @@ out:
 static void clean_scratch(const struct build_opts *o)
 {
 	char *tmp = build_xasprintf("%s/tmp", o->state_dir);
+	struct build_userns u = { 0 };
 	int ret = 0;
 
+	/* A user's leftovers may belong to the namespace's root. */
 	if (build_fs_is_dir(tmp) && !build_fs_dir_is_empty(tmp))
-		ret = build_fs_remove_tree(tmp);
+		ret = geteuid() != 0 && build_userns_lookup(&u) == 0 ?
+		      build_userns_remove_tree(&u, tmp) : build_fs_remove_tree(tmp);
+	build_userns_free(&u);
 	if (ret)
 		log_warn("%s: cannot remove leftovers: %s", tmp, strerror(-ret));
 	free(tmp);
@@ -120,6 +125,19 @@ int build_main(int argc, char **argv)
 	if (o.cmd == CMD_ALL && !o.src) {
 		log_error("build all: --src LINUX_TREE is required (the kernel stage needs it)");
 		ret = -EINVAL;
+		goto out;
+	}
+	/* The later stages write into ROOTFS/boot and lib/modules, which in a
+	 * tree made in a user namespace belong to the namespace's root. */
+	if (geteuid() != 0 && (o.cmd & ~CMD_ROOTFS) && build_rootfs_userns_tree(&o)) {
+		log_error("build %s as an ordinary user: the kernel, firmware and config stages"
+			  " cannot yet write into a tree made in a user namespace (its files"
+			  " belong to the namespace's root). Build the tree as yourself (`rpifs"
+			  " build rootfs %s`), then run those stages as root: `sudo rpifs build"
+			  " kernel %s --src LINUX_TREE`, `sudo rpifs build firmware %s`, `sudo"
+			  " rpifs build config %s` (ROOTFS.rpifs/idmap keeps root's files root's"
+			  " in the image)", o.cmd_name, o.rootfs, o.rootfs, o.rootfs, o.rootfs);
+		ret = -EPERM;
 		goto out;
 	}
 	/* Check every selected stage's inputs before the first one starts:

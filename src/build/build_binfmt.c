@@ -59,6 +59,40 @@ out:
 	return ret;
 }
 
+int build_binfmt_check_registered(void)
+{
+	char *interp = NULL;
+	int st;
+
+	if (build_binfmt_native())
+		return 0;
+	if (access(BINFMT_DIR "/status", F_OK)) {
+		log_error("binfmt_misc is not mounted on " BINFMT_DIR ": the arm64 tree's"
+			  " programs cannot run, and only root can mount it. As root, run"
+			  " `mount -t binfmt_misc binfmt_misc " BINFMT_DIR " && update-binfmts"
+			  " --enable qemu-aarch64` (Debian packages qemu-user-static,"
+			  " binfmt-support)");
+		return -ENOENT;
+	}
+	st = entry_state(&interp);
+	free(interp);
+	if (st == 0) {
+		log_error("qemu-aarch64 is not registered with binfmt_misc: the arm64 tree's"
+			  " programs cannot run, and only root can register it. As root, run"
+			  " `update-binfmts --enable qemu-aarch64` (Debian packages"
+			  " qemu-user-static, binfmt-support)");
+		return -ENOENT;
+	}
+	if (st < 0) {
+		log_error("the qemu-aarch64 binfmt entry lacks the F (fix binary) flag: the"
+			  " interpreter would have to be inside the tree. As root, run"
+			  " `update-binfmts --disable qemu-aarch64 && update-binfmts --enable"
+			  " qemu-aarch64` (qemu-user-static's definition has F)");
+		return -EPROTO;
+	}
+	return 0;
+}
+
 int build_binfmt_ensure(struct stage *s)
 {
 	char *interp = NULL;

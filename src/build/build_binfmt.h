@@ -17,6 +17,10 @@
 bool build_binfmt_native(void);
 /* Programs and packages needed; reports what is missing. 0 or -ENOENT. */
 int build_binfmt_check_tools(void);
+/* Without privileges: is qemu-aarch64 registered, enabled, with flag F?
+ * Only root can change that: the message says what root must run. 0 or
+ * -ENOENT / -EPROTO (reported). */
+int build_binfmt_check_registered(void);
 /* Mount binfmt_misc if needed, enable qemu-aarch64 (update-binfmts) when
  * it is not, verify the entry (enabled, F flag). 0 or -errno (reported). */
 int build_binfmt_ensure(struct stage *s);

@@ -24,7 +24,7 @@ static const struct {
 enum {
 	OPT_FORCE = 256, OPT_SUITE, OPT_VARIANT, OPT_INCLUDE, OPT_MIRROR, OPT_HOSTNAME,
 	OPT_ROOT_PASSWORD, OPT_SERIAL, OPT_SRC, OPT_CONFIG, OPT_CROSS, OPT_BUILD_DIR,
-	OPT_FROM, OPT_BOARD, OPT_KERNEL, OPT_CONSOLE, OPT_DISK_ID,
+	OPT_FROM, OPT_BOARD, OPT_KERNEL, OPT_CONSOLE, OPT_DISK_ID, OPT_MODE,
 };
 
 static const struct option long_opts[] = {
@@ -37,6 +37,7 @@ static const struct option long_opts[] = {
 	{ "hostname", required_argument, NULL, OPT_HOSTNAME },
 	{ "root-password", required_argument, NULL, OPT_ROOT_PASSWORD },
 	{ "serial", required_argument, NULL, OPT_SERIAL },
+	{ "mode", required_argument, NULL, OPT_MODE },
 	{ "src", required_argument, NULL, OPT_SRC },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "cross-compile", required_argument, NULL, OPT_CROSS },
@@ -55,7 +56,7 @@ static enum build_cmd accepted_by(int opt)
 {
 	switch (opt) {
 	case OPT_VARIANT: case OPT_INCLUDE: case OPT_HOSTNAME:
-	case OPT_ROOT_PASSWORD: case OPT_SERIAL:
+	case OPT_ROOT_PASSWORD: case OPT_SERIAL: case OPT_MODE:
 		return CMD_ROOTFS;
 	case OPT_SUITE: case OPT_MIRROR:
 		return CMD_ROOTFS | CMD_FIRMWARE;
@@ -78,7 +79,8 @@ static const char help_main[] =
 "Fill ROOTFS with a bootable Raspberry Pi system, then serve it with\n"
 "`rpifs ROOTFS MNT` (MNT/disk.img). Stages, in the order `all` runs them:\n"
 "\n"
-"  rootfs     Debian arm64 root file system (debootstrap + qemu-user-static)\n"
+"  rootfs     Debian arm64 root file system (debootstrap as root, mmdebstrap\n"
+"             --mode=unshare as an ordinary user; qemu-user-static)\n"
 "  kernel     cross-build a kernel from a Linux tree, install it into ROOTFS\n"
 "  firmware   bootcode.bin, start.elf, fixup.dat into ROOTFS/boot\n"
 "  config     ROOTFS/boot/config.txt and cmdline.txt\n"
@@ -99,13 +101,22 @@ static const char help_main[] =
 static const char help_rootfs[] =
 "Usage: rpifs build rootfs ROOTFS [OPTIONS]\n"
 "\n"
-"Build a Debian arm64 root file system in ROOTFS: `debootstrap --foreign`,\n"
-"then the second stage under qemu-user-static through binfmt_misc (registered\n"
-"when it is not). Components main, contrib, non-free, non-free-firmware.\n"
-"Writes etc/fstab (root = partition 2, /boot = partition 1, by PARTUUID),\n"
-"etc/hostname and a serial getty. Needs root. The tree is built next to\n"
+"Build a Debian arm64 root file system in ROOTFS, the arm64 programs run by\n"
+"qemu-user-static through binfmt_misc. Components main, contrib, non-free,\n"
+"non-free-firmware. Writes etc/fstab (root = partition 2, /boot = partition\n"
+"1, by PARTUUID), etc/hostname and a serial getty. The tree is built next to\n"
 "ROOTFS and renamed into place when complete; an existing, non-empty ROOTFS\n"
 "is only replaced with --force.\n"
+"\n"
+"As root: `debootstrap --foreign`, then its second stage in a chroot\n"
+"(binfmt_misc registered when it is not). As an ordinary user: `mmdebstrap\n"
+"--mode=unshare` in a user namespace whose root is the user's first\n"
+"subordinate id (/etc/subuid, /etc/subgid); the configuration runs in such a\n"
+"namespace too, and ROOTFS.rpifs/idmap records the map, so `rpifs ROOTFS\n"
+"MNT` shows the owners the namespace saw (root, not 100000). It needs\n"
+"mmdebstrap, arch-test, uidmap, a subordinate range, user namespaces and\n"
+"qemu-aarch64 registered with binfmt_misc (by root): when one is missing the\n"
+"stage stops before it starts, saying what to run.\n"
 "\n"
 "  --suite SUITE          bookworm (default) or trixie\n"
 "  --variant VARIANT      minbase (essential packages + apt) or default\n"
@@ -122,12 +133,12 @@ static const char help_rootfs[] =
 "                         no password and cannot log in. PASS '' allows a\n"
 "                         login without password, PASS - reads it from\n"
 "                         stdin; or set one later: chroot ROOTFS passwd\n"
-"  --force                rebuild even when ROOTFS is up to date\n"
-"\n"
-"Without root: this stage refuses to start. Build the tree unprivileged with\n"
-"  mmdebstrap --mode=unshare --architectures=arm64 --variant=minbase \\\n"
-"    --components=main,contrib,non-free,non-free-firmware bookworm ROOTFS.tar\n"
-"and unpack ROOTFS.tar as root, or run this stage as root.\n";
+"                         (a tree built as a user: rerun this stage with\n"
+"                         --root-password)\n"
+"  --mode MODE            root (debootstrap; needs root) or unshare\n"
+"                         (mmdebstrap --mode=unshare). Default: root for\n"
+"                         root, unshare for anyone else\n"
+"  --force                rebuild even when ROOTFS is up to date\n";
 
 static const char help_kernel[] =
 "Usage: rpifs build kernel ROOTFS --src LINUX_TREE [OPTIONS]\n"
@@ -274,6 +285,11 @@ static int check_values(struct build_opts *o)
 		log_error("--serial %s: a tty name such as ttyAMA0", o->serial);
 		return -EINVAL;
 	}
+	if (o->mode && strcmp(o->mode, "root") && strcmp(o->mode, "unshare")) {
+		log_error("--mode %s: root (debootstrap, as root) or unshare (mmdebstrap"
+			  " --mode=unshare, as an ordinary user)", o->mode);
+		return -EINVAL;
+	}
 	if (o->mirror && !strstr(o->mirror, "://") && strncmp(o->mirror, "file:", 5)) {
 		log_error("--mirror %s: a URL (http://HOST/debian, file:///PATH)", o->mirror);
 		return -EINVAL;
@@ -326,6 +342,7 @@ static int set_option(struct build_opts *o, int c, const char *arg)
 	case OPT_HOSTNAME: o->hostname = arg; break;
 	case OPT_ROOT_PASSWORD: o->root_password = arg; break;
 	case OPT_SERIAL: o->serial = arg; break;
+	case OPT_MODE: o->mode = arg; break;
 	case OPT_SRC: o->src = arg; break;
 	case OPT_CONFIG: o->kconfig = arg; break;
 	case OPT_CROSS: o->cross_compile = arg; break;

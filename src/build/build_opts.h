@@ -33,6 +33,7 @@ struct build_opts {
 	const char *hostname;
 	const char *root_password;  /* NULL: leave root without a password */
 	const char *serial;         /* getty on this tty (ttyAMA0) */
+	const char *mode;           /* "root", "unshare"; NULL: by the user */
 
 	/* kernel */
 	const char *src;

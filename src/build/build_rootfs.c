@@ -1,4 +1,5 @@
-/* build_rootfs.c - debootstrap a Debian arm64 root file system. */
+/* build_rootfs.c - a Debian arm64 root file system: debootstrap as root,
+ * mmdebstrap --mode=unshare as an ordinary user (build_userns.h). */
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -15,10 +16,12 @@
 #include "build_mirror.h"
 #include "build_rootfs.h"
 #include "build_stage.h"
+#include "build_userns.h"
 #include "digest.h"
 #include "log.h"
 
 #define COMPONENTS "main,contrib,non-free,non-free-firmware"
+#define MERGED_USR_HOOKS "/usr/share/mmdebstrap/hooks/merged-usr"
 #define GETTY_TEMPLATE "/lib/systemd/system/serial-getty@.service"
 
 /* What a debootstrap child sees: no host locale, no questions. */
@@ -30,11 +33,38 @@ static const char *const child_env[] = {
 /* The password given with "--root-password -", read once. */
 static char *stdin_password;
 
+/* The user's subordinate range, when the tree is built in a user namespace. */
+static struct build_userns ns;
+
+/* debootstrap as root unless told otherwise; mmdebstrap for anyone else. */
+static bool use_mmdebstrap(const struct build_opts *o)
+{
+	return o->mode ? !strcmp(o->mode, "unshare") : geteuid() != 0;
+}
+
+/* The tree's files are owned by subordinate ids: every step that touches
+ * it runs in a user namespace with the same map. */
+static bool in_userns(const struct build_opts *o)
+{
+	return use_mmdebstrap(o) && geteuid() != 0;
+}
+
 static char *base_key(const struct build_opts *o)
 {
-	return build_xasprintf(
-		"suite=%s\nvariant=%s\ninclude=%s\narch=arm64\ncomponents=" COMPONENTS "\n",
-		o->suite, o->variant, o->include ? o->include : "");
+	char *owners = NULL, *key;
+
+	/* The root build's key is unchanged, so its trees stay up to date.
+	 * Another bootstrapper or another range is another tree. */
+	if (in_userns(o))
+		owners = build_xasprintf("owners=user namespace %" PRIu32 ":%" PRIu32 "\n",
+					 ns.sub, ns.count);
+	key = build_xasprintf("suite=%s\nvariant=%s\ninclude=%s\narch=arm64\ncomponents="
+			      COMPONENTS "\n%s%s", o->suite, o->variant,
+			      o->include ? o->include : "",
+			      use_mmdebstrap(o) ? "bootstrap=mmdebstrap\n" : "",
+			      owners ? owners : "");
+	free(owners);
+	return key;
 }
 
 static const char *password(const struct build_opts *o)
@@ -107,9 +137,20 @@ static int check_mountpoint(const char *rootfs)
 
 int build_rootfs_check(struct build_opts *o)
 {
-	char *bk = base_key(o), *sk = NULL, *m = NULL;
+	char *bk = NULL, *sk = NULL, *m = NULL;
 	int ret = 0;
 
+	if (!use_mmdebstrap(o) && geteuid() != 0) {
+		log_error("--mode root needs root: debootstrap chroots into the new tree, creates"
+			  " device nodes and sets owners. Run it as root (sudo rpifs build rootfs"
+			  " ...), or leave --mode out to build as an ordinary user in a user"
+			  " namespace (mmdebstrap --mode=unshare)");
+		return -EPERM;
+	}
+	build_userns_free(&ns);
+	if (in_userns(o))
+		build_userns_lookup(&ns);     /* for the key; checked below */
+	bk = base_key(o);
 	if (o->root_password && !strcmp(o->root_password, "-")) {
 		ret = read_stdin_password();
 		if (ret)
@@ -118,15 +159,17 @@ int build_rootfs_check(struct build_opts *o)
 	sk = setup_key(o);
 	if (!o->force && base_built(o, bk) &&
 	    build_stage_stamp_matches(o->state_dir, "rootfs-setup", sk))
-		goto out;           /* nothing to do: no root needed */
-	if (geteuid() != 0) {
-		log_error("build rootfs needs root: debootstrap chroots into the new tree, creates"
-			  " device nodes and sets owners. Run it as root (sudo rpifs build rootfs"
-			  " ...), or build the tree unprivileged with `mmdebstrap --mode=unshare"
-			  " --architectures=arm64 --variant=minbase --components=" COMPONENTS
-			  " %s ROOTFS.tar` and unpack ROOTFS.tar as root", o->suite);
-		ret = -EPERM;
-		goto out;
+		goto out;           /* nothing to do: no privilege needed */
+	/* Everything an ordinary user lacks, reported at once, before anything
+	 * is created: each message says what to run. */
+	if (in_userns(o)) {
+		/* ROOTFS.rpifs and its tmp/ are made 0755 by the run itself. */
+		char *parent = build_xstrdup(o->rootfs);
+
+		ret = build_userns_check(&ns, dirname(parent));
+		free(parent);
+		if (ret)
+			goto out;
 	}
 	if (build_fs_exists(o->rootfs) && !build_fs_is_dir(o->rootfs)) {
 		log_error("%s exists and is not a directory", o->rootfs);
@@ -135,18 +178,47 @@ int build_rootfs_check(struct build_opts *o)
 	}
 	if (!base_built(o, bk) && build_fs_is_dir(o->rootfs) && !build_fs_dir_is_empty(o->rootfs) &&
 	    !o->force) {
+		char *idmap = build_xasprintf("%s/idmap", o->state_dir);
+		const char *how = in_userns(o) ? "as this user, in a user namespace" :
+				  use_mmdebstrap(o) ? "mmdebstrap as root" : "debootstrap as root";
+
 		log_error("%s is not empty and was not built by `rpifs build rootfs` with these"
-			  " options (suite %s, variant %s%s%s): --force replaces it, deleting what"
-			  " it holds", o->rootfs, o->suite, o->variant, o->include ? ", include " : "",
-			  o->include ? o->include : "");
+			  " options (suite %s, variant %s%s%s, %s)%s: --force replaces it, deleting"
+			  " what it holds", o->rootfs, o->suite, o->variant,
+			  o->include ? ", include " : "", o->include ? o->include : "", how,
+			  !in_userns(o) && build_fs_exists(idmap) ?
+			  "; it was built in a user namespace (ROOTFS.rpifs/idmap): rerun the stage"
+			  " as the user who built it" : "");
+		free(idmap);
 		ret = -EEXIST;
 		goto out;
+	}
+	/* A user's namespace may replace only what it owns: find out now,
+	 * not after the bootstrap. */
+	if (in_userns(o) && build_fs_is_dir(o->rootfs) && !build_fs_dir_is_empty(o->rootfs)) {
+		struct stat st;
+
+		if (stat(o->rootfs, &st) == 0 && st.st_uid != getuid() &&
+		    (st.st_uid < ns.sub || st.st_uid - ns.sub >= ns.count)) {
+			log_error("%s belongs to uid %u, not to %s's user namespace: only root"
+				  " can replace it (sudo rpifs build rootfs ..., or remove it as"
+				  " root), or build elsewhere", o->rootfs, (unsigned)st.st_uid,
+				  ns.user ? ns.user : "this user");
+			ret = -EPERM;
+			goto out;
+		}
 	}
 	ret = check_mountpoint(o->rootfs);
 	if (ret)
 		goto out;
-	if (!build_fs_have_program("debootstrap")) {
+	if (!use_mmdebstrap(o) && !build_fs_have_program("debootstrap")) {
 		log_error("rootfs: debootstrap not found: install the Debian package debootstrap");
+		ret = -ENOENT;
+		goto out;
+	}
+	if (use_mmdebstrap(o) && !in_userns(o) && !build_fs_have_program("mmdebstrap")) {
+		log_error("rootfs: mmdebstrap not found (--mode unshare): install the Debian"
+			  " packages mmdebstrap and arch-test");
 		ret = -ENOENT;
 		goto out;
 	}
@@ -437,10 +509,114 @@ out:
 	return ret;
 }
 
+bool build_rootfs_userns_tree(const struct build_opts *o)
+{
+	char *p = build_xasprintf("%s/idmap", o->state_dir);
+	bool yes = ((o->cmd & CMD_ROOTFS) && in_userns(o)) || build_fs_exists(p);
+
+	free(p);
+	return yes;
+}
+
+/* mmdebstrap --mode=unshare: one run, download to configured tree. Its
+ * variants "minbase" and "debootstrap" are debootstrap's minbase and
+ * default package sets. */
+static int build_tree_mmdebstrap(struct stage *s, const struct build_opts *o, const char *mirror,
+				 const char *tree)
+{
+	char *variant = build_xasprintf("--variant=%s",
+					strcmp(o->variant, "default") ? o->variant : "debootstrap");
+	char *include = o->include ? build_xasprintf("--include=%s", o->include) : NULL;
+	char *url = NULL, *argv[16], t[16];
+	double t0;
+	int n = 0, ret;
+
+	/* The namespace's root is "others" on the host: it cannot read through
+	 * a file:// mirror's path as the user can; copy:// makes mmdebstrap
+	 * copy the files in (they must be readable by others). */
+	if (!strncmp(mirror, "file:", 5))
+		url = build_xasprintf("copy:%s", mirror + 5);
+	argv[n++] = "mmdebstrap";
+	argv[n++] = "--mode=unshare";
+	argv[n++] = "--architectures=arm64";
+	argv[n++] = "--components=" COMPONENTS;
+	argv[n++] = variant;
+	/* Merged /usr the way debootstrap makes it (symlinks + usr-is-merged):
+	 * else mmdebstrap installs usrmerge, which pulls in perl, and the
+	 * package set is not debootstrap's. */
+	if (build_fs_is_dir(MERGED_USR_HOOKS))
+		argv[n++] = "--hook-dir=" MERGED_USR_HOOKS;
+	if (include)
+		argv[n++] = include;
+	argv[n++] = (char *)o->suite;
+	argv[n++] = (char *)tree;
+	argv[n++] = url ? url : (char *)mirror;
+	argv[n] = NULL;
+
+	t0 = build_stage_elapsed(s);
+	build_stage_step(s, "mmdebstrap --mode=unshare (download, unpack, configure under qemu)");
+	ret = build_stage_run(s, argv, NULL, child_env, NULL, progress_line, s);
+	if (ret)
+		goto out;
+	build_stage_fmt_elapsed(build_stage_elapsed(s) - t0, t, sizeof(t));
+	build_stage_log(s, "# mmdebstrap took %s", t);
+	build_stage_say(s, "mmdebstrap: %s, %d packages", t, count_packages(tree));
+out:
+	free(url);
+	free(variant);
+	free(include);
+	return ret;
+}
+
+/* The steps after the bootstrap, as the tree's owner: root, or the root
+ * of a user namespace with the bootstrap's map (build_userns.h). */
+struct job {
+	struct stage *s;
+	const struct build_opts *o;
+	const char *tree;
+};
+
+static int job_setup(void *arg)
+{
+	struct job *j = arg;
+
+	return setup(j->s, j->o, j->tree);
+}
+
+static int job_place(void *arg)
+{
+	struct job *j = arg;
+
+	return place(j->s, j->o, j->tree);
+}
+
+static int as_owner(struct job *j, int (*fn)(void *arg))
+{
+	return in_userns(j->o) ? build_userns_call(&ns, j->s->log_fd, fn, j) : fn(j);
+}
+
+/* The map the mount needs next to the tree, or none for real owners. */
+static int record_idmap(const struct build_opts *o)
+{
+	char *p;
+	int ret = 0;
+
+	if (in_userns(o))
+		return build_userns_write_idmap(&ns, o->state_dir);
+	p = build_xasprintf("%s/idmap", o->state_dir);
+	if (unlink(p) < 0 && errno != ENOENT) {
+		ret = -errno;
+		log_error("%s: %s (the tree has real owners now)", p, strerror(-ret));
+	}
+	free(p);
+	return ret;
+}
+
 int build_rootfs_run(struct build_opts *o, int index, int count)
 {
-	char *bk = base_key(o), *sk = NULL, *mirror = NULL, *tree = NULL;
+	char *bk = NULL, *sk = NULL, *mirror = NULL, *tree = NULL;
 	struct stage s;
+	struct job j = { .s = &s, .o = o };
 	int ret;
 
 	ret = build_stage_begin(&s, o->state_dir, "rootfs", index, count);
@@ -449,6 +625,7 @@ int build_rootfs_run(struct build_opts *o, int index, int count)
 	ret = build_rootfs_check(o);
 	if (ret)
 		goto out;
+	bk = base_key(o);
 	sk = setup_key(o);
 	if (!o->force && base_built(o, bk)) {
 		if (build_stage_stamp_matches(o->state_dir, "rootfs-setup", sk)) {
@@ -457,7 +634,8 @@ int build_rootfs_run(struct build_opts *o, int index, int count)
 		}
 		/* Only hostname, getty, password or disk id changed. */
 		build_stage_stamp_clear(o->state_dir, "rootfs-setup");
-		ret = setup(&s, o, o->rootfs);
+		j.tree = o->rootfs;
+		ret = as_owner(&j, job_setup);
 		if (!ret)
 			ret = build_stage_stamp_write(o->state_dir, "rootfs-setup", sk);
 		build_stage_detail(&s, "tree up to date; fstab, hostname, getty%s reapplied",
@@ -474,9 +652,16 @@ int build_rootfs_run(struct build_opts *o, int index, int count)
 	}
 	for (size_t n = strlen(mirror); n > 1 && mirror[n - 1] == '/'; n--)
 		mirror[n - 1] = '\0';
-	build_stage_log(&s, "# mirror %s, suite %s, variant %s", mirror, o->suite, o->variant);
+	build_stage_log(&s, "# mirror %s, suite %s, variant %s, %s", mirror, o->suite, o->variant,
+			in_userns(o) ? "mmdebstrap --mode=unshare as a user" :
+			use_mmdebstrap(o) ? "mmdebstrap --mode=unshare as root" : "debootstrap");
+	if (in_userns(o))
+		build_stage_log(&s, "# user namespace: %s's ids %" PRIu32 "..%" PRIu32 " are 0..%"
+				PRIu32 " inside", ns.user, ns.sub, ns.sub + (ns.count - 1),
+				ns.count - 1);
 	ret = check_mirror(&s, mirror, o->suite);
-	if (!ret)
+	/* A user cannot register binfmt: the check said whether it is. */
+	if (!ret && !in_userns(o))
 		ret = build_binfmt_ensure(&s);
 	if (!ret)
 		ret = build_stage_tmpdir(o->state_dir, "rootfs", &tree);
@@ -487,16 +672,33 @@ int build_rootfs_run(struct build_opts *o, int index, int count)
 		ret = -errno;
 		goto out;
 	}
-	ret = build_tree(&s, o, mirror, tree);
+	/* The namespace's root is "others" to the directories above the tree,
+	 * which the user's umask made. */
+	if (in_userns(o)) {
+		char *tmp = build_xasprintf("%s/tmp", o->state_dir);
+
+		if (chmod(o->state_dir, 0755) < 0 || chmod(tmp, 0755) < 0) {
+			ret = -errno;
+			log_error("%s: chmod: %s", tmp, strerror(-ret));
+		}
+		free(tmp);
+		if (ret)
+			goto out;
+	}
+	j.tree = tree;
+	ret = use_mmdebstrap(o) ? build_tree_mmdebstrap(&s, o, mirror, tree) :
+				  build_tree(&s, o, mirror, tree);
 	if (!ret)
-		ret = setup(&s, o, tree);
+		ret = as_owner(&j, job_setup);
 	if (!ret)
-		ret = place(&s, o, tree);
+		ret = as_owner(&j, job_place);
 	if (ret)
 		goto out;
 	free(tree);
 	tree = NULL;
-	ret = build_stage_stamp_write(o->state_dir, "rootfs", bk);
+	ret = record_idmap(o);
+	if (!ret)
+		ret = build_stage_stamp_write(o->state_dir, "rootfs", bk);
 	if (!ret)
 		ret = build_stage_stamp_write(o->state_dir, "rootfs-setup", sk);
 	build_stage_detail(&s, "%s %s, %d packages", o->suite, o->variant,
@@ -504,7 +706,10 @@ int build_rootfs_run(struct build_opts *o, int index, int count)
 out:
 	if (tree) {
 		build_stage_step(&s, "removing the unfinished tree");
-		build_fs_remove_tree(tree);
+		if (in_userns(o))
+			build_userns_remove_tree(&ns, tree);
+		else
+			build_fs_remove_tree(tree);
 	}
 	ret = build_stage_end(&s, ret);
 out_nostage:
