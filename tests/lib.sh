@@ -55,6 +55,27 @@ extract_part() {
 	dd if="$1" of="$3" bs=1M iflag=skip_bytes,count_bytes skip="$s" count="$z" status=none
 }
 
+# root_part IMG OUT: e2fsck -fn of partition 2 of IMG (a mount's disk.img),
+# then a copy of it in OUT, for debugfs and a loop mount.
+root_part() {
+	local p2
+	p2=$(part_start "$1" 2)
+	e2fsck -fn "$1?offset=$p2" >"$T/fsck" 2>&1 || { cat "$T/fsck"; fail "e2fsck -fn of partition 2"; }
+	extract_part "$1" 2 "$2"
+}
+
+# loop_mount EXT4IMG DIR: mount read-only through a loop device (as root),
+# unmounted at exit; inode_owner EXT4IMG PATH: uid:gid in PATH's inode.
+loop_mount() {
+	mkdir -p "$2"
+	mount -o loop,ro "$1" "$2" || fail "loop mount of $1"
+	_MOUNTS+=("$2")
+}
+inode_owner() {
+	debugfs -R "stat $2" "$1" 2>/dev/null |
+		sed -n 's/.*User: *\([0-9]*\) *Group: *\([0-9]*\).*/\1:\2/p'
+}
+
 # tree_sums DIR: a listing of every entry with type, mode, owner, size, and
 # content checksum: compare before/after to prove a tree was not touched.
 tree_sums() {

@@ -254,10 +254,14 @@ static int plugin_flush(void *handle, uint32_t flags)
 	return 0;
 }
 
-/* Is [offset, offset + count) of the export a hole in this connection's
- * view (it reads zeros, nothing was written there)? 1, 0, or -1 after
+/* The runs of [offset, offset + count) of the export in this connection's
+ * view (holes read zeros; its written blocks are data), each passed to fn
+ * with the export's offsets (c->off shifts them to the disk's) until fn
+ * returns non-zero: 0 when fn never did, fn's positive result, or -1 after
  * nbdkit_error. */
-static int all_hole(struct conn *c, uint32_t count, uint64_t offset)
+typedef int (*run_fn)(void *ctx, uint64_t off, uint64_t len, bool data);
+
+static int walk_runs(struct conn *c, uint32_t count, uint64_t offset, run_fn fn, void *ctx)
 {
 	uint64_t end = offset + count;
 
@@ -272,11 +276,16 @@ static int all_hole(struct conn *c, uint32_t count, uint64_t offset)
 			nbdkit_set_error(-ret);
 			return -1;
 		}
-		if (data)
-			return 0;
+		if ((ret = fn(ctx, offset, len, data)) != 0)
+			return ret;
 		offset += len;
 	}
-	return 1;
+	return 0;
+}
+
+static int stop_at_data(void *ctx, uint64_t off, uint64_t len, bool data)
+{
+	return data;
 }
 
 /* Writes can zero: nbdkit would emulate it with .pwrite of zeros, but a
@@ -301,10 +310,12 @@ static int plugin_zero(void *handle, uint32_t count, uint64_t offset, uint32_t f
 {
 	static const char zeros[64 * 1024];
 	struct conn *c = handle;
-	int hole = all_hole(c, count, offset);
+	int data = walk_runs(c, count, offset, stop_at_data, NULL);
 
-	if (hole != 0)
-		return hole > 0 ? 0 : -1;
+	if (data < 0)
+		return -1;
+	if (!data)      /* all holes: zeros already */
+		return 0;
 	if (flags & NBDKIT_FLAG_FAST_ZERO) {
 		nbdkit_set_error(ENOTSUP);
 		return -1;
@@ -333,31 +344,27 @@ static int plugin_can_cache(void *handle)
  * `bmaptool`-like clients may skip it. Blocks written to the connection's
  * overlay are data (rpifs_gen_extent asks them). Offsets are the export's:
  * c->off shifts them to the disk's. */
+struct extents_ctx {
+	struct nbdkit_extents *extents;
+	bool one;               /* NBDKIT_FLAG_REQ_ONE: the first run will do */
+};
+
+static int add_run(void *ctx, uint64_t off, uint64_t len, bool data)
+{
+	struct extents_ctx *x = ctx;
+
+	if (nbdkit_add_extent(x->extents, off, len,
+			      data ? 0 : NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO) < 0)
+		return -1;
+	return x->one;
+}
+
 static int plugin_extents(void *handle, uint32_t count, uint64_t offset, uint32_t flags,
 			  struct nbdkit_extents *extents)
 {
-	struct conn *c = handle;
-	uint64_t end = offset + count;
+	struct extents_ctx x = { extents, flags & NBDKIT_FLAG_REQ_ONE };
 
-	while (offset < end) {
-		uint64_t len = end - offset;
-		bool data;
-		int ret = rpifs_gen_extent(c->g, c->off + offset, &len, &data);
-
-		if (ret < 0) {
-			nbdkit_error("mapping %" PRIu64 " bytes at %" PRIu64 " of %s: %s",
-				     end - offset, offset, c->e->name, strerror(-ret));
-			nbdkit_set_error(-ret);
-			return -1;
-		}
-		if (nbdkit_add_extent(extents, offset, len,
-				      data ? 0 : NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO) < 0)
-			return -1;
-		offset += len;
-		if (flags & NBDKIT_FLAG_REQ_ONE)
-			break;
-	}
-	return 0;
+	return walk_runs(handle, count, offset, add_run, &x) < 0 ? -1 : 0;
 }
 
 static struct nbdkit_plugin plugin = {

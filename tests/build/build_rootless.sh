@@ -137,19 +137,13 @@ grep -q '^root:\$' "$R/etc/shadow" || fail "root has no password hash"
 
 # The image, as root (no options: the map comes from ROOTFS.rpifs/idmap).
 rpifs_mount "$R" "$T/mnt"
-img=$T/mnt/disk.img
-p2=$(part_start "$img" 2)
-e2fsck -fn "$img?offset=$p2" >"$T/fsck" 2>&1 || { cat "$T/fsck"; fail "e2fsck -fn"; }
-extract_part "$img" 2 "$T/p2.img"
+root_part "$T/mnt/disk.img" "$T/p2.img"
 rpifs_umount "$T/mnt"
-owner() { debugfs -R "stat $1" "$T/p2.img" 2>/dev/null |
-	sed -n 's/.*User: *\([0-9]*\) *Group: *\([0-9]*\).*/\1:\2/p'; }
+owner() { inode_owner "$T/p2.img" "$1"; }
 [ "$(owner /usr/bin/passwd)" = 0:0 ] || fail "debugfs: passwd owner $(owner /usr/bin/passwd)"
 [ "$(owner /etc/shadow)" = 0:42 ] || fail "debugfs: shadow owner $(owner /etc/shadow)"
 
-mkdir -p "$T/p2"
-mount -o loop,ro "$T/p2.img" "$T/p2" || fail "loop mount of partition 2"
-_MOUNTS+=("$T/p2")
+loop_mount "$T/p2.img" "$T/p2"
 st() { stat -c '%u:%g %a' "$T/p2/$1"; }
 [ "$(st usr/bin/passwd)" = "0:0 4755" ] || fail "passwd: $(st usr/bin/passwd), want 0:0 4755"
 [ "$(st etc/shadow)" = "0:42 640" ] || fail "shadow: $(st etc/shadow), want 0:42 640"

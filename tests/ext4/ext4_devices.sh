@@ -33,11 +33,8 @@ TABLE
 before=$(tree_sums "$R")
 
 rpifs_mount "$R" "$T/mnt" --devices "$T/devices.txt"
-img=$T/mnt/disk.img
-p2=$(part_start "$img" 2)
-e2fsck -fn "$img?offset=$p2" >"$T/fsck" 2>&1 || { cat "$T/fsck"; fail "e2fsck -fn"; }
-sum1=$(sha256sum < "$img")
-extract_part "$img" 2 "$T/p2.img"
+sum1=$(sha256sum < "$T/mnt/disk.img")
+root_part "$T/mnt/disk.img" "$T/p2.img"
 rpifs_umount "$T/mnt"
 
 devnum() { debugfs -R "stat $1" "$T/p2.img" 2>/dev/null |
@@ -45,9 +42,7 @@ devnum() { debugfs -R "stat $1" "$T/p2.img" 2>/dev/null |
 [ "$(devnum /dev/console)" = "05:01" ] || [ "$(devnum /dev/console)" = "5:1" ] ||
 	fail "debugfs: /dev/console is $(devnum /dev/console)"
 
-mkdir -p "$T/p2"
-mount -o loop,ro "$T/p2.img" "$T/p2" || fail "loop mount of partition 2"
-_MOUNTS+=("$T/p2")
+loop_mount "$T/p2.img" "$T/p2"
 st() { stat -c '%F %a %u:%g %t:%T' "$T/p2/$1"; }
 check() { [ "$(st "$1")" = "$2" ] || fail "$1: '$(st "$1")', want '$2'"; }
 check dev/console   "character special file 600 0:0 5:1"

@@ -48,23 +48,17 @@ getfattr -e hex -n security.capability "$R/usr/bin/ping" 2>/dev/null |
 before=$(tree_sums "$R")
 
 rpifs_mount "$R" "$T/mnt" --idmap 100000:0:65536
-img=$T/mnt/disk.img
-p2=$(part_start "$img" 2)
-e2fsck -fn "$img?offset=$p2" >"$T/fsck" 2>&1 || { cat "$T/fsck"; fail "e2fsck -fn"; }
-sha_flag=$(sha256sum < "$img")
-extract_part "$img" 2 "$T/p2.img"
+sha_flag=$(sha256sum < "$T/mnt/disk.img")
+root_part "$T/mnt/disk.img" "$T/p2.img"
 rpifs_umount "$T/mnt"
 
 # debugfs: owners as numbers in the inode.
-owner() { debugfs -R "stat $1" "$T/p2.img" 2>/dev/null |
-	sed -n 's/.*User: *\([0-9]*\) *Group: *\([0-9]*\).*/\1:\2/p'; }
+owner() { inode_owner "$T/p2.img" "$1"; }
 [ "$(owner /usr/bin/passwd)" = 0:0 ] || fail "debugfs: passwd owner $(owner /usr/bin/passwd)"
 [ "$(owner /etc/shadow)" = 0:42 ] || fail "debugfs: shadow owner $(owner /etc/shadow)"
 
 # The kernel's view.
-mkdir -p "$T/p2"
-mount -o loop,ro "$T/p2.img" "$T/p2" || fail "loop mount of partition 2"
-_MOUNTS+=("$T/p2")
+loop_mount "$T/p2.img" "$T/p2"
 st() { stat -c '%u:%g %a' "$T/p2/$1"; }
 [ "$(st usr/bin/passwd)" = "0:0 4755" ] || fail "passwd: $(st usr/bin/passwd), want 0:0 4755"
 [ "$(st etc/shadow)" = "0:42 640" ] || fail "shadow: $(st etc/shadow), want 0:42 640"
