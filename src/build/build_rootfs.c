@@ -455,13 +455,29 @@ out:
 	return ret;
 }
 
+/* One bootstrap step: argv run as the stage's child, its output lines as
+ * progress; its time in t (for the summary) and the log ("# WHAT took T"). */
+static int timed_run(struct stage *s, const char *step, char *const *argv, const char *what,
+		     char *t, size_t tlen)
+{
+	double t0 = build_stage_elapsed(s);
+	int ret;
+
+	build_stage_step(s, step);
+	ret = build_stage_run(s, argv, NULL, child_env, NULL, progress_line, s);
+	if (ret)
+		return ret;
+	build_stage_fmt_elapsed(build_stage_elapsed(s) - t0, t, tlen);
+	build_stage_log(s, "# %s took %s", what, t);
+	return 0;
+}
+
 static int build_tree(struct stage *s, const struct build_opts *o, const char *mirror,
 		      const char *tree)
 {
 	char *variant = build_xasprintf("--variant=%s", o->variant);
 	char *include = o->include ? build_xasprintf("--include=%s", o->include) : NULL;
 	char *argv[16], t1[16], t2[16];
-	double t0;
 	int n = 0, ret;
 
 	argv[n++] = "debootstrap";
@@ -477,28 +493,21 @@ static int build_tree(struct stage *s, const struct build_opts *o, const char *m
 	argv[n++] = (char *)mirror;
 	argv[n] = NULL;
 
-	t0 = build_stage_elapsed(s);
-	build_stage_step(s, "debootstrap, first stage (download, unpack)");
-	ret = build_stage_run(s, argv, NULL, child_env, NULL, progress_line, s);
+	ret = timed_run(s, "debootstrap, first stage (download, unpack)", argv, "first stage",
+			t1, sizeof(t1));
 	if (ret)
 		goto out;
-	build_stage_fmt_elapsed(build_stage_elapsed(s) - t0, t1, sizeof(t1));
-	build_stage_log(s, "# first stage took %s", t1);
 	if (!strcmp(o->suite, "trixie"))
 		build_stage_say(s,
 				"note: trixie's second stage under qemu with bookworm's debootstrap"
 				" took over an hour on a 2-core machine");
 
-	t0 = build_stage_elapsed(s);
-	build_stage_step(s, "debootstrap, second stage (configure, under qemu)");
-	ret = build_stage_run(s,
-			      (char *[]){ "chroot", (char *)tree, "/debootstrap/debootstrap",
-					  "--second-stage", NULL },
-			      NULL, child_env, NULL, progress_line, s);
+	ret = timed_run(s, "debootstrap, second stage (configure, under qemu)",
+			(char *[]){ "chroot", (char *)tree, "/debootstrap/debootstrap",
+				    "--second-stage", NULL },
+			"second stage", t2, sizeof(t2));
 	if (ret)
 		goto out;
-	build_stage_fmt_elapsed(build_stage_elapsed(s) - t0, t2, sizeof(t2));
-	build_stage_log(s, "# second stage took %s", t2);
 	build_stage_say(s, "debootstrap: first stage %s, second stage %s, %d packages", t1, t2,
 			count_packages(tree));
 out:
@@ -528,7 +537,6 @@ static int build_tree_mmdebstrap(struct stage *s, const struct build_opts *o, co
 					strcmp(o->variant, "default") ? o->variant : "debootstrap");
 	char *include = o->include ? build_xasprintf("--include=%s", o->include) : NULL;
 	char *url = NULL, *argv[16], t[16];
-	double t0;
 	int n = 0, ret;
 
 	/* The namespace's root is "others" on the host: it cannot read through
@@ -553,13 +561,10 @@ static int build_tree_mmdebstrap(struct stage *s, const struct build_opts *o, co
 	argv[n++] = url ? url : (char *)mirror;
 	argv[n] = NULL;
 
-	t0 = build_stage_elapsed(s);
-	build_stage_step(s, "mmdebstrap --mode=unshare (download, unpack, configure under qemu)");
-	ret = build_stage_run(s, argv, NULL, child_env, NULL, progress_line, s);
+	ret = timed_run(s, "mmdebstrap --mode=unshare (download, unpack, configure under qemu)",
+			argv, "mmdebstrap", t, sizeof(t));
 	if (ret)
 		goto out;
-	build_stage_fmt_elapsed(build_stage_elapsed(s) - t0, t, sizeof(t));
-	build_stage_log(s, "# mmdebstrap took %s", t);
 	build_stage_say(s, "mmdebstrap: %s, %d packages", t, count_packages(tree));
 out:
 	free(url);
