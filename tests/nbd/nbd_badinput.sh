@@ -4,7 +4,7 @@
 # cannot be built); the --run command never runs.
 . "$TESTS_DIR/nbd/nbd_lib.sh"
 # Its nbdkit exits at once; under TSan it would never exit (nbd_lib.sh).
-[ -z "$NBD_SAN" ] || skip "a TSan build: nbdkit hangs at exit with the runtime preloaded"
+[ -z "$NBD_SAN" ] || skip "a sanitizer build: nbdkit hangs at exit with the runtime preloaded"
 
 make_tree "$T/root"
 touch "$T/file"
