@@ -596,6 +596,7 @@ int build_kernel_run(struct build_opts *o, int index, int count)
 		goto out;
 	free(rel);
 	free(ikey);
+	ikey = NULL;        /* freed again at out when the install fails */
 	rel = kernel_release(&k);
 	if (!rel) {
 		log_error("%s: no include/config/kernel.release after the build", k.bdir);

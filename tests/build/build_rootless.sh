@@ -72,7 +72,7 @@ grep -q "user namespace: $user's ids $sub\.\.$((sub + count - 1)) are 0\.\.$((co
 [ ! -e "$R" ] || fail "a failed build left $R"
 [ ! -e "$R.rpifs/idmap" ] || fail "a failed build left an idmap"
 [ ! -e "$R.rpifs/tmp/rootfs.old" ] || fail "the namespace root's leftover was not removed"
-[ -z "$(ls -A "$R.rpifs/tmp")" ] || fail "leftovers in $R.rpifs/tmp: $(ls -A "$R.rpifs/tmp")"
+[ -z "$(ls -A "$R.rpifs/tmp" 2>/dev/null)" ] || fail "leftovers in $R.rpifs/tmp: $(ls -A "$R.rpifs/tmp")"
 
 # 2. A directory the namespace's root cannot enter: refused, naming it.
 mkdir -m 700 "$W/private"
