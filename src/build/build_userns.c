@@ -414,7 +414,7 @@ int build_userns_write_idmap(const struct build_userns *u, const char *state_dir
 		"# `rpifs ROOTFS MNT` to give the image the ids the namespace saw.\n"
 		"# The namespace: root inside is %s's first subordinate id.\n"
 		"%" PRIu32 ":0:%" PRIu32 "\n"
-		"# What %s writes outside it (later stages) is root's in the image.\n"
+		"# What %s writes outside it is root's in the image.\n"
 		"%u:0:1\n%s"
 		"# What root writes into the tree (sudo rpifs build kernel) stays root's.\n"
 		"0:0:1\n",
