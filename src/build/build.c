@@ -128,17 +128,12 @@ int build_main(int argc, char **argv)
 		goto out;
 	}
 	/* The later stages write into ROOTFS/boot and lib/modules, which in a
-	 * tree made in a user namespace belong to the namespace's root. */
+	 * tree made in a user namespace belong to the namespace's root: they
+	 * write from such a namespace (build_userns_as_owner). */
 	if (geteuid() != 0 && (o.cmd & ~CMD_ROOTFS) && build_rootfs_userns_tree(&o)) {
-		log_error("build %s as an ordinary user: the kernel, firmware and config stages"
-			  " cannot yet write into a tree made in a user namespace (its files"
-			  " belong to the namespace's root). Build the tree as yourself (`rpifs"
-			  " build rootfs %s`), then run those stages as root: `sudo rpifs build"
-			  " kernel %s --src LINUX_TREE`, `sudo rpifs build firmware %s`, `sudo"
-			  " rpifs build config %s` (ROOTFS.rpifs/idmap keeps root's files root's"
-			  " in the image)", o.cmd_name, o.rootfs, o.rootfs, o.rootfs, o.rootfs);
-		ret = -EPERM;
-		goto out;
+		ret = build_userns_check_stages(&o);
+		if (ret)
+			goto out;
 	}
 	/* Check every selected stage's inputs before the first one starts:
 	 * a bad --src must not surface after a 5-minute debootstrap. */

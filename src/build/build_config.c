@@ -14,6 +14,7 @@
 #include "build_config.h"
 #include "build_fs.h"
 #include "build_stage.h"
+#include "build_userns.h"
 #include "cmdline.h"
 #include "digest.h"
 #include "log.h"
@@ -207,6 +208,44 @@ static int put(const char *path, const char *text)
 	return 1;
 }
 
+/* The writes into ROOTFS, as the tree's owner (build_userns_as_owner). */
+struct job {
+	struct stage *s;
+	const struct build_opts *o;
+	const char *boot, *cfg_path, *cmd_path, *cfg, *cmd;
+	uint32_t id;
+};
+
+/* Does path hold text already? */
+static bool same(const char *path, const char *text)
+{
+	char *cur = NULL;
+	bool eq = build_fs_read(path, &cur, NULL) == 0 && !strcmp(cur, text);
+
+	free(cur);
+	return eq;
+}
+
+static int job_write(void *arg)
+{
+	struct job *j = arg;
+	int ret = build_fs_mkdir_p(j->boot, 0755), w1, w2;
+
+	if (ret) {
+		log_error("%s: %s", j->boot, strerror(-ret));
+		return ret;
+	}
+	if (j->o->force) {
+		unlink(j->cfg_path);
+		unlink(j->cmd_path);
+	}
+	w1 = put(j->cfg_path, j->cfg);
+	w2 = w1 < 0 ? 0 : put(j->cmd_path, j->cmd);
+	if (w1 < 0 || w2 < 0)
+		return w1 < 0 ? w1 : w2;
+	return update_fstab(j->s, j->o, j->id);
+}
+
 int build_config_check(struct build_opts *o)
 {
 	struct board b;
@@ -223,7 +262,9 @@ int build_config_run(struct build_opts *o, int index, int count)
 	struct board b = { 0 };
 	struct stage s;
 	uint32_t id = build_config_disk_id(o);
-	int ret, w1, w2;
+	struct job j;
+	bool written;
+	int ret;
 
 	ret = build_stage_begin(&s, o->state_dir, "config", index, count);
 	if (ret)
@@ -234,11 +275,6 @@ int build_config_run(struct build_opts *o, int index, int count)
 	ret = build_stage_need_rootfs(o->rootfs);
 	if (ret)
 		goto out;
-	ret = build_fs_mkdir_p(boot, 0755);
-	if (ret) {
-		log_error("%s: %s", boot, strerror(-ret));
-		goto out;
-	}
 	ret = pick_kernel(o, &kernel);
 	if (ret)
 		goto out;
@@ -253,21 +289,15 @@ int build_config_run(struct build_opts *o, int index, int count)
 	cfg_path = build_xasprintf("%s/config.txt", boot);
 	cmd_path = build_xasprintf("%s/cmdline.txt", boot);
 	build_stage_log(&s, "config.txt:\n%scmdline.txt:\n%s", cfg, cmd);
-	if (o->force) {
-		unlink(cfg_path);
-		unlink(cmd_path);
-	}
-	w1 = put(cfg_path, cfg);
-	w2 = w1 < 0 ? 0 : put(cmd_path, cmd);
-	if (w1 < 0 || w2 < 0) {
-		ret = w1 < 0 ? w1 : w2;
-		goto out;
-	}
-	ret = update_fstab(&s, o, id);
+	j = (struct job){ .s = &s, .o = o, .boot = boot, .cfg_path = cfg_path,
+			  .cmd_path = cmd_path, .cfg = cfg, .cmd = cmd, .id = id };
+	/* Decided here: the writes may run in a child (a user namespace). */
+	written = o->force || !same(cfg_path, cfg) || !same(cmd_path, cmd);
+	ret = build_userns_as_owner(o, s.log_fd, job_write, &j);
 	if (ret)
 		goto out;
 	build_stage_detail(&s, "kernel=%s, disk id %08" PRIx32, kernel, id);
-	if (!w1 && !w2) {
+	if (!written) {
 		build_stage_skip(&s, "config.txt and cmdline.txt already say this");
 		goto out_nostage;
 	}

@@ -14,6 +14,7 @@
 #include "build_fs.h"
 #include "build_mirror.h"
 #include "build_stage.h"
+#include "build_userns.h"
 #include "log.h"
 
 #define FW_PACKAGE "raspi-firmware"
@@ -337,6 +338,46 @@ static bool installed(const char *boot, const struct board *b)
 	return true;
 }
 
+/* The copy into ROOTFS/boot, as the tree's owner (build_userns_as_owner):
+ * the download and the unpacking stay the user's. */
+struct job {
+	struct stage *s;
+	const struct board *b;
+	int rootfd;
+	const char *dir, *boot;
+};
+
+static int job_install(void *arg)
+{
+	struct job *j = arg;
+	int ret = build_fs_mkdir_p(j->boot, 0755);
+
+	if (ret) {
+		log_error("%s: %s", j->boot, strerror(-ret));
+		return ret;
+	}
+	for (int i = 0; i < j->b->n_firmware && !ret; i++) {
+		char *src = rel_join(j->dir, j->b->firmware[i]);
+		char *dst = build_xasprintf("%s/%s", j->boot, j->b->firmware[i]);
+		long long want = fw_file_size(j->rootfd, j->dir, j->b->firmware[i]);
+		struct stat st;
+
+		ret = copy_in(j->rootfd, src, dst);
+		if (ret)
+			log_error("%s: %s", dst, strerror(-ret));
+		/* Verify what landed, not what was meant to. */
+		else if (stat(dst, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size != want) {
+			log_error("%s: not the %lld-byte file copied", dst, want);
+			ret = -EIO;
+		}
+		free(src);
+		free(dst);
+	}
+	if (!ret)
+		ret = copy_overlays(j->s, j->rootfd, j->dir, j->boot);
+	return ret;
+}
+
 int build_firmware_check(struct build_opts *o)
 {
 	struct board b;
@@ -371,6 +412,7 @@ int build_firmware_run(struct build_opts *o, int index, int count)
 	char *tmp = NULL, *xdir = NULL, *deb = NULL, *dir = NULL;
 	const char *src_root, *label;
 	struct board b = { 0 };
+	struct job j;
 	struct stage s;
 	int rootfd = -1, ret;
 
@@ -397,11 +439,6 @@ int build_firmware_run(struct build_opts *o, int index, int count)
 		goto out_nostage;
 	}
 	build_stage_stamp_clear(o->state_dir, "firmware");
-	ret = build_fs_mkdir_p(boot, 0755);
-	if (ret) {
-		log_error("%s: %s", boot, strerror(-ret));
-		goto out;
-	}
 
 	if (from && build_fs_is_dir(from)) {
 		src_root = label = from;
@@ -436,25 +473,8 @@ int build_firmware_run(struct build_opts *o, int index, int count)
 	if (ret)
 		goto out;
 	build_stage_step(&s, "installing from %s/%s", label, *dir ? dir : ".");
-	for (int i = 0; i < b.n_firmware && !ret; i++) {
-		char *src = rel_join(dir, b.firmware[i]);
-		char *dst = build_xasprintf("%s/%s", boot, b.firmware[i]);
-		long long want = fw_file_size(rootfd, dir, b.firmware[i]);
-		struct stat st;
-
-		ret = copy_in(rootfd, src, dst);
-		if (ret)
-			log_error("%s: %s", dst, strerror(-ret));
-		/* Verify what landed, not what was meant to. */
-		else if (stat(dst, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size != want) {
-			log_error("%s: not the %lld-byte file copied", dst, want);
-			ret = -EIO;
-		}
-		free(src);
-		free(dst);
-	}
-	if (!ret)
-		ret = copy_overlays(&s, rootfd, dir, boot);
+	j = (struct job){ .s = &s, .b = &b, .rootfd = rootfd, .dir = dir, .boot = boot };
+	ret = build_userns_as_owner(o, s.log_fd, job_install, &j);
 	if (ret)
 		goto out;
 	ret = build_stage_stamp_write(o->state_dir, "firmware", key);

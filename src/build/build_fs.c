@@ -282,6 +282,78 @@ int build_fs_remove_tree(const char *path)
 	return 0;
 }
 
+int build_fs_move_in(const char *from, const char *to)
+{
+	DIR *d = opendir(from);
+	struct dirent *e;
+	int ret = 0;
+
+	if (!d) {
+		ret = -errno;
+		log_error("%s: %s", from, strerror(-ret));
+		return ret;
+	}
+	while (!ret && (e = readdir(d))) {
+		char *f, *t;
+		struct stat fs, ts, tl;
+		bool t_dir, t_there;
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		f = build_xasprintf("%s/%s", from, e->d_name);
+		t = build_xasprintf("%s/%s", to, e->d_name);
+		t_there = lstat(t, &tl) == 0;
+		t_dir = stat(t, &ts) == 0 && S_ISDIR(ts.st_mode);
+		if (lstat(f, &fs) < 0)
+			ret = -errno;
+		else if (S_ISDIR(fs.st_mode) && t_dir)
+			ret = build_fs_move_in(f, t);
+		else if (S_ISDIR(fs.st_mode) && t_there)
+			ret = -ENOTDIR;
+		else if (!S_ISDIR(fs.st_mode) && t_there && S_ISDIR(tl.st_mode))
+			ret = -EISDIR;
+		else if (rename(f, t) < 0)
+			ret = -errno;
+		/* A nested call logged its own path already. */
+		if (ret && !(S_ISDIR(fs.st_mode) && t_dir))
+			log_error("%s -> %s: %s", f, t, strerror(-ret));
+		free(f);
+		free(t);
+	}
+	closedir(d);
+	return ret;
+}
+
+static uid_t chown_uid;
+static gid_t chown_gid;
+static int chown_errno;
+
+static int chown_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	if (lchown(path, chown_uid, chown_gid) < 0) {
+		chown_errno = errno;
+		log_error("%s: chown: %s", path, strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+int build_fs_chown_tree(const char *path, uid_t uid, gid_t gid)
+{
+	int ret;
+
+	chown_uid = uid;
+	chown_gid = gid;
+	chown_errno = 0;
+	ret = nftw(path, chown_one, 64, FTW_PHYS | FTW_MOUNT);
+	if (ret == 1)
+		return -chown_errno;
+	return ret < 0 ? -errno : 0;
+}
+
 bool build_fs_exists(const char *path)
 {
 	struct stat st;

@@ -26,6 +26,16 @@ int build_fs_copy_fd_atomic(int in, const char *dst, mode_t mode);
 /* rm -rf that never leaves the file system it starts on and never follows
  * symlinks; detaches mounts found below path first. Refuses "/". */
 int build_fs_remove_tree(const char *path);
+/* Move every entry below from into to by rename(2): a directory that
+ * exists in both (reached through a symlink too, as a merged /usr's
+ * lib -> usr/lib) is merged, anything else replaced; a non-directory over
+ * a real directory is refused (-EISDIR), so is a directory over a
+ * non-directory (-ENOTDIR). from and to on one file system. The failing
+ * path is logged. 0 or -errno. */
+int build_fs_move_in(const char *from, const char *to);
+/* lchown(uid, gid) of path and everything below it (no symlink followed,
+ * this file system only). 0 or -errno. */
+int build_fs_chown_tree(const char *path, uid_t uid, gid_t gid);
 /* Lazily unmount everything mounted at or below path (deepest first). */
 int build_fs_unmount_below(const char *path);
 

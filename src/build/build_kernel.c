@@ -9,7 +9,9 @@
 #include "build_data.h"
 #include "build_fs.h"
 #include "build_kernel.h"
+#include "build_rootfs.h"
 #include "build_stage.h"
+#include "build_userns.h"
 #include "digest.h"
 #include "log.h"
 
@@ -412,15 +414,16 @@ static bool install_present(const struct kctx *k, const char *rel)
 	return ok;
 }
 
-/* boot/vmlinuz-REL, System.map-REL, config-REL; dtbs; modules + depmod. */
-static int install(struct stage *s, struct kctx *k, const char *rel)
+/* boot/vmlinuz-REL, System.map-REL, config-REL; dtbs; modules + depmod:
+ * into dest, ROOTFS or a staging tree laid out like it. */
+static int install(struct stage *s, struct kctx *k, const char *rel, const char *dest)
 {
 	const char *copies[][2] = {
 		{ "arch/arm64/boot/Image", "vmlinuz" },
 		{ "System.map", "System.map" },
 		{ ".config", "config" },
 	};
-	char *boot = build_xasprintf("%s/boot", k->o->rootfs), *a_dtb = NULL, *a_mod = NULL;
+	char *boot = build_xasprintf("%s/boot", dest), *a_dtb = NULL, *a_mod = NULL;
 	char *modlib = NULL;
 	int ret;
 
@@ -429,7 +432,7 @@ static int install(struct stage *s, struct kctx *k, const char *rel)
 		log_error("%s: %s", boot, strerror(-ret));
 		goto out;
 	}
-	build_stage_step(s, "installing %s into %s", rel, k->o->rootfs);
+	build_stage_step(s, "installing %s into %s", rel, dest);
 	for (size_t i = 0; i < sizeof(copies) / sizeof(copies[0]); i++) {
 		char *from = build_xasprintf("%s/%s", k->bdir, copies[i][0]);
 		char *to = build_xasprintf("%s/%s-%s", boot, copies[i][1], rel);
@@ -446,13 +449,13 @@ static int install(struct stage *s, struct kctx *k, const char *rel)
 	ret = run_make(s, k, (const char *[]){ a_dtb, "dtbs_install", NULL }, NULL);
 	if (ret || !k->modules)
 		goto out;
-	a_mod = build_xasprintf("INSTALL_MOD_PATH=%s", k->o->rootfs);
+	a_mod = build_xasprintf("INSTALL_MOD_PATH=%s", dest);
 	ret = run_make(s, k, (const char *[]){ a_mod, "modules_install", NULL }, NULL);
 	if (ret)
 		goto out;
 	/* modules_install links build/ and source/ to this host's paths:
 	 * dangling on the board. Debian's kernel packages drop them too. */
-	modlib = build_xasprintf("%s/lib/modules/%s", k->o->rootfs, rel);
+	modlib = build_xasprintf("%s/lib/modules/%s", dest, rel);
 	for (const char *const *l = (const char *const[]){ "build", "source", NULL }; *l; l++) {
 		char *p = build_xasprintf("%s/%s", modlib, *l);
 
@@ -460,13 +463,69 @@ static int install(struct stage *s, struct kctx *k, const char *rel)
 		free(p);
 	}
 	/* Without modules.dep nothing loads at the first boot. */
-	ret = build_stage_run(s, (char *[]){ "depmod", "-b", k->o->rootfs, (char *)rel, NULL },
+	ret = build_stage_run(s, (char *[]){ "depmod", "-b", (char *)dest, (char *)rel, NULL },
 			      NULL, NULL, NULL, NULL, NULL);
 out:
 	free(modlib);
 	free(a_mod);
 	free(a_dtb);
 	free(boot);
+	return ret;
+}
+
+/* A tree made in a user namespace: make and depmod install as the user
+ * into a staging tree (kbuild's output stays the user's alone), then, in
+ * the namespace, it becomes the namespace root's and is renamed into
+ * ROOTFS, the way modules_install replaces lib/modules/REL/kernel. */
+struct job {
+	const char *stage, *rootfs, *rel;
+	bool modules;
+};
+
+static int job_move_in(void *arg)
+{
+	struct job *j = arg;
+	int ret = build_fs_chown_tree(j->stage, 0, 0);
+
+	if (!ret && j->modules) {
+		const char *const old[] = { "kernel", "build", "source" };
+
+		for (size_t i = 0; i < sizeof(old) / sizeof(old[0]) && !ret; i++) {
+			char *p = build_xasprintf("%s/lib/modules/%s/%s", j->rootfs, j->rel, old[i]);
+
+			ret = build_fs_remove_tree(p);
+			if (ret)
+				log_error("%s: %s", p, strerror(-ret));
+			free(p);
+		}
+	}
+	if (!ret)
+		ret = build_fs_move_in(j->stage, j->rootfs);
+	return ret;
+}
+
+static int job_remove(void *arg)
+{
+	return build_fs_remove_tree(((struct job *)arg)->stage);
+}
+
+static int install_as_user(struct stage *s, struct kctx *k, const char *rel)
+{
+	struct job j = { .rootfs = k->o->rootfs, .rel = rel, .modules = k->modules };
+	char *stage = NULL;
+	int ret = build_stage_tmpdir(k->o->state_dir, "kernel", &stage);
+
+	if (ret)
+		return ret;
+	j.stage = stage;
+	ret = install(s, k, rel, stage);
+	if (!ret) {
+		build_stage_step(s, "moving %s into %s (user namespace)", rel, k->o->rootfs);
+		ret = build_userns_as_owner(k->o, s->log_fd, job_move_in, &j);
+	}
+	/* What is left may be the namespace root's already. */
+	build_userns_as_owner(k->o, -1, job_remove, &j);
+	free(stage);
 	return ret;
 }
 
@@ -537,6 +596,7 @@ int build_kernel_run(struct build_opts *o, int index, int count)
 		goto out;
 	free(rel);
 	free(ikey);
+	ikey = NULL;        /* freed again at out when the install fails */
 	rel = kernel_release(&k);
 	if (!rel) {
 		log_error("%s: no include/config/kernel.release after the build", k.bdir);
@@ -548,7 +608,10 @@ int build_kernel_run(struct build_opts *o, int index, int count)
 		ret = -ENOENT;
 		goto out;
 	}
-	ret = install(&s, &k, rel);
+	if (geteuid() != 0 && build_rootfs_userns_tree(o))
+		ret = install_as_user(&s, &k, rel);
+	else
+		ret = install(&s, &k, rel, o->rootfs);
 	if (ret)
 		goto out;
 	/* `build config` boots the kernel this stage installed. */

@@ -7,6 +7,7 @@
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,8 @@
 #include "build.h"
 #include "build_binfmt.h"
 #include "build_fs.h"
+#include "build_opts.h"
+#include "build_rootfs.h"
 #include "build_run.h"
 #include "build_userns.h"
 #include "log.h"
@@ -411,7 +414,7 @@ int build_userns_write_idmap(const struct build_userns *u, const char *state_dir
 		"# `rpifs ROOTFS MNT` to give the image the ids the namespace saw.\n"
 		"# The namespace: root inside is %s's first subordinate id.\n"
 		"%" PRIu32 ":0:%" PRIu32 "\n"
-		"# What %s writes outside it (later stages) is root's in the image.\n"
+		"# What %s writes outside it is root's in the image.\n"
 		"%u:0:1\n%s"
 		"# What root writes into the tree (sudo rpifs build kernel) stays root's.\n"
 		"0:0:1\n",
@@ -423,5 +426,144 @@ int build_userns_write_idmap(const struct build_userns *u, const char *state_dir
 	free(text);
 	free(gid_line);
 	free(p);
+	return ret;
+}
+
+/* The namespace range an idmap records: its "SUB:0:COUNT" line with more
+ * than one id (the others map single ids). 0 or -ENOENT. */
+static int idmap_range(const char *state_dir, uint32_t *sub, uint32_t *count)
+{
+	char *p = build_xasprintf("%s/idmap", state_dir), *text = NULL, *save = NULL;
+	int ret = -ENOENT;
+
+	if (build_fs_read(p, &text, NULL) == 0) {
+		for (char *l = strtok_r(text, "\n", &save); l && ret;
+		     l = strtok_r(NULL, "\n", &save)) {
+			unsigned long long h, i, n;
+
+			if (sscanf(l, "%llu:%llu:%llu", &h, &i, &n) == 3 && i == 0 && n > 1 &&
+			    h <= UINT32_MAX && n <= UINT32_MAX) {
+				*sub = (uint32_t)h;
+				*count = (uint32_t)n;
+				ret = 0;
+			}
+		}
+	}
+	free(text);
+	free(p);
+	return ret;
+}
+
+static bool mapped(const struct build_userns *u, uint32_t id, uint32_t own)
+{
+	return id == own || (id >= u->sub && id - u->sub < u->count);
+}
+
+/* Directories below dir the namespace's root could not write into: each
+ * named (the first few), counted in *bad. */
+static void check_owned(const struct build_userns *u, const char *dir, const char *stage,
+			int depth, int *bad)
+{
+	struct dirent *e;
+	struct stat st;
+	DIR *d;
+
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return;
+	if (!mapped(u, st.st_uid, u->uid) || !mapped(u, st.st_gid, u->gid)) {
+		if (++*bad <= 5)
+			log_error("%s belongs to %u:%u, an id %s's user namespace does not map"
+				  " (left by a run as root?): the %s stage as %s cannot write"
+				  " there. Run the stage as root (sudo rpifs build %s ...), or give"
+				  " it to the namespace's root: `sudo chown -R %" PRIu32 ":%" PRIu32
+				  " %s`", dir, (unsigned)st.st_uid, (unsigned)st.st_gid, u->user,
+				  stage, u->user, stage, u->sub, u->sub, dir);
+		return;
+	}
+	if (depth > 16 || !(d = opendir(dir)))
+		return;
+	while ((e = readdir(d))) {
+		char *p;
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+		    (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN))
+			continue;
+		p = build_xasprintf("%s/%s", dir, e->d_name);
+		if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+			check_owned(u, p, stage, depth + 1, bad);
+		free(p);
+	}
+	closedir(d);
+}
+
+int build_userns_check_stages(const struct build_opts *o)
+{
+	/* The stage a refused directory is for: the first one selected. */
+	const char *stage = o->cmd & CMD_KERNEL ? "kernel" : o->cmd & CMD_FIRMWARE ? "firmware" :
+			    "config";
+	struct build_userns u;
+	uint32_t sub = 0, count = 0;
+	int ret = 0, bad = 0;
+
+	/* The rootfs stage checks the user, the tools and the namespace, and
+	 * makes the tree these stages write into. */
+	if (o->cmd & CMD_ROOTFS)
+		return 0;
+	if (lookup(&u, true)) {
+		build_userns_free(&u);
+		return -EPERM;
+	}
+	if (!build_fs_have_program("newuidmap") || !build_fs_have_program("newgidmap")) {
+		log_error("newuidmap/newgidmap not found: the %s stage writes into %s from the"
+			  " user namespace the tree was made in. As root, run `apt-get install"
+			  " uidmap`", stage, o->rootfs);
+		ret = -EPERM;
+	}
+	if (check_userns())
+		ret = -EPERM;
+	if (idmap_range(o->state_dir, &sub, &count) == 0 && (sub != u.sub || count != u.count)) {
+		log_error("%s was made in the user namespace of ids %" PRIu32 ":%" PRIu32 " (%s/idmap),"
+			  " not in %s's (%" PRIu32 ":%" PRIu32 "): run the stage as the user who"
+			  " built the tree, or as root (sudo rpifs build %s ...)", o->rootfs, sub,
+			  count, o->state_dir, u.user, u.sub, u.count, stage);
+		ret = -EPERM;
+	}
+	if (!ret) {
+		char *boot = build_xasprintf("%s/boot", o->rootfs);
+		char *mods = build_xasprintf("%s/lib/modules", o->rootfs);
+
+		check_owned(&u, boot, stage, 0, &bad);
+		if (o->cmd & CMD_KERNEL)
+			check_owned(&u, mods, "kernel", 0, &bad);
+		if (bad > 5)
+			log_error("... and %d more such directories", bad - 5);
+		if (bad)
+			ret = -EPERM;
+		free(boot);
+		free(mods);
+	}
+	/* One real entry: newuidmap may still refuse the range. */
+	if (!ret && build_userns_call(&u, -1, noop, NULL)) {
+		log_error("cannot enter a user namespace with %s's subordinate range %" PRIu32
+			  ":%" PRIu32 ": check that newuidmap/newgidmap are setuid root (as root:"
+			  " `apt-get install --reinstall uidmap`) and that %s and %s grant the"
+			  " range", u.user, u.sub, u.count, SUBUID, SUBGID);
+		ret = -EPERM;
+	}
+	build_userns_free(&u);
+	return ret;
+}
+
+int build_userns_as_owner(const struct build_opts *o, int log_fd, int (*fn)(void *arg), void *arg)
+{
+	struct build_userns u;
+	int ret;
+
+	if (geteuid() == 0 || !build_rootfs_userns_tree(o))
+		return fn(arg);
+	ret = lookup(&u, true);
+	if (!ret)
+		ret = build_userns_call(&u, log_fd, fn, arg);
+	build_userns_free(&u);
 	return ret;
 }

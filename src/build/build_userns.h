@@ -48,6 +48,23 @@ int build_userns_check(struct build_userns *u, const char *dir);
 int build_userns_call(const struct build_userns *u, int log_fd, int (*fn)(void *arg),
 		      void *arg);
 
+/* Before the kernel, firmware or config stage writes into a tree made in
+ * a user namespace (ROOTFS.rpifs/idmap), as the user who made it: a
+ * subordinate range, newuidmap/newgidmap, user namespaces, the same range
+ * as the idmap's (another user's tree is refused), and, once the tree
+ * exists, no directory below ROOTFS/boot or ROOTFS/lib/modules owned by
+ * an id the namespace does not map (what `sudo rpifs build ...` left: its
+ * root could not write there). With rootfs: the rootfs stage checks the
+ * first four itself. Each problem logged with what to run. 0 or -EPERM. */
+struct build_opts;
+int build_userns_check_stages(const struct build_opts *o);
+
+/* fn(arg) as the tree's owner: directly as root or for a tree with real
+ * owners; else in the user's namespace (build_userns_call), so what fn
+ * creates belongs to the namespace's root, as the rest of the tree. */
+int build_userns_as_owner(const struct build_opts *o, int log_fd, int (*fn)(void *arg),
+			  void *arg);
+
 /* rm -rf of a tree made in the namespace (build_fs_remove_tree inside it). */
 int build_userns_remove_tree(const struct build_userns *u, const char *path);
 

@@ -9,7 +9,7 @@
 #  - user namespaces off (max_user_namespaces = 0 in an enclosing user
 #    namespace, which limits the ones below it): the sysctl command;
 #  - mmdebstrap, newuidmap missing (a PATH without them): the apt-get command;
-#  - --mode root as a user, and `build all` as a user: refused.
+#  - --mode root as a user: refused; `build all` as a user: the same checks.
 # The real build as a user with a subordinate range: build_rootless.
 . "$TESTS_DIR/lib.sh"
 
@@ -58,9 +58,11 @@ note "$(grep -m1 usermod "$T/norange")"
 run moderoot -- rootfs "$R" --mode root --mirror http://127.0.0.1:9/debian
 want moderoot "--mode root needs root" "sudo rpifs build rootfs" "leave --mode out"
 
-# The later stages cannot write into a namespace's tree yet: `all` says so.
+# `all` as a user runs every stage in the user's namespace: its rootfs
+# stage's checks come first (before --src), with the same message.
 run all -- all "$R" --mirror http://127.0.0.1:9/debian --src /nonexistent-is-not-checked-first
-want all "cannot yet write into a tree made in a user namespace" "sudo rpifs build kernel"
+want all "$user has no subordinate uid range in /etc/subuid" "As root, run \`usermod --add-subuids "
+! grep -q -- "--src /nonexistent" "$T/all" || { cat "$T/all"; fail "all: --src checked before the user"; }
 
 # mmdebstrap and newuidmap missing: a PATH with neither.
 mkdir "$T/bin"

@@ -72,7 +72,7 @@ grep -q "user namespace: $user's ids $sub\.\.$((sub + count - 1)) are 0\.\.$((co
 [ ! -e "$R" ] || fail "a failed build left $R"
 [ ! -e "$R.rpifs/idmap" ] || fail "a failed build left an idmap"
 [ ! -e "$R.rpifs/tmp/rootfs.old" ] || fail "the namespace root's leftover was not removed"
-[ -z "$(ls -A "$R.rpifs/tmp")" ] || fail "leftovers in $R.rpifs/tmp: $(ls -A "$R.rpifs/tmp")"
+[ -z "$(ls -A "$R.rpifs/tmp" 2>/dev/null)" ] || fail "leftovers in $R.rpifs/tmp: $(ls -A "$R.rpifs/tmp")"
 
 # 2. A directory the namespace's root cannot enter: refused, naming it.
 mkdir -m 700 "$W/private"
@@ -96,13 +96,124 @@ grep -q "$W/roots belongs to uid 0, not to $user's user namespace" "$T/out" || {
 as_user "$RPIFS" build rootfs "$R" --mode root >"$T/out" 2>&1 && fail "--mode root as a user succeeded"
 grep -q -- "--mode root needs root" "$T/out" || { cat "$T/out"; fail "--mode root: no reason"; }
 
+# 4. The later stages as the user on a tree made in its namespace: a small
+# fake one (the namespace root's, with the map the rootfs stage writes).
+# What they install must be the namespace root's on the host, root's in the
+# image, and replaceable by a later run.
+F=$W/fake
+mkdir -p "$F/boot" "$F/etc" "$F/usr/lib/modules" "$F.rpifs"
+ln -s usr/lib "$F/lib"
+printf '# Written by `rpifs build rootfs`.\nPARTUUID=00000001-02  /  ext4  defaults  0  1\n' > "$F/etc/fstab"
+printf 'kernel' > "$F/boot/vmlinuz-6.1.0-fake"
+chown -R "$sub:$sub" "$F"
+chown "$user:" "$F.rpifs"
+printf '%s:0:%s\n%s:0:1\n0:0:1\n' "$sub" "$count" "$uid" > "$F.rpifs/idmap"
+mkdir -p "$T/fw/firmware/overlays"
+printf 'bootcode' > "$T/fw/firmware/bootcode.bin"
+head -c 50000 /dev/urandom > "$T/fw/firmware/start.elf"
+printf 'fixup' > "$T/fw/firmware/fixup.dat"
+printf 'dtbo' > "$T/fw/firmware/overlays/disable-bt.dtbo"
+tar -czf "$T/fw.tar.gz" -C "$T/fw" .
+chmod 644 "$T/fw.tar.gz"
+start=$(date +%s%N)
+for i in 1 2; do   # the second run replaces what the first wrote (--force)
+	as_user "$RPIFS" build firmware "$F" --from "$T/fw.tar.gz" --force >"$T/out" 2>&1 ||
+		{ cat "$T/out"; fail "build firmware as $user (run $i)"; }
+	as_user "$RPIFS" build config "$F" --disk-id 0x1234abcd --force >"$T/out" 2>&1 ||
+		{ cat "$T/out"; fail "build config as $user (run $i)"; }
+done
+note "firmware + config as $user, twice: $(( ($(date +%s%N) - start) / 1000000 )) ms"
+cmp -s "$T/fw/firmware/start.elf" "$F/boot/start.elf" || fail "start.elf differs from the source"
+grep -q "root=PARTUUID=1234abcd-02" "$F/boot/cmdline.txt" || fail "cmdline.txt: $(cat "$F/boot/cmdline.txt")"
+grep -q "^PARTUUID=1234abcd-02" "$F/etc/fstab" || fail "fstab not updated: $(cat "$F/etc/fstab")"
+grep -q "^kernel=vmlinuz-6.1.0-fake" "$F/boot/config.txt" || fail "config.txt: $(cat "$F/boot/config.txt")"
+for f in boot boot/start.elf boot/bootcode.bin boot/fixup.dat boot/overlays boot/overlays/disable-bt.dtbo \
+	 boot/config.txt boot/cmdline.txt etc/fstab; do
+	[ "$(stat -c %u:%g "$F/$f")" = "$sub:$sub" ] ||
+		fail "host: $f is $(stat -c %u:%g "$F/$f"), want the namespace's root $sub:$sub"
+done
+[ -z "$(ls -A "$F.rpifs/tmp" 2>/dev/null)" ] || fail "leftovers in $F.rpifs/tmp: $(ls -A "$F.rpifs/tmp")"
+
+# The kernel stage: with a built kernel tree in the cache build_all leaves
+# (its kbuild output, copied: make and depmod install into a staging tree
+# as the user, the namespace moves it in). A compile as the user: RPIFS_LONG.
+KSRC=$BUILD_ROOT/cache/linux-source-6.1
+KB=$BUILD_ROOT/cache/kernel
+# kcache: is there one; kcopy: the user's copy, and the --config it was
+# built with (same stamps: no compile).
+kcache() {
+	[ -f "$KB/.rpifs-build" ] && [ -f "$KB/arch/arm64/boot/Image" ] && [ -d "$KSRC" ] &&
+		as_user test -r "$KSRC/Makefile" && command -v aarch64-linux-gnu-gcc >/dev/null
+}
+kcopy() {
+	rm -rf "$W/kbuild"
+	cp -a "$KB" "$W/kbuild"
+	chown -R "$user:" "$W/kbuild"
+	kcfg=$(sed -n 's/^config=//p' "$KB/.rpifs-config")
+	[ "$kcfg" != - ] || kcfg=defconfig
+}
+if kcache; then
+	start=$(date +%s%N)
+	kcopy
+	as_user nice -n 10 "$RPIFS" build kernel "$F" --src "$KSRC" --build-dir "$W/kbuild" \
+		--config "$kcfg" >"$T/out" 2>&1 || { cat "$T/out"; fail "build kernel as $user"; }
+	note "kernel install as $user (copy of the cache included): $(( ($(date +%s%N) - start) / 1000000 )) ms"
+	grep -q "not recompiled" "$T/out" || note "the cached kernel was rebuilt: $(grep -c . "$T/out") lines"
+	rel=$(cat "$F.rpifs/kernel-release")
+	for f in "boot/vmlinuz-$rel" "boot/System.map-$rel" "boot/config-$rel" boot/broadcom \
+		 boot/broadcom/bcm2837-rpi-3-b.dtb; do
+		[ "$(stat -c %u:%g "$F/$f")" = "$sub:$sub" ] ||
+			fail "host: $f is $(stat -c %u:%g "$F/$f" 2>&1), want $sub:$sub"
+	done
+	cmp -s "$KB/arch/arm64/boot/Image" "$F/boot/vmlinuz-$rel" || fail "vmlinuz differs from the Image"
+	if grep -qx CONFIG_MODULES=y "$KB/.config"; then
+		[ -s "$F/lib/modules/$rel/modules.dep" ] || fail "no modules.dep"
+		[ "$(stat -c %u:%g "$F/usr/lib/modules/$rel")" = "$sub:$sub" ] || fail "lib/modules/$rel not $sub's"
+	fi
+	as_user "$RPIFS" build config "$F" >"$T/out" 2>&1 || { cat "$T/out"; fail "config after kernel"; }
+	grep -q "^kernel=vmlinuz-$rel" "$F/boot/config.txt" || fail "config.txt does not boot $rel"
+	rm -rf "$W/kbuild"
+else
+	note "no built kernel in $KB: the kernel stage as a user is not tried here"
+fi
+
+# Only the map's ids in the tree, then in the image (mounted as root).
+bad=$(find "$F" \( ! -uid "$sub" -o ! -gid "$sub" \) -printf '%U:%G %p\n' | head -5)
+[ -z "$bad" ] || fail "host: entries not the namespace root's: $bad"
+need e2fsck debugfs
+rpifs_mount "$F" "$T/mnt"
+root_part "$T/mnt/disk.img" "$T/fake-p2.img"
+rpifs_umount "$T/mnt"
+[ "$(inode_owner "$T/fake-p2.img" /etc/fstab)" = 0:0 ] ||
+	fail "image: etc/fstab is $(inode_owner "$T/fake-p2.img" /etc/fstab)"
+loop_mount "$T/fake-p2.img" "$T/fake-p2"
+grep -q "^PARTUUID=1234abcd-02" "$T/fake-p2/etc/fstab" || fail "image: fstab not the new one"
+bad=$(find "$T/fake-p2" -xdev \( ! -uid 0 -o ! -gid 0 \) -printf '%U:%G %p\n' | head -5)
+[ -z "$bad" ] || fail "image: entries not root's: $bad"
+umount "$T/fake-p2"
+
+# A directory root left (a run with sudo): refused up front, naming it and
+# the chown that gives it back; nothing written.
+chown 0:0 "$F/boot/overlays"
+before=$(stat -c %Y.%i "$F/boot/start.elf")
+as_user "$RPIFS" build firmware "$F" --from "$T/fw.tar.gz" --force >"$T/out" 2>&1 &&
+	fail "firmware into a directory of root's succeeded"
+grep -qF "$F/boot/overlays belongs to 0:0, an id $user's user namespace does not map" "$T/out" &&
+	grep -qF "sudo chown -R $sub:$sub $F/boot/overlays" "$T/out" || { cat "$T/out"; fail "no reason"; }
+[ "$(stat -c %Y.%i "$F/boot/start.elf")" = "$before" ] || fail "the refused run replaced start.elf"
+chown "$sub:$sub" "$F/boot/overlays"
+# Another range in the map: another user's tree.
+sed -i "s/^$sub:0:$count\$/$((sub + count)):0:$count/" "$F.rpifs/idmap"
+as_user "$RPIFS" build config "$F" --force >"$T/out" 2>&1 && fail "config on another range's tree succeeded"
+grep -qF "was made in the user namespace of ids $((sub + count)):$count" "$T/out" || { cat "$T/out"; fail "no reason"; }
+
 if [ "${RPIFS_LONG:-0}" != 1 ]; then
 	note "the bootstrap itself runs with RPIFS_LONG=1"
 	echo ok
 	exit 0
 fi
 
-# 4. The real build.
+# 5. The real build.
 need debugfs e2fsck getfattr getfacl losetup
 start=$(date +%s)
 echo secret | as_user nice -n 10 "$RPIFS" build rootfs "$R" --include iputils-ping,libcap2-bin \
@@ -162,7 +273,7 @@ bad=$(getfacl -R -n -p -s "$T/p2" 2>/dev/null | grep -E ':(1[0-9]{5,}|'"$uid"'):
 note "image: $(find "$T/p2" -xdev | wc -l) entries, owners $(find "$T/p2" -xdev -printf '%U\n' | sort -un | tr '\n' ' ')"
 umount "$T/p2"
 
-# 5. Only the hostname changes: re-applied in the namespace, no bootstrap.
+# 6. Only the hostname changes: re-applied in the namespace, no bootstrap.
 start=$(date +%s)
 as_user "$RPIFS" build rootfs "$R" --include iputils-ping,libcap2-bin --hostname again \
 	>"$T/out" 2>&1 || { cat "$T/out"; fail "the re-run failed"; }
@@ -173,4 +284,40 @@ grep -q "tree up to date; fstab, hostname, getty reapplied" "$T/out" || { cat "$
 as_user "$RPIFS" build rootfs "$R" --include iputils-ping,libcap2-bin --hostname again \
 	>"$T/out" 2>&1 || { cat "$T/out"; fail "the third run failed"; }
 grep -q "up to date" "$T/out" || { cat "$T/out"; fail "third run: not up to date"; }
+
+# 7. `build all` as the user on that tree: rootfs up to date, the kernel
+# installed from build_all's cache, raspi-firmware from the host's mirror,
+# config; in the image fstab and /lib/modules are root's and no host id
+# is left.
+if ! kcache; then
+	note "no built kernel in $KB: build all as $user not tried"
+	echo ok
+	exit 0
+fi
+kcopy
+start=$(date +%s)
+as_user nice -n 10 "$RPIFS" build all "$R" --include iputils-ping,libcap2-bin --hostname again \
+	--src "$KSRC" --build-dir "$W/kbuild" --config "$kcfg" >"$T/out" 2>&1 ||
+	{ cat "$T/out"; fail "build all as $user failed"; }
+note "build all as $user (rootfs up to date): $(( $(date +%s) - start )) s"
+for st in rootfs kernel firmware config; do
+	grep -qE "^\[[1-4]/4\] $st: (done in|up to date)" "$T/out" || { cat "$T/out"; fail "no result line for $st"; }
+done
+rel=$(cat "$R.rpifs/kernel-release")
+for f in "boot/vmlinuz-$rel" boot/start.elf boot/config.txt boot/cmdline.txt etc/fstab; do
+	[ "$(stat -c %u:%g "$R/$f")" = "$sub:$sub" ] || fail "host: $f is $(stat -c %u:%g "$R/$f")"
+done
+rpifs_mount "$R" "$T/mnt"
+root_part "$T/mnt/disk.img" "$T/p2b.img"
+rpifs_umount "$T/mnt"
+loop_mount "$T/p2b.img" "$T/p2b"
+[ "$(stat -c '%u:%g' "$T/p2b/etc/fstab" "$T/p2b/usr/lib/modules")" = "$(printf '0:0\n0:0')" ] ||
+	fail "image: fstab or /lib/modules not root's"
+if [ -d "$T/p2b/usr/lib/modules/$rel" ]; then
+	bad=$(find "$T/p2b/usr/lib/modules/$rel" \( ! -uid 0 -o ! -gid 0 \) | head -3)
+	[ -z "$bad" ] || fail "image: lib/modules/$rel not root's: $bad"
+fi
+bad=$(find "$T/p2b" -xdev \( -uid +99999 -o -gid +99999 -o -uid "$uid" -o -gid "$gid" \) -printf '%U:%G %p\n' | head -5)
+[ -z "$bad" ] || fail "host ids in the image after build all: $bad"
+umount "$T/p2b"
 echo ok
