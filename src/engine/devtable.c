@@ -227,29 +227,11 @@ static struct tree_node *parent_of(struct tree *tree, char *path, char **name)
 	return d;
 }
 
-static int cmp_kid(const void *a, const void *b)
-{
-	return strcmp((*(struct tree_node *const *)a)->name,
-		      (*(struct tree_node *const *)b)->name);
-}
-
-static void node_free(struct tree_node *n)
-{
-	free(n->name);
-	free(n->link);
-	for (size_t i = 0; i < n->nxattrs; i++) {
-		free(n->xattrs[i].name);
-		free(n->xattrs[i].value);
-	}
-	free(n->xattrs);
-	free(n);
-}
-
 int devtable_apply(const struct devtable *t, struct tree *tree)
 {
 	for (size_t i = 0; i < t->n; i++) {
 		const struct devtable_entry *e = &t->e[i];
-		struct tree_node *dir, *n, **kids;
+		struct tree_node *dir, *n;
 		char *name;
 
 		dir = parent_of(tree, e->path, &name);
@@ -290,7 +272,6 @@ int devtable_apply(const struct devtable *t, struct tree *tree)
 			free(k);
 			return -ENOMEM;
 		}
-		k->parent = dir;
 		k->file = SRCFILE_NONE;
 		k->virt = true;
 		/* Times from its directory: deterministic, no "now". */
@@ -303,22 +284,17 @@ int devtable_apply(const struct devtable *t, struct tree *tree)
 		k->st.st_mtim = dir->st.st_mtim;
 		k->st.st_atim = dir->st.st_mtim;
 		k->st.st_ctim = dir->st.st_mtim;
-		if (n) {    /* replace the tree's node (a symlink, device, fifo, socket) */
-			for (size_t j = 0; j < dir->nkids; j++)
-				if (dir->kids[j] == n)
-					dir->kids[j] = k;
-			node_free(n);
-			continue;
-		}
-		kids = realloc(dir->kids, (dir->nkids + 1) * sizeof(*kids));
-		if (!kids) {
-			node_free(k);
+		/* Replaces a symlink, device, fifo or socket of the name. */
+		switch (tree_put_child(dir, k)) {
+		case 1:
+			tree->nodes++;
+			break;
+		case 0:
+			break;
+		default:
+			tree_node_free(k);
 			return -ENOMEM;
 		}
-		dir->kids = kids;
-		dir->kids[dir->nkids++] = k;
-		qsort(dir->kids, dir->nkids, sizeof(*dir->kids), cmp_kid);
-		tree->nodes++;
 	}
 	return 0;
 }

@@ -52,12 +52,12 @@ struct scan {
 	_Alignas(8) char dents[32768];  /* getdents64 buffer, as readdir's */
 };
 
-static void free_node(struct tree_node *n)
+void tree_node_free(struct tree_node *n)
 {
 	if (!n)
 		return;
 	for (size_t i = 0; i < n->nkids; i++)
-		free_node(n->kids[i]);
+		tree_node_free(n->kids[i]);
 	free(n->kids);
 	for (size_t i = 0; i < n->nxattrs; i++) {
 		free(n->xattrs[i].name);
@@ -73,7 +73,7 @@ void tree_free(struct tree *t)
 {
 	/* The watch's helper thread reads the nodes: stop it first. */
 	tree_watch_free(t->watch);
-	free_node(t->root);
+	tree_node_free(t->root);
 	srcfiles_free(&t->files);
 	free(t->root_path);
 	memset(t, 0, sizeof(*t));
@@ -85,6 +85,37 @@ static int cmp_kids(const void *a, const void *b)
 	const struct tree_node *y = *(struct tree_node *const *)b;
 
 	return strcmp(x->name, y->name);
+}
+
+int tree_put_child(struct tree_node *dir, struct tree_node *k)
+{
+	size_t lo = 0, hi = dir->nkids;
+	struct tree_node **kids;
+
+	while (lo < hi) {       /* the first child named after k */
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(dir->kids[mid]->name, k->name);
+
+		if (c == 0) {
+			tree_node_free(dir->kids[mid]);
+			dir->kids[mid] = k;
+			k->parent = dir;
+			return 0;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	kids = realloc(dir->kids, (dir->nkids + 1) * sizeof(*kids));
+	if (!kids)
+		return -ENOMEM;
+	memmove(kids + lo + 1, kids + lo, (dir->nkids - lo) * sizeof(*kids));
+	kids[lo] = k;
+	dir->kids = kids;
+	dir->nkids++;
+	k->parent = dir;
+	return 1;
 }
 
 static void progress(struct scan *s, bool final)

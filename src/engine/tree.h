@@ -81,6 +81,13 @@ bool tree_unchanged_n(const struct tree *t, unsigned threads);
  * may have set them (devtable.h). */
 bool tree_stat_same(const struct stat *a, const struct stat *b);
 
+/* Free n and everything below it. */
+void tree_node_free(struct tree_node *n);
+/* Put k (not yet in a tree) among dir's children in name order; a child of
+ * the same name is freed and replaced. 1 added, 0 replaced, -ENOMEM. The
+ * caller keeps t->nodes. */
+int tree_put_child(struct tree_node *dir, struct tree_node *k);
+
 /* The child of dir called name, or NULL. */
 struct tree_node *tree_child(const struct tree_node *dir, const char *name);
 /* Look up a relative path from dir ("a/b", "../c", "/abs" is relative to the
