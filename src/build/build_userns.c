@@ -20,6 +20,7 @@
 #include "build_opts.h"
 #include "build_rootfs.h"
 #include "build_run.h"
+#include "idmap.h"
 #include "build_userns.h"
 #include "log.h"
 
@@ -429,28 +430,24 @@ int build_userns_write_idmap(const struct build_userns *u, const char *state_dir
 	return ret;
 }
 
-/* The namespace range an idmap records: its "SUB:0:COUNT" line with more
- * than one id (the others map single ids). 0 or -ENOENT. */
-static int idmap_range(const char *state_dir, uint32_t *sub, uint32_t *count)
+/* The namespace range the tree's idmap records (read as the engine reads
+ * it: idmap_load): its "SUB:0:COUNT" line with more than one id (the
+ * others map single ids). 0 or -ENOENT. */
+static int idmap_range(const char *rootfs, uint32_t *sub, uint32_t *count)
 {
-	char *p = build_xasprintf("%s/idmap", state_dir), *text = NULL, *save = NULL;
+	struct rpifs_idmap *m;
+	size_t n;
 	int ret = -ENOENT;
 
-	if (build_fs_read(p, &text, NULL) == 0) {
-		for (char *l = strtok_r(text, "\n", &save); l && ret;
-		     l = strtok_r(NULL, "\n", &save)) {
-			unsigned long long h, i, n;
-
-			if (sscanf(l, "%llu:%llu:%llu", &h, &i, &n) == 3 && i == 0 && n > 1 &&
-			    h <= UINT32_MAX && n <= UINT32_MAX) {
-				*sub = (uint32_t)h;
-				*count = (uint32_t)n;
-				ret = 0;
-			}
+	if (idmap_load(rootfs, &m, &n) < 0)
+		return ret;
+	for (size_t i = 0; i < n && ret; i++)
+		if (m[i].image == 0 && m[i].count > 1) {
+			*sub = m[i].host;
+			*count = m[i].count;
+			ret = 0;
 		}
-	}
-	free(text);
-	free(p);
+	free(m);
 	return ret;
 }
 
@@ -521,7 +518,7 @@ int build_userns_check_stages(const struct build_opts *o)
 	}
 	if (check_userns())
 		ret = -EPERM;
-	if (idmap_range(o->state_dir, &sub, &count) == 0 && (sub != u.sub || count != u.count)) {
+	if (idmap_range(o->rootfs, &sub, &count) == 0 && (sub != u.sub || count != u.count)) {
 		log_error("%s was made in the user namespace of ids %" PRIu32 ":%" PRIu32 " (%s/idmap),"
 			  " not in %s's (%" PRIu32 ":%" PRIu32 "): run the stage as the user who"
 			  " built the tree, or as root (sudo rpifs build %s ...)", o->rootfs, sub,
