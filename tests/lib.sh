@@ -25,6 +25,12 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 skip() { echo "SKIP: $*" >&2; exit 77; }
 note() { echo "# $*" >&2; }
 
+# `cmd | grepq ARGS` is `cmd | grep -q ARGS` reading all of its input: under
+# pipefail, grep -q exits at the first match and cmd, killed by SIGPIPE on its
+# next write, fails the pipeline at random (seen in CI: `! ldd … | grep -q
+# libasan` took the wrong branch). GNU grep stops early on >/dev/null too.
+grepq() { local in; in=$(cat); grep -q "$@" <<< "$in"; }
+
 need() {
 	local c
 	for c in "$@"; do command -v "$c" >/dev/null 2>&1 || skip "$c not installed"; done

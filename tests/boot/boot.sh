@@ -35,7 +35,7 @@ DTB=$CACHE/rootfs/boot/broadcom/bcm2837-rpi-3-b.dtb
 # busybox-static for arm64, cached.
 BB=$CACHE/busybox-static-arm64/bin/busybox
 if [ ! -x "$BB" ]; then
-	dpkg --print-foreign-architectures | grep -qx arm64 || {
+	dpkg --print-foreign-architectures | grepq -x arm64 || {
 		dpkg --add-architecture arm64
 		apt-get update -qq
 	}

@@ -107,7 +107,7 @@ EOF
 fi
 
 # --help says how to get a root password.
-"$RPIFS" build rootfs --help | grep -q -- "--root-password PASS" || fail "--help lacks --root-password"
-"$RPIFS" build rootfs --help | grep -q "chroot ROOTFS passwd" || fail "--help lacks how to set one later"
-"$RPIFS" build rootfs --help | grep -q -- "--mode MODE" || fail "--help lacks --mode"
+"$RPIFS" build rootfs --help | grepq -- "--root-password PASS" || fail "--help lacks --root-password"
+"$RPIFS" build rootfs --help | grepq "chroot ROOTFS passwd" || fail "--help lacks how to set one later"
+"$RPIFS" build rootfs --help | grepq -- "--mode MODE" || fail "--help lacks --mode"
 echo ok

@@ -232,8 +232,7 @@ grep -qE "^\[1/1\] rootfs: done in" "$T/out" || fail "no result line"
 [ "$(stat -c '%u' "$R/etc/fstab" "$R/etc/hostname" "$R")" = "$(printf '%s\n' $sub $sub $sub)" ] ||
 	fail "host: fstab, hostname or / not owned by the namespace's root"
 hexsub=$(printf '%08x' "$sub" | sed 's/\(..\)\(..\)\(..\)\(..\)/\4\3\2\1/')
-getfattr -e hex -n security.capability "$R/usr/bin/ping" 2>/dev/null |
-	grep -q "=0x0100000300200000000000000000000000000000$hexsub" ||
+getfattr -e hex -n security.capability "$R/usr/bin/ping" 2>/dev/null | grepq "=0x0100000300200000000000000000000000000000$hexsub" ||
 	fail "host: ping's capability is not v3 cap_net_raw for root id $sub:" \
 		"$(getfattr -e hex -n security.capability "$R/usr/bin/ping" 2>&1)"
 
@@ -266,7 +265,7 @@ cap=$(getfattr -e hex -n security.capability "$T/p2/usr/bin/ping" 2>/dev/null |
 [ "$cap" = 0x0100000200200000000000000000000000000000 ] ||
 	fail "ping's capability in the image: '$cap', want v2 cap_net_raw+ep"
 if command -v getcap >/dev/null; then
-	getcap "$T/p2/usr/bin/ping" | grep -q "cap_net_raw=ep" || fail "getcap: $(getcap "$T/p2/usr/bin/ping")"
+	getcap "$T/p2/usr/bin/ping" | grepq "cap_net_raw=ep" || fail "getcap: $(getcap "$T/p2/usr/bin/ping")"
 fi
 bad=$(find "$T/p2" -xdev \( -uid +99999 -o -gid +99999 -o -uid "$uid" -o -gid "$gid" \) -printf '%U:%G %p\n' | head -5)
 [ -z "$bad" ] || fail "host ids in the image: $bad"

@@ -34,13 +34,11 @@ ext4_fsck "$img" "$off"
 extract_part "$img" 2 "$T/part.img"
 
 # The index: flags and depth as the kernel would make them.
-debugfs -R 'stat /big' "$T/part.img" 2>/dev/null | grep -q 'Flags: 0x81000' ||
+debugfs -R 'stat /big' "$T/part.img" 2>/dev/null | grepq 'Flags: 0x81000' ||
 	fail "/big is not an indexed extent directory"
-debugfs -R 'htree_dump /big' "$T/part.img" 2>/dev/null |
-	grep -q 'Indirect levels: 0' || fail "/big: expected a one-level htree"
-debugfs -R 'htree_dump /long' "$T/part.img" 2>/dev/null |
-	grep -q 'Indirect levels: 1' || fail "/long: expected a two-level htree"
-debugfs -R 'stat /small' "$T/part.img" 2>/dev/null | grep -q 'Flags: 0x80000$' ||
+debugfs -R 'htree_dump /big' "$T/part.img" 2>/dev/null | grepq 'Indirect levels: 0' || fail "/big: expected a one-level htree"
+debugfs -R 'htree_dump /long' "$T/part.img" 2>/dev/null | grepq 'Indirect levels: 1' || fail "/long: expected a two-level htree"
+debugfs -R 'stat /small' "$T/part.img" 2>/dev/null | grepq 'Flags: 0x80000$' ||
 	fail "/small (one block) should stay linear"
 
 kmount "$T/part.img" "$T/k"

@@ -62,7 +62,7 @@ rpifs_mount "$R" "$T/mnt" --devices "$T/devices.txt"
 rpifs_umount "$T/mnt"
 plugin=$BUILD_ROOT/src/nbdkit/nbdkit-rpifs-plugin.so
 if [ -f "$plugin" ] && command -v nbdkit >/dev/null && command -v nbdcopy >/dev/null &&
-   ! ldd "$plugin" | grep -q libasan; then
+   ! ldd "$plugin" | grepq libasan; then
 	nbdkit -U - "$plugin" "$R" devices="$T/devices.txt" --run "nbdcopy \"\$uri\" $T/nbd.img" ||
 		fail "nbdkit devices="
 	[ "$(sha256sum < "$T/nbd.img")" = "$sum1" ] || fail "nbdkit devices= gives other bytes"

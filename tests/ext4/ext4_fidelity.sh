@@ -32,7 +32,7 @@ done
 for f in inline_data orphan_file; do
 	case " $feat " in *" $f "*) fail "unexpected feature $f: $feat" ;; esac
 done
-printf '%s\n' "$sb" | grep -q '^Filesystem volume name: *testroot$' ||
+printf '%s\n' "$sb" | grepq '^Filesystem volume name: *testroot$' ||
 	fail "label is not testroot"
 created=$(date -u -d @"$SOURCE_DATE_EPOCH" '+%a %b %e %H:%M:%S %Y')
 for k in 'Filesystem created' 'Last write time' 'Last checked'; do
@@ -55,7 +55,7 @@ if command -v getfacl >/dev/null; then
 	want=$(cd "$T/root" && getfacl -n xattr/acl-file xattr/acl-dir 2>/dev/null)
 	got=$(cd "$T/k" && getfacl -n xattr/acl-file xattr/acl-dir 2>/dev/null)
 	[ "$want" = "$got" ] || { diff <(echo "$want") <(echo "$got") >&2; fail "ACLs differ"; }
-	printf '%s\n' "$got" | grep -q '^default:group:2000:rwx$' || fail "default ACL lost"
+	printf '%s\n' "$got" | grepq '^default:group:2000:rwx$' || fail "default ACL lost"
 fi
 [ -z "$(ls -A "$T/k/boot")" ] || fail "/boot is not empty in ext4"
 [ "$(stat -c %a "$T/k/lost+found")" = 700 ] || fail "lost+found is not 0700"

@@ -42,8 +42,7 @@ setfacl -d -m u:101000:rwx,g:100004:r-x "$R/var/log/journal"
 setfattr -n security.capability \
 	-v 0x0100000300200000000000000000000000000000a0860100 "$R/usr/bin/ping" ||
 	skip "this filesystem refuses a v3 security.capability"
-getfattr -e hex -n security.capability "$R/usr/bin/ping" 2>/dev/null |
-	grep -q '=0x0100000300200000000000000000000000000000a0860100' ||
+getfattr -e hex -n security.capability "$R/usr/bin/ping" 2>/dev/null | grepq '=0x0100000300200000000000000000000000000000a0860100' ||
 	fail "setup: the host does not show ping's capability as v3 root id 100000"
 before=$(tree_sums "$R")
 
@@ -73,7 +72,7 @@ cap=$(getfattr -e hex -n security.capability "$T/p2/usr/bin/ping" 2>/dev/null |
 	sed -n 's/^security.capability=//p')
 [ "$cap" = 0x0100000200200000000000000000000000000000 ] ||
 	fail "ping's capability: $cap, want v2 cap_net_raw+ep"
-getcap "$T/p2/usr/bin/ping" | grep -q 'cap_net_raw=ep' || fail "getcap: $(getcap "$T/p2/usr/bin/ping")"
+getcap "$T/p2/usr/bin/ping" | grepq 'cap_net_raw=ep' || fail "getcap: $(getcap "$T/p2/usr/bin/ping")"
 high=$(find "$T/p2" \( -uid +65535 -o -gid +65535 \) -print | head -5)
 [ -z "$high" ] || fail "host ids left in the image: $high"
 umount "$T/p2"
@@ -89,7 +88,7 @@ rpifs_umount "$T/mnt"
 # The nbdkit plugin's idmap= key: the same bytes (when it is built).
 plugin=$BUILD_ROOT/src/nbdkit/nbdkit-rpifs-plugin.so
 if [ -f "$plugin" ] && command -v nbdkit >/dev/null && command -v nbdcopy >/dev/null &&
-   ! ldd "$plugin" | grep -q libasan; then
+   ! ldd "$plugin" | grepq libasan; then
 	rm -rf "$R.rpifs"
 	nbdkit -U - "$plugin" "$R" idmap=100000:0:65536 --run "nbdcopy \"\$uri\" $T/nbd.img" ||
 		fail "nbdkit idmap="

@@ -67,7 +67,7 @@ fi
 # Signalled once it writes its temporary (a fixed sleep raced valgrind's
 # start-up, when the inherited SIG_IGN of a background job still holds).
 for _ in $(seq 300); do
-	ls "$T" | grep -q '\.tmp$' && break
+	ls "$T" | grepq '\.tmp$' && break
 	kill -0 "$pid" 2>/dev/null || break
 	sleep 0.1
 done

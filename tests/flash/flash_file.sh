@@ -57,7 +57,7 @@ grep -q "verify failed: the .* bytes at [0-9]* read back differ" "$T/log" ||
 "$RPIFS" flash --yes -q --size 96M --boot-size 40M --disk-id 0x12345678 "$T/root" "$T/opt" ||
 	fail "flash with layout options failed"
 [ "$(stat -c %s "$T/opt")" = $((96 << 20)) ] || fail "--size 96M not applied"
-sfdisk -d "$T/opt" | grep -q '^label-id: 0x12345678$' || fail "--disk-id not applied"
+sfdisk -d "$T/opt" | grepq '^label-id: 0x12345678$' || fail "--disk-id not applied"
 if "$RPIFS" flash --yes --size 1G "$img" "$T/x" 2>"$T/log"; then fail "IMAGE took --size"; fi
 grep -q "layout options .* apply to a ROOTFS directory only" "$T/log" || fail "no message"
 [ ! -e "$T/x" ] || fail "$T/x created"

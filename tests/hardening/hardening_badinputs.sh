@@ -116,7 +116,7 @@ u() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
 mkdir -p "$T/um"; chown 65534 "$T/um"
 # A root-owned mode-0600 file: the scan names it, before anything else.
 refuse "$T/log" "etc/shadow: cannot read it \(Permission denied\)" u "$RPIFS" "$r" "$T/um"
-head -1 "$T/log" | grep -q "etc/shadow" || { cat "$T/log" >&2; fail "first message does not name etc/shadow"; }
+head -1 "$T/log" | grepq "etc/shadow" || { cat "$T/log" >&2; fail "first message does not name etc/shadow"; }
 # A root-owned mode-0700 directory.
 chmod 644 "$r/etc/shadow"; chmod 700 "$r/home/user"
 refuse "$T/log" "home/user: cannot open directory: Permission denied" u "$RPIFS" "$r" "$T/um"
@@ -128,7 +128,7 @@ chmod 755 "$r"
 # A readable tree: the mount itself fails. The error must say /dev/fuse is
 # the problem, and come before the image is built.
 refuse "$T/log" "/dev/fuse" u "$RPIFS" "$r" "$T/um"
-fuse_first() { ! grep -q "ext4:" "$T/log" && head -1 "$T/log" | grep -q "/dev/fuse"; }
+fuse_first() { ! grep -q "ext4:" "$T/log" && head -1 "$T/log" | grepq "/dev/fuse"; }
 bug_check fuse-access "an unprivileged user with a root-only /dev/fuse: the image is built before the mount fails, and the advice is to install fuse3" fuse_first
 chmod 600 "$r/etc/shadow"
 
@@ -329,7 +329,7 @@ rpifs_mount "$T/deep/root" "$T/m"
 read -r p1 p1z p2 _ < <(p_offsets "$T/m/disk.img")
 ext4_fsck "$T/m/disk.img" "$p2"
 leaf=$(python3 -c 'print("/" + "/".join(["d" * 200] * 24) + "/leaf")')
-debugfs -R "stat $leaf" "$T/m/disk.img?offset=$p2" 2>/dev/null | grep -q "Size: 5$" ||
+debugfs -R "stat $leaf" "$T/m/disk.img?offset=$p2" 2>/dev/null | grepq "Size: 5$" ||
 	fail "debugfs does not find the 5 000-byte path"
 dd if="$T/m/disk.img" of="$T/p1.img" bs=4M iflag=skip_bytes,count_bytes skip="$p1" count="$p1z" status=none
 python3 "$TESTS_DIR/image/fat_read.py" "$T/p1.img" 0 > "$T/fat.lst"

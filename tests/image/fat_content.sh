@@ -20,7 +20,7 @@ off=$(part_start "$img" 1)
 
 # 1. Every skipped entry is named in a warning, and nothing else is skipped.
 for s in "${FAT_SKIPPED[@]}"; do
-	grep -aF -- "$s: " "$T/warn" | grep -q 'not put on the FAT32' ||
+	grep -aF -- "$s: " "$T/warn" | grepq 'not put on the FAT32' ||
 		fail "no warning naming $s"
 done
 n=$(grep -c 'not put on the FAT32' "$T/warn")
@@ -81,6 +81,6 @@ grep -q '^COLLID~3.DAT$' "$T/short" && grep -q '^COLLI~22.DAT$' "$T/short" ||
 	fail "stamp.txt time $(TZ=UTC stat -c %y "$T/out/stamp.txt"), want 13:37:42 UTC"
 [ "$(TZ=UTC stat -c %y "$T/out/old.txt")" = "1980-01-01 00:00:00.000000000 +0000" ] ||
 	fail "old.txt not clamped to 1980"
-mdir -i "$img@@$off" ::/future.txt 2>&1 | grep -q '2107-12-31  23:59' ||
+mdir -i "$img@@$off" ::/future.txt 2>&1 | grepq '2107-12-31  23:59' ||
 	fail "future.txt not clamped to 2107-12-31 23:59:58"
 echo "ok"

@@ -34,7 +34,7 @@ grep -q '^rpifs: error: boot/huge.bin: .*FAT32 cannot hold files of 4 GiB or mor
 truncate -s $(( (4 << 30) - 1 )) "$r/boot/huge.bin"
 fat_mount "$T/log2" "$r" "$T/mnt2" --boot-size 5G
 off=$(part_start "$T/mnt2/disk.img" 1)
-mdir -i "$T/mnt2/disk.img@@$off" ::/huge.bin 2>&1 | grep -q ' 4294967295 ' ||
+mdir -i "$T/mnt2/disk.img@@$off" ::/huge.bin 2>&1 | grepq ' 4294967295 ' ||
 	fail "huge.bin is not 4294967295 bytes: $(mdir -i "$T/mnt2/disk.img@@$off" ::/huge.bin 2>&1)"
 rpifs_umount "$T/mnt2"
 rm -f "$r/boot/huge.bin"

@@ -50,6 +50,6 @@ rpifs_umount "$T/m"
 
 after=$(tree_sums "$T/root")
 [ "$before" = "$after" ] || fail "the source tree changed"
-"$RPIFS" --help | grep -q "Usage: rpifs" || fail "--help"
-"$RPIFS" --version | grep -qE "^rpifs [0-9]" || fail "--version"
+"$RPIFS" --help | grepq "Usage: rpifs" || fail "--help"
+"$RPIFS" --version | grepq -E "^rpifs [0-9]" || fail "--version"
 note "ok"

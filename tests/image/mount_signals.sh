@@ -32,7 +32,7 @@ done
 pid=$!
 wait_mounted
 exec 3<"$T/mnt/disk.img"
-head -c 512 <&3 | od -An -tx1 | tail -1 | grep -q "55 aa" || fail "held open: MBR not read"
+head -c 512 <&3 | od -An -tx1 | tail -1 | grepq "55 aa" || fail "held open: MBR not read"
 kill -s TERM "$pid"
 rc=0; wait "$pid" || rc=$?
 exec 3<&-
@@ -55,7 +55,7 @@ if setpriv --reuid=65534 --regid=65534 --clear-groups head -c 1 "$T/mnt/disk.img
 fi
 rpifs_umount "$T/mnt"
 rpifs_mount "$T/root" "$T/mnt" -o allow_other
-setpriv --reuid=65534 --regid=65534 --clear-groups head -c 512 "$T/mnt/disk.img" | od -An -tx1 | tail -1 | grep -q "55 aa" ||
+setpriv --reuid=65534 --regid=65534 --clear-groups head -c 512 "$T/mnt/disk.img" | od -An -tx1 | tail -1 | grepq "55 aa" ||
 	fail "another user could not read the image with -o allow_other"
 rpifs_umount "$T/mnt"
 note "ok"

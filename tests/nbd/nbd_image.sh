@@ -25,7 +25,7 @@ check_same default ""
 check_same keys "--boot-size 40M --disk-id 0x0badcafe --root-label nbdroot --boot-label NBDBOOT --free 40 --align 1M --root-owner" \
 	boot-size=40M disk-id=0x0badcafe root-label=nbdroot boot-label=NBDBOOT free=40 align=1M root-owner=true
 cmp -s "$T/fuse-default.img" "$T/fuse-keys.img" && fail "the keys changed nothing"
-sfdisk -d "$T/nbd-keys.img" | grep -q 'label-id: 0x0badcafe' || fail "disk-id=0x0badcafe not in the MBR"
+sfdisk -d "$T/nbd-keys.img" | grepq 'label-id: 0x0badcafe' || fail "disk-id=0x0badcafe not in the MBR"
 
 # Partition exports, against the partitions of the disk export.
 img=$T/nbd-default.img
