@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "log.h"
+#include "config_txt.h"
 #include "qemu.h"
 #include "qemu_nbd.h"
 
@@ -31,8 +32,11 @@ static void usage(FILE *f)
 "\n"
 "Boot ROOTFS as a Raspberry Pi 3 under qemu-system-aarch64 -M raspi3b. The SD\n"
 "card is the disk.img rpifs serves: mounted for the run (or --image), with the\n"
-"kernel and device tree that ROOTFS/boot/config.txt names and the command line\n"
-"from cmdline.txt plus a serial console on ttyAMA0. Ctrl-A X quits qemu.\n"
+"kernel, initramfs and device tree that ROOTFS/boot/config.txt names for a Pi 3\n"
+"(kernel=, initramfs FILE, device_tree=, os_prefix=, cmdline=, arm_64bit,\n"
+"[pi3]/[all]/[none] sections) and the command line from cmdline.txt plus\n"
+"console=ttyAMA0. Both serial ports (ttyAMA0, ttyS1) and qemu's monitor share\n"
+"the terminal: Ctrl-A C switches to the monitor, Ctrl-A X quits qemu.\n"
 "\n"
 "  --image FILE      use this disk.img (an existing rpifs mount) instead of\n"
 "                    mounting ROOTFS for the run\n"
@@ -45,45 +49,12 @@ static void usage(FILE *f)
 "  --snapshot        discard the guest's writes at exit (qemu snapshot=on)\n"
 "  --timeout SECS    stop qemu after SECS seconds (exit status 124)\n"
 "  --until TEXT      stop qemu, with exit status 0, once its console prints\n"
-"                    TEXT (e.g. \"login:\"); with --timeout, for scripts\n"
+"                    TEXT (e.g. \"login:\"); if qemu ends without printing it,\n"
+"                    the status is qemu's, or 1 where that was 0; with\n"
+"                    --timeout (124 when it expires), for scripts\n"
 "  --qemu PATH       qemu binary (default: qemu-system-aarch64)\n"
 "  --dry-run         print the qemu command and exit\n"
 "  -h, --help        this help\n");
-}
-
-/* value of key= in config.txt, first match, outside [sections] other than
- * [all]/[pi3] (good enough for the files rpifs build writes). */
-static int config_value(const char *path, const char *key, char *out, size_t len)
-{
-	FILE *f = fopen(path, "re");
-	char line[4096];
-	size_t kl = strlen(key);
-	bool active = true;
-	int ret = -ENOENT;
-
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		char *p = line + strspn(line, " \t");
-
-		p[strcspn(p, "\r\n#")] = '\0';
-		if (*p == '[') {
-			active = !strncmp(p, "[all]", 5) || !strncmp(p, "[pi3]", 5);
-			continue;
-		}
-		if (active && !strncmp(p, key, kl) && p[kl] == '=') {
-			char *v = p + kl + 1;
-			size_t vl = strlen(v);
-
-			while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
-				v[--vl] = '\0';
-			snprintf(out, len, "%s", v);
-			ret = 0;
-			break;
-		}
-	}
-	fclose(f);
-	return ret;
 }
 
 static bool is_file(const char *p)
@@ -93,31 +64,72 @@ static bool is_file(const char *p)
 	return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-int boot_config_read(const char *boot, struct boot_config *bc)
+/* BOOT/PREFIX NAME: the firmware puts os_prefix in front of every OS file
+ * name (kernel, initramfs, device tree, cmdline file); "/" at the start of
+ * NAME means the partition's root, as for the firmware. */
+static void os_file(char *out, size_t len, const char *boot, const char *prefix,
+		    const char *name)
+{
+	snprintf(out, len, "%s/%s%s", boot, prefix + (*prefix == '/'), name + (*name == '/'));
+}
+
+int boot_config_read(const char *boot, const char *board, struct boot_config *bc)
 {
 	static const char *const dtbs[] = {
 		"broadcom/bcm2837-rpi-3-b.dtb", "bcm2837-rpi-3-b.dtb",
 		"bcm2710-rpi-3-b.dtb", "broadcom/bcm2837-rpi-3-b-plus.dtb",
 	};
-	char cfg[PATH_MAX], v[1024], p[PATH_MAX];
+	const char *const *models = config_txt_models(board);
+	struct config_txt c;
+	char cfg[PATH_MAX], p[PATH_MAX];
+	const char *pre, *kname;
+	size_t l;
 	FILE *f;
+	int ret;
 
 	memset(bc, 0, sizeof(*bc));
+	if (!models) {
+		log_error("qemu: unknown board '%s'", board);
+		return -EINVAL;
+	}
 	snprintf(cfg, sizeof(cfg), "%s/config.txt", boot);
-	/* The firmware's default for arm_64bit=1 is kernel8.img. */
-	if (config_value(cfg, "kernel", v, sizeof(v)) < 0)
-		snprintf(v, sizeof(v), "kernel8.img");
-	snprintf(bc->kernel, sizeof(bc->kernel), "%s/%s", boot, v + (*v == '/'));
+	ret = config_txt_read(cfg, models, &c);
+	if (ret < 0 && ret != -ENOENT) {
+		log_error("%s: %s", cfg, strerror(-ret));
+		return ret;
+	}
+	/* The firmware's default kernel: kernel8.img for arm_64bit=1 (what
+	 * rpifs build writes, and the only kind qemu-system-aarch64 boots
+	 * here), kernel7.img for a 32-bit Pi 3 setup. */
+	kname = *c.kernel ? c.kernel : c.arm_64bit == 0 ? "kernel7.img" : "kernel8.img";
+	pre = c.os_prefix;
+	os_file(bc->kernel, sizeof(bc->kernel), boot, pre, kname);
+	if (*pre && !is_file(bc->kernel)) {
+		/* The firmware checks os_prefix the same way before using it. */
+		log_warn("%s: os_prefix=%s: no %s there: prefix ignored, as the "
+			 "firmware does", cfg, pre, bc->kernel);
+		pre = "";
+		os_file(bc->kernel, sizeof(bc->kernel), boot, pre, kname);
+	}
 	if (!is_file(bc->kernel)) {
 		log_error("%s: no kernel (config.txt kernel=%s); build one with "
-			  "'rpifs build kernel'", bc->kernel, v);
+			  "'rpifs build kernel'", bc->kernel, kname);
 		return -ENOENT;
 	}
-	if (config_value(cfg, "device_tree", v, sizeof(v)) == 0) {
-		snprintf(bc->dtb, sizeof(bc->dtb), "%s/%s", boot, v + (*v == '/'));
+	if (*c.initramfs) {
+		os_file(bc->initrd, sizeof(bc->initrd), boot, pre, c.initramfs);
+		if (!is_file(bc->initrd)) {
+			log_error("%s: 'initramfs %s' names %s, which is not a file: the "
+				  "firmware would not boot this card either", cfg, c.initramfs,
+				  bc->initrd);
+			return -ENOENT;
+		}
+	}
+	if (*c.device_tree) {
+		os_file(bc->dtb, sizeof(bc->dtb), boot, pre, c.device_tree);
 	} else {
 		for (size_t i = 0; i < sizeof(dtbs) / sizeof(dtbs[0]) && !*bc->dtb; i++) {
-			snprintf(p, sizeof(p), "%s/%s", boot, dtbs[i]);
+			os_file(p, sizeof(p), boot, pre, dtbs[i]);
 			if (is_file(p))
 				snprintf(bc->dtb, sizeof(bc->dtb), "%s", p);
 		}
@@ -128,13 +140,18 @@ int boot_config_read(const char *boot, struct boot_config *bc)
 			  *bc->dtb ? bc->dtb : boot);
 		return -ENOENT;
 	}
-	snprintf(p, sizeof(p), "%s/cmdline.txt", boot);
+	os_file(p, sizeof(p), boot, pre, *c.cmdline ? c.cmdline : "cmdline.txt");
 	f = fopen(p, "re");
 	if (f) {
 		if (!fgets(bc->cmdline, sizeof(bc->cmdline), f))
 			bc->cmdline[0] = '\0';
 		fclose(f);
+		/* One line; trailing blanks would double the space before the
+		 * console= rpifs appends. */
 		bc->cmdline[strcspn(bc->cmdline, "\r\n")] = '\0';
+		for (l = strlen(bc->cmdline); l && (bc->cmdline[l - 1] == ' ' ||
+						    bc->cmdline[l - 1] == '\t'); )
+			bc->cmdline[--l] = '\0';
 	} else {
 		log_warn("%s: missing; booting with root=/dev/mmcblk0p2 rootwait", p);
 		snprintf(bc->cmdline, sizeof(bc->cmdline), "root=/dev/mmcblk0p2 rootwait");
@@ -186,8 +203,9 @@ static bool watch(int fd, pid_t pid, const char *until)
 	}
 }
 
-/* Run argv; returns its exit status (124 after --timeout; 0 once until, if
- * not NULL, appeared on its output). */
+/* Run argv; returns its exit status, 128 + the signal that killed it, 124
+ * after --timeout. With UNTIL: 0 exactly when UNTIL appeared on its output
+ * (it is then stopped); an exit without it is never 0. */
 static int run_until(char **argv, unsigned timeout, const char *until)
 {
 	int pfd[2] = { -1, -1 }, st;
@@ -231,7 +249,20 @@ static int run_until(char **argv, unsigned timeout, const char *until)
 		return 0;
 	if (timed_out)
 		return 124;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	if (!until)
+		return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	/* --until promises that TEXT was seen: an exit without it is a
+	 * failure even when qemu's own status is 0 (poweroff, a killed qemu,
+	 * a wrong binary). */
+	if (WIFEXITED(st))
+		log_error("qemu: %s exited (status %d) before its console printed \"%s\"",
+			  argv[0], WEXITSTATUS(st), until);
+	else
+		log_error("qemu: %s killed by signal %d before its console printed \"%s\"",
+			  argv[0], WTERMSIG(st), until);
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st) ? WEXITSTATUS(st) : 1;
+	return 128 + WTERMSIG(st);
 }
 
 static int run(char **argv, unsigned timeout)
@@ -303,8 +334,18 @@ int qemu_main(int argc, char **argv)
 		log_error("qemu: ROOTFS is required (rpifs qemu --help)");
 		return 2;
 	}
+	/* "rpifs qemu [OPTIONS] ROOTFS -- QEMU-ARGS": getopt stops at ROOTFS
+	 * ('+'), so the "--" after it is still there and is not qemu's. */
+	if (optind + 1 < argc && !strcmp(argv[optind + 1], "--")) {
+		argv[optind + 1] = argv[optind];
+		optind++;
+	}
+	if (argc - optind - 1 > 32) {
+		log_error("qemu: %d qemu arguments after ROOTFS: at most 32", argc - optind - 1);
+		return 2;
+	}
 	snprintf(boot, sizeof(boot), "%s/%s", argv[optind], boot_dir);
-	if (boot_config_read(boot, &bc) < 0)
+	if (boot_config_read(boot, "rpi3", &bc) < 0)
 		return 1;
 	snprintf(cmdline, sizeof(cmdline), "%s%s%s%s", bc.cmdline,
 		 strstr(bc.cmdline, "console=ttyAMA0") ? "" : " console=ttyAMA0,115200",
@@ -366,13 +407,30 @@ int qemu_main(int argc, char **argv)
 	qargv[n++] = bc.kernel;
 	qargv[n++] = (char *)"-dtb";
 	qargv[n++] = bc.dtb;
+	if (*bc.initrd) {
+		qargv[n++] = (char *)"-initrd";
+		qargv[n++] = bc.initrd;
+	}
 	qargv[n++] = (char *)"-append";
 	qargv[n++] = cmdline;
 	qargv[n++] = (char *)"-drive";
 	qargv[n++] = drive;
-	qargv[n++] = (char *)"-nographic";
+	/* Both UARTs on the terminal, one stdio mux with the monitor (Ctrl-A C):
+	 * serial0 is the PL011 (ttyAMA0), serial1 the mini UART (ttyS1), which
+	 * the mainline device tree makes the console when Bluetooth has the
+	 * PL011 and where a distro's getty then waits. */
+	qargv[n++] = (char *)"-chardev";
+	qargv[n++] = (char *)"stdio,id=console,mux=on,signal=on";
+	qargv[n++] = (char *)"-serial";
+	qargv[n++] = (char *)"chardev:console";
+	qargv[n++] = (char *)"-serial";
+	qargv[n++] = (char *)"chardev:console";
+	qargv[n++] = (char *)"-mon";
+	qargv[n++] = (char *)"chardev=console,mode=readline";
+	qargv[n++] = (char *)"-display";
+	qargv[n++] = (char *)"none";
 	qargv[n++] = (char *)"-no-reboot";
-	for (int i = optind + 1; i < argc && n < 62; i++)
+	for (int i = optind + 1; i < argc; i++)   /* at most 32: checked above */
 		qargv[n++] = argv[i];
 	qargv[n] = NULL;
 

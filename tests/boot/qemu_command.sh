@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# rpifs qemu without booting: the qemu command it builds from config.txt as
+# the firmware reads it (kernel=, initramfs FILE followkernel, device_tree=,
+# os_prefix=, cmdline=, [pi3]/[pi4]/[all]/[none] sections), cmdline.txt
+# without doubled blanks, "--" before qemu's own arguments, both serial ports
+# on the terminal; and the exit status of --until and --timeout, with a
+# stand-in qemu: 0 exactly when the text was printed.
+. "$TESTS_DIR/lib.sh"
+
+R=$T/rootfs
+mkdir -p "$R/boot/broadcom" "$R/boot/v2"
+printf 'k' > "$R/boot/kernel8.img"
+printf 'k' > "$R/boot/vmlinuz-6.1"
+printf 'k' > "$R/boot/pi4.img"
+printf 'i' > "$R/boot/initrd.img-6.1"
+printf 'd' > "$R/boot/broadcom/bcm2837-rpi-3-b.dtb"
+printf 'root=LABEL=RASPIROOT rw  \n' > "$R/boot/cmdline.txt"
+
+# The stand-in: records its arguments one a line, then does what $FAKE says.
+cat > "$T/qemu" <<'FAKE'
+#!/bin/sh
+printf '%s\n' "$@" > "$ARGS"
+case "$FAKE" in
+print) echo "booting"; echo "Debian GNU/Linux 12 rpi login: "; exec sleep 30 ;;
+silent0) exit 0 ;;
+exit3) exit 3 ;;
+hang) exec sleep 30 ;;
+kill) kill -9 $$ ;;
+esac
+FAKE
+chmod +x "$T/qemu"
+export ARGS=$T/args
+
+q() {   # q [rpifs qemu options...]: run with the stand-in, status in $rc
+	rc=0
+	"$RPIFS" qemu --qemu "$T/qemu" --image "$T/none.img" "$@" >"$T/out" 2>&1 </dev/null || rc=$?
+}
+arg_after() {   # arg_after OPT: the argument that follows OPT (first one)
+	awk -v o="$1" 'p { print; exit } $0 == o { p = 1 }' "$ARGS"
+}
+
+# --- config.txt as the firmware reads it ---
+cat > "$R/boot/config.txt" <<'CFG'
+# Debian's raspi-firmware writes this shape
+[pi4]
+kernel=pi4.img
+initramfs nothing-here.img followkernel
+[none]
+kernel=never.img
+[all]
+arm_64bit=1
+kernel=vmlinuz-6.1
+initramfs initrd.img-6.1 followkernel
+CFG
+FAKE=silent0 q "$R"
+[ "$(arg_after -kernel)" = "$R/boot/vmlinuz-6.1" ] || fail "kernel=: $(arg_after -kernel)"
+[ "$(arg_after -initrd)" = "$R/boot/initrd.img-6.1" ] || fail "initramfs FILE followkernel: '$(arg_after -initrd)'"
+[ "$(arg_after -dtb)" = "$R/boot/broadcom/bcm2837-rpi-3-b.dtb" ] || fail "dtb: $(arg_after -dtb)"
+[ "$(arg_after -append)" = "root=LABEL=RASPIROOT rw console=ttyAMA0,115200" ] ||
+	fail "cmdline: '$(arg_after -append)' (trailing blanks must not double the space)"
+[ "$(grep -c '^chardev:console$' "$ARGS")" = 2 ] || fail "both serial ports on the console mux: $(tr '\n' ' ' < "$ARGS")"
+grepq -x 'stdio,id=console,mux=on,signal=on' < "$ARGS" || fail "no stdio mux"
+
+# os_prefix= and cmdline= and device_tree= with it; ramfsfile=
+printf 'k' > "$R/boot/v2/kernel8.img"
+printf 'd' > "$R/boot/v2/my.dtb"
+printf 'root=/dev/mmcblk0p2 v2\n' > "$R/boot/v2/cmd.txt"
+printf 'i' > "$R/boot/v2/ramfs"
+printf 'os_prefix=v2/\ndevice_tree=my.dtb\ncmdline=cmd.txt\nramfsfile=ramfs\n' > "$R/boot/config.txt"
+FAKE=silent0 q "$R"
+[ "$(arg_after -kernel)" = "$R/boot/v2/kernel8.img" ] || fail "os_prefix kernel: $(arg_after -kernel)"
+[ "$(arg_after -dtb)" = "$R/boot/v2/my.dtb" ] || fail "os_prefix device_tree: $(arg_after -dtb)"
+[ "$(arg_after -initrd)" = "$R/boot/v2/ramfs" ] || fail "ramfsfile: $(arg_after -initrd)"
+[ "$(arg_after -append)" = "root=/dev/mmcblk0p2 v2 console=ttyAMA0,115200" ] || fail "cmdline=: $(arg_after -append)"
+
+# An initramfs line naming a missing file: refused, naming config.txt.
+printf 'initramfs gone.img followkernel\n' > "$R/boot/config.txt"
+FAKE=silent0 q "$R"
+[ "$rc" != 0 ] && grepq "config.txt: 'initramfs gone.img'" < "$T/out" ||
+	{ cat "$T/out"; fail "a missing initramfs was not refused with config.txt named"; }
+rm "$R/boot/config.txt"
+
+# --- "--" before qemu's arguments: consumed, the rest passed on ---
+FAKE=silent0 q "$R" -- -smp 2
+grepq -x -- '--' < "$ARGS" && fail "'--' passed on to qemu"
+[ "$(arg_after -smp)" = 2 ] || fail "arguments after -- not passed: $(tr '\n' ' ' < "$ARGS")"
+[ "$(tail -1 "$ARGS")" = 2 ] || fail "qemu arguments are not last"
+
+# --- --until and --timeout: the exit status says what happened ---
+FAKE=print q --until "login:" --timeout 20 "$R"
+[ "$rc" = 0 ] && grepq 'saw "login:"' < "$T/out" || { cat "$T/out"; fail "--until: text printed, status $rc"; }
+FAKE=silent0 q --until "login:" "$R"
+[ "$rc" = 1 ] || { cat "$T/out"; fail "--until: qemu exited 0 without the text, status $rc (must be 1)"; }
+grepq 'saw "login:"' < "$T/out" && fail "--until claims it saw the text"
+grepq 'before its console printed "login:"' < "$T/out" || { cat "$T/out"; fail "--until: no message"; }
+FAKE=exit3 q --until "login:" "$R"
+[ "$rc" = 3 ] || fail "--until: qemu's status 3 became $rc"
+FAKE=kill q --until "login:" "$R"
+[ "$rc" = 137 ] || fail "--until: qemu killed by SIGKILL, status $rc (must be 137)"
+FAKE=hang q --until "login:" --timeout 1 "$R"
+[ "$rc" = 124 ] || fail "--timeout: status $rc (must be 124)"
+FAKE=exit3 q "$R"
+[ "$rc" = 3 ] || fail "without --until: qemu's status 3 became $rc"
+exit 0
