@@ -20,8 +20,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include "log.h"
+#include "cli.h"
 #include "config_txt.h"
+#include "log.h"
 #include "qemu.h"
 #include "qemu_nbd.h"
 
@@ -43,7 +44,9 @@ static void usage(FILE *f)
 "  --nbd             serve ROOTFS to qemu over NBD (nbdkit with the rpifs\n"
 "                    plugin on a Unix socket) instead of a FUSE mount; the\n"
 "                    default where FUSE cannot mount (no usable /dev/fuse)\n"
-"  --boot-dir DIR    boot directory inside ROOTFS (default: boot)\n"
+"  --boot-dir DIR and the other mount options (rpifs --help: --boot-label,\n"
+"                    --root-label, --disk-id, --size, --idmap, --devices, ...)\n"
+"                    are passed to the mount (or to nbdkit as KEY=VALUE)\n"
 "  --append ARGS     more kernel arguments\n"
 "  --overlay FILE    keep the guest's writes in FILE (passed to the mount)\n"
 "  --snapshot        discard the guest's writes at exit (qemu snapshot=on)\n"
@@ -281,14 +284,48 @@ static void print_cmd(char **argv)
 	fputc('\n', stderr);
 }
 
-enum { OPT_IMAGE = 256, OPT_BOOT_DIR, OPT_APPEND, OPT_OVERLAY, OPT_SNAPSHOT,
+enum { OPT_IMAGE = CLI_OPT_END, OPT_APPEND, OPT_OVERLAY, OPT_SNAPSHOT,
        OPT_TIMEOUT, OPT_QEMU, OPT_DRY_RUN, OPT_UNTIL, OPT_NBD };
+
+/* The mount options given to rpifs qemu, passed on to its own mount
+ * (--NAME ARG) or to nbdkit (NAME=ARG: the plugin's keys are the options'
+ * names), checked here first with the mount's own parser. */
+#define MAX_LAYOUT_OPTS 32
+struct layout_args {
+	char *mount[2 * MAX_LAYOUT_OPTS + 1];
+	char *nbd[MAX_LAYOUT_OPTS + 1];
+	char nbd_kv[MAX_LAYOUT_OPTS][PATH_MAX + 32];
+	char flag[MAX_LAYOUT_OPTS][32];            /* "--NAME" */
+	int nmount, nnbd;
+};
+
+static int layout_arg(struct layout_args *la, const struct option *opt, char *arg)
+{
+	char *kv = la->nbd_kv[la->nnbd];
+
+	if (la->nnbd == MAX_LAYOUT_OPTS) {
+		log_error("qemu: more than %d mount options", MAX_LAYOUT_OPTS);
+		return -E2BIG;
+	}
+	snprintf(la->flag[la->nnbd], sizeof(la->flag[0]), "--%s", opt->name);
+	la->mount[la->nmount++] = la->flag[la->nnbd];
+	if (opt->has_arg)
+		la->mount[la->nmount++] = arg;
+	/* The plugin's keys: --no-ext4 is ext4=false, flags are NAME=true. */
+	if (!strcmp(opt->name, "no-ext4"))
+		snprintf(kv, PATH_MAX + 32, "ext4=false");
+	else
+		snprintf(kv, PATH_MAX + 32, "%s=%s", opt->name, opt->has_arg ? arg : "true");
+	la->nbd[la->nnbd++] = kv;
+	la->mount[la->nmount] = la->nbd[la->nnbd] = NULL;
+	return 0;
+}
 
 int qemu_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		CLI_LAYOUT_LONG_OPTS,
 		{ "image", required_argument, NULL, OPT_IMAGE },
-		{ "boot-dir", required_argument, NULL, OPT_BOOT_DIR },
 		{ "append", required_argument, NULL, OPT_APPEND },
 		{ "overlay", required_argument, NULL, OPT_OVERLAY },
 		{ "snapshot", no_argument, NULL, OPT_SNAPSHOT },
@@ -310,14 +347,27 @@ int qemu_main(int argc, char **argv)
 	char boot[PATH_MAX], cmdline[8192], drive[PATH_MAX + 128], img[PATH_MAX + 64];
 	char mnt[] = "/tmp/rpifs-qemu.XXXXXX", self[PATH_MAX];
 	char *qargv[64];
-	int c, n = 0, ret = 1;
+	static struct layout_args la;
+	struct rpifs_opts lo;
+	int c, li, n = 0, ret = 1;
 	bool mounted = false;
 
+	rpifs_opts_init(&lo);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+h", opts, &li)) != -1) {
+		/* A mount option: checked as the mount checks it, kept for it. */
+		ret = cli_layout_opt(&lo, c, optarg, NULL);
+		if (ret < 0)
+			return 2;
+		if (ret > 0) {
+			if (c == CLI_OPT_BOOT_DIR)
+				boot_dir = optarg;
+			if (layout_arg(&la, &opts[li], optarg) < 0)
+				return 2;
+			continue;
+		}
 		switch (c) {
 		case OPT_IMAGE: image = optarg; break;
-		case OPT_BOOT_DIR: boot_dir = optarg; break;
 		case OPT_APPEND: append = optarg; break;
 		case OPT_OVERLAY: overlay = optarg; break;
 		case OPT_SNAPSHOT: snapshot = true; break;
@@ -363,14 +413,14 @@ int qemu_main(int argc, char **argv)
 	if (image) {
 		snprintf(img, sizeof(img), "%s", image);
 	} else if (nbd) {
-		if (qemu_nbd_start(&ns, argv[optind], boot_dir, overlay, dry) < 0)
+		if (qemu_nbd_start(&ns, argv[optind], la.nbd, overlay, dry) < 0)
 			return 1;
 		snprintf(img, sizeof(img), "%s", ns.uri);
 	} else if (dry) {
 		snprintf(img, sizeof(img), "MNT/disk.img");
 	} else {
 		ssize_t l = readlink("/proc/self/exe", self, sizeof(self) - 1);
-		char *margv[8];
+		char *margv[8 + 2 * MAX_LAYOUT_OPTS];
 		int m = 0;
 
 		if (l < 0 || !mkdtemp(mnt)) {
@@ -379,8 +429,8 @@ int qemu_main(int argc, char **argv)
 		}
 		self[l] = '\0';
 		margv[m++] = self;
-		margv[m++] = (char *)"--boot-dir";
-		margv[m++] = (char *)boot_dir;
+		for (int i = 0; i < la.nmount; i++)
+			margv[m++] = la.mount[i];
 		if (overlay) {
 			margv[m++] = (char *)"--overlay";
 			margv[m++] = (char *)overlay;

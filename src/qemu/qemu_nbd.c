@@ -69,12 +69,12 @@ static long now_ms(void)
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-int qemu_nbd_start(struct qemu_nbd *n, const char *rootfs, const char *boot_dir,
+int qemu_nbd_start(struct qemu_nbd *n, const char *rootfs, char *const *keys,
 		   const char *overlay, bool dry)
 {
 	char plugin[PATH_MAX], pidfile[PATH_MAX], root_kv[PATH_MAX + 8];
-	char boot_kv[PATH_MAX + 16], ov_kv[PATH_MAX + 16];
-	char *argv[16];
+	char ov_kv[PATH_MAX + 16];
+	char *argv[16 + QEMU_NBD_MAX_KEYS];
 	struct stat st;
 	long t0;
 	int a = 0, st_code;
@@ -92,7 +92,6 @@ int qemu_nbd_start(struct qemu_nbd *n, const char *rootfs, const char *boot_dir,
 	snprintf(n->uri, sizeof(n->uri), "nbd+unix:///disk?socket=%s", n->sock);
 	plugin_path(plugin, sizeof(plugin));
 	snprintf(root_kv, sizeof(root_kv), "rootfs=%s", rootfs);
-	snprintf(boot_kv, sizeof(boot_kv), "boot-dir=%s", boot_dir);
 
 	argv[a++] = (char *)"nbdkit";
 	argv[a++] = (char *)"--foreground";
@@ -103,7 +102,14 @@ int qemu_nbd_start(struct qemu_nbd *n, const char *rootfs, const char *boot_dir,
 	argv[a++] = pidfile;
 	argv[a++] = plugin;
 	argv[a++] = root_kv;
-	argv[a++] = boot_kv;
+	for (int i = 0; keys && keys[i]; i++) {
+		if (i == QEMU_NBD_MAX_KEYS) {
+			log_error("qemu: nbd: more than %d plugin keys", QEMU_NBD_MAX_KEYS);
+			qemu_nbd_stop(n);
+			return -E2BIG;
+		}
+		argv[a++] = keys[i];
+	}
 	if (overlay) {
 		snprintf(ov_kv, sizeof(ov_kv), "overlay=%s", overlay);
 		argv[a++] = ov_kv;

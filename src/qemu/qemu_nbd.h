@@ -18,11 +18,13 @@ struct qemu_nbd {
  * or not usable by this user: `rpifs qemu` then serves over NBD. */
 bool qemu_fuse_usable(const char **why);
 
-/* Start nbdkit serving ROOTFS (keys boot-dir=, overlay= when not NULL) on a
- * socket in a new private directory; returns once it accepts connections.
- * dry: only print the command (n->uri names a placeholder socket). 0 or
- * -errno, with a message. */
-int qemu_nbd_start(struct qemu_nbd *n, const char *rootfs, const char *boot_dir,
+/* Start nbdkit serving ROOTFS (the plugin's KEY=VALUE keys, NULL-terminated,
+ * at most QEMU_NBD_MAX_KEYS; overlay= when not NULL) on a socket in a new
+ * private directory; returns once it accepts connections. dry: only print
+ * the command (n->uri names a placeholder socket). 0 or -errno, with a
+ * message. */
+#define QEMU_NBD_MAX_KEYS 32
+int qemu_nbd_start(struct qemu_nbd *n, const char *rootfs, char *const *keys,
 		   const char *overlay, bool dry);
 /* Stop the server and remove its directory. */
 void qemu_nbd_stop(struct qemu_nbd *n);

@@ -26,6 +26,11 @@ silent0) exit 0 ;;
 exit3) exit 3 ;;
 hang) exec sleep 30 ;;
 kill) kill -9 $$ ;;
+inspect)   # the card as qemu would see it: its table, partition 2's label
+	img=$(printf '%s\n' "$@" | sed -n 's/^file=\([^,]*\),if=sd.*/\1/p')
+	sfdisk -d "$img" > "$ARGS.sfdisk"
+	start=$(awk -F'[=,]' '/^[^ ]*2 :/ { gsub(/ /, "", $2); print $2 }' "$ARGS.sfdisk")
+	blkid -p -o export -O $((start * 512)) "$img" > "$ARGS.blkid" ;;
 esac
 FAKE
 chmod +x "$T/qemu"
@@ -85,6 +90,18 @@ FAKE=silent0 q "$R" -- -smp 2
 grepq -x -- '--' < "$ARGS" && fail "'--' passed on to qemu"
 [ "$(arg_after -smp)" = 2 ] || fail "arguments after -- not passed: $(tr '\n' ' ' < "$ARGS")"
 [ "$(tail -1 "$ARGS")" = 2 ] || fail "qemu arguments are not last"
+
+# --- the mount options reach rpifs qemu's own mount, and nbdkit's keys ---
+q0() { rc=0; "$RPIFS" qemu --qemu "$T/qemu" "$@" >"$T/out" 2>&1 </dev/null || rc=$?; }
+FAKE=inspect q0 --disk-id 0x0badf00d --root-label MYROOT --boot-dir boot "$R"
+[ "$rc" = 0 ] || { cat "$T/out"; fail "rpifs qemu with mount options: status $rc"; }
+grepq '^label-id: 0x0badf00d$' < "$ARGS.sfdisk" || { cat "$ARGS.sfdisk"; fail "--disk-id not passed to the mount"; }
+grepq '^LABEL=MYROOT$' < "$ARGS.blkid" || { cat "$ARGS.blkid"; fail "--root-label not passed to the mount"; }
+q0 --dry-run --nbd --root-label MYROOT --no-ext4 --idmap 0:0:1 --idmap 5:5:1 "$R"
+grepq " root-label=MYROOT ext4=false idmap=0:0:1 idmap=5:5:1" < "$T/out" ||
+	{ cat "$T/out"; fail "mount options not passed to nbdkit as keys"; }
+q0 --disk-id nothex "$R"
+[ "$rc" = 2 ] && grepq "disk-id" < "$T/out" || { cat "$T/out"; fail "a bad mount option was not refused ($rc)"; }
 
 # --- --until and --timeout: the exit status says what happened ---
 FAKE=print q --until "login:" --timeout 20 "$R"
