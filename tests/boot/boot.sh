@@ -21,7 +21,9 @@
 #     waits until the other has written too (the host tells it on the
 #     console), drops its caches and lists / again from the server: its own
 #     file, not the other's (each connection its own overlay); a third
-#     connection (nbdcopy, debugfs) sees neither.
+#     connection (nbdcopy, debugfs) sees neither;
+#  9. an initramfs named in config.txt ("initramfs FILE followkernel" in a
+#     [pi3] section) is run, and mounts partition 2 of the card.
 . "$TESTS_DIR/lib.sh"
 [ "$(id -u)" = 0 ] || skip "needs root (FUSE here, dpkg architecture)"
 need qemu-system-aarch64 qemu-img debugfs dpkg-deb apt-get
@@ -220,6 +222,37 @@ dd if="$img" of="$T/ref.img" bs=4M status=none
 dd if="$img" iflag=direct bs=1M status=none | cmp - "$T/ref.img" || fail "dd iflag=direct differs"
 qemu-img compare -f raw -F raw "$img" "$T/ref.img" >/dev/null || fail "qemu-img compare differs"
 rpifs_umount "$T/mnt"
+
+# An initramfs named the firmware's way ("initramfs FILE followkernel" in a
+# [pi3] section; a [pi4] one names a file that does not exist): rpifs qemu
+# passes it as -initrd; its /init finds partition 2 of the SD card and
+# switches to it, as a distro's initramfs does.
+mkdir -p "$T/ird/bin" "$T/ird/dev" "$T/ird/proc" "$T/ird/newroot"
+cp "$BB" "$T/ird/bin/busybox"
+cat > "$T/ird/init" <<'INIT'
+#!/bin/busybox sh
+b=/bin/busybox
+$b mount -t devtmpfs devtmpfs /dev
+echo "RPIFS-INITRAMFS: $($b uname -r)"
+for i in $($b seq 100); do [ -b /dev/mmcblk0p2 ] && break; $b sleep 0.1; done
+$b mount -t ext4 /dev/mmcblk0p2 /newroot || echo "RPIFS-INITRAMFS-NOROOT"
+$b umount /dev
+exec $b switch_root /newroot /sbin/init
+INIT
+chmod 755 "$T/ird/init"
+touch -r "$R/boot" "$T/bootdir.time"
+(cd "$T/ird" && find . | cpio -o -H newc --quiet) > "$R/boot/initrd.cpio"
+cp -p "$R/boot/config.txt" "$T/config.orig"
+printf '[pi4]\ninitramfs absent.img followkernel\n[pi3]\ninitramfs initrd.cpio followkernel\n[all]\n' \
+	>> "$R/boot/config.txt"
+timeout 300 "$RPIFS" qemu --timeout 240 --until "RPIFS-MARKER: " "$R" \
+	>"$T/boot-initrd.log" 2>&1 </dev/null || { tail -30 "$T/boot-initrd.log"; fail "no boot through the initramfs"; }
+grepq -- "-initrd $R/boot/initrd.cpio" < "$T/boot-initrd.log" || fail "config.txt's initramfs was not passed as -initrd"
+grepq "RPIFS-INITRAMFS: " < "$T/boot-initrd.log" || fail "the initramfs's /init did not run"
+! grepq "RPIFS-INITRAMFS-NOROOT" < "$T/boot-initrd.log" || fail "the initramfs did not mount partition 2"
+rm "$R/boot/initrd.cpio"
+cp -p "$T/config.orig" "$R/boot/config.txt"
+touch -r "$T/bootdir.time" "$R/boot"
 
 cp -p "$T/marker.orig" "$R/etc/marker"   # undo our own edit, times included
 [ "$before" = "$(tree_sums "$R")" ] || fail "the tree changed during the boots"
