@@ -17,9 +17,13 @@
 
 /* Open fds are cached so a sequential read of a large file does not pay an
  * open per request. Slots with refs > 0 are in use by a reader and are never
- * evicted; the cache is small, so a linear scan under the lock is cheap next
- * to the pread it guards. */
-#define FDCACHE_SLOTS 64
+ * evicted. The cache is split into shards by file id, each with its own lock
+ * and a few slots (a linear scan under the lock is cheap next to the pread it
+ * guards): one lock for all made nbdkit's 16 threads, each reading a run of
+ * small files, queue on it (a full read over NBD: 41 700 futex calls against
+ * 2 700 for nbdkit's file plugin). Consecutive ids land in different shards. */
+#define FDCACHE_SHARDS 16
+#define FDCACHE_SLOTS 8         /* per shard */
 
 struct fdslot {
 	uint32_t id;
@@ -28,32 +32,48 @@ struct fdslot {
 	uint64_t used;          /* LRU clock */
 };
 
-struct fdcache {
+struct fdshard {
 	pthread_mutex_t lock;
 	struct fdslot slot[FDCACHE_SLOTS];
 	uint64_t clock;
+} __attribute__((aligned(64)));   /* no false sharing between shards' locks */
+
+struct fdcache {
+	struct fdshard shard[FDCACHE_SHARDS];
 };
+
+static struct fdshard *shard_of(struct srcfiles *sf, uint32_t id)
+{
+	return &sf->cache->shard[id % FDCACHE_SHARDS];
+}
 
 int srcfiles_init(struct srcfiles *sf, int root_fd)
 {
 	memset(sf, 0, sizeof(*sf));
 	sf->root_fd = root_fd;
-	sf->cache = calloc(1, sizeof(*sf->cache));
+	sf->cache = aligned_alloc(64, sizeof(*sf->cache));
 	if (!sf->cache)
 		return -ENOMEM;
-	pthread_mutex_init(&sf->cache->lock, NULL);
-	for (int i = 0; i < FDCACHE_SLOTS; i++)
-		sf->cache->slot[i].fd = -1;
+	memset(sf->cache, 0, sizeof(*sf->cache));
+	for (int k = 0; k < FDCACHE_SHARDS; k++) {
+		pthread_mutex_init(&sf->cache->shard[k].lock, NULL);
+		for (int i = 0; i < FDCACHE_SLOTS; i++)
+			sf->cache->shard[k].slot[i].fd = -1;
+	}
 	return 0;
 }
 
 void srcfiles_free(struct srcfiles *sf)
 {
 	if (sf->cache) {
-		for (int i = 0; i < FDCACHE_SLOTS; i++)
-			if (sf->cache->slot[i].fd >= 0)
-				close(sf->cache->slot[i].fd);
-		pthread_mutex_destroy(&sf->cache->lock);
+		for (int k = 0; k < FDCACHE_SHARDS; k++) {
+			struct fdshard *h = &sf->cache->shard[k];
+
+			for (int i = 0; i < FDCACHE_SLOTS; i++)
+				if (h->slot[i].fd >= 0)
+					close(h->slot[i].fd);
+			pthread_mutex_destroy(&h->lock);
+		}
 		free(sf->cache);
 	}
 	for (size_t i = 0; i < sf->n; i++)
@@ -220,7 +240,7 @@ static void warn_once(struct srcfile *f, const char *what)
 /* Get an fd for id with a reference held, or -errno. */
 static int fd_get(struct srcfiles *sf, uint32_t id, struct fdslot **out)
 {
-	struct fdcache *c = sf->cache;
+	struct fdshard *c = shard_of(sf, id);
 	struct srcfile *f = &sf->v[id];
 	struct fdslot *victim = NULL;
 	struct stat st;
@@ -295,9 +315,11 @@ static void fd_put(struct srcfiles *sf, struct fdslot *s, int fd)
 		close(fd);
 		return;
 	}
-	pthread_mutex_lock(&sf->cache->lock);
+	struct fdshard *c = shard_of(sf, s->id);
+
+	pthread_mutex_lock(&c->lock);
 	s->refs--;
-	pthread_mutex_unlock(&sf->cache->lock);
+	pthread_mutex_unlock(&c->lock);
 }
 
 /* How many of the len bytes at off are the file's: bytes past the recorded
