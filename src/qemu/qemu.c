@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include "cli.h"
 #include "config_txt.h"
+#include "console.h"
 #include "log.h"
 #include "qemu.h"
 #include "qemu_nbd.h"
@@ -35,9 +36,10 @@ static void usage(FILE *f)
 "card is the disk.img rpifs serves: mounted for the run (or --image), with the\n"
 "kernel, initramfs and device tree that ROOTFS/boot/config.txt names for a Pi 3\n"
 "(kernel=, initramfs FILE, device_tree=, os_prefix=, cmdline=, arm_64bit,\n"
-"[pi3]/[all]/[none] sections) and the command line from cmdline.txt plus\n"
-"console=ttyAMA0. Both serial ports (ttyAMA0, ttyS1) and qemu's monitor share\n"
-"the terminal: Ctrl-A C switches to the monitor, Ctrl-A X quits qemu.\n"
+"[pi3]/[all]/[none] sections) and the command line from cmdline.txt (plus\n"
+"console=ttyAMA0 where it names no serial console). Both serial ports print on\n"
+"the terminal; the keyboard goes to the kernel's console (ttyAMA0 or ttyS1), on\n"
+"a mux with qemu's monitor: Ctrl-A C switches, Ctrl-A X quits qemu.\n"
 "\n"
 "  --image FILE      use this disk.img (an existing rpifs mount) instead of\n"
 "                    mounting ROOTFS for the run\n"
@@ -162,7 +164,7 @@ int boot_config_read(const char *boot, const char *board, struct boot_config *bc
 	return 0;
 }
 
-static volatile sig_atomic_t timed_out;
+static volatile int timed_out;   /* 1: SIGALRM came; 2: qemu was told to stop */
 
 static void on_alarm(int sig)
 {
@@ -170,46 +172,13 @@ static void on_alarm(int sig)
 	timed_out = 1;
 }
 
-/* Copy the child's output to stdout until EOF; true once until was seen
- * (then the child is stopped). */
-static bool watch(int fd, pid_t pid, const char *until)
-{
-	char buf[4096 + 256];
-	size_t keep = 0, ul = strlen(until);
-	ssize_t n;
-
-	for (;;) {
-		n = read(fd, buf + keep, sizeof(buf) - keep - 1);
-		if (n < 0 && errno == EINTR) {
-			if (timed_out == 1) {
-				kill(pid, SIGTERM);
-				timed_out = 2;
-			}
-			continue;
-		}
-		if (n <= 0)
-			return false;
-		if (fwrite(buf + keep, 1, (size_t)n, stdout) != (size_t)n)
-			return false;
-		fflush(stdout);
-		keep += (size_t)n;
-		buf[keep] = '\0';
-		if (memmem(buf, keep, until, ul)) {
-			kill(pid, SIGTERM);
-			return true;
-		}
-		/* Keep the tail: the text may straddle two reads. */
-		if (keep >= ul) {
-			memmove(buf, buf + keep - (ul - 1), ul - 1);
-			keep = ul - 1;
-		}
-	}
-}
-
 /* Run argv; returns its exit status, 128 + the signal that killed it, 124
- * after --timeout. With UNTIL: 0 exactly when UNTIL appeared on its output
- * (it is then stopped); an exit without it is never 0. */
-static int run_until(char **argv, unsigned timeout, const char *until)
+ * after --timeout. With CON (the qemu run): the other serial port's output,
+ * and qemu's own with UNTIL, are copied to stdout (console.c); with UNTIL,
+ * 0 exactly when UNTIL appeared (qemu is then stopped): an exit without it
+ * is never 0. */
+static int run_until(char **argv, unsigned timeout, const char *until,
+		     struct qemu_console *con)
 {
 	int pfd[2] = { -1, -1 }, st;
 	bool seen = false;
@@ -234,11 +203,12 @@ static int run_until(char **argv, unsigned timeout, const char *until)
 		sigaction(SIGALRM, &sa, NULL);
 		alarm(timeout);
 	}
-	if (until) {
+	if (until)
 		close(pfd[1]);
-		seen = watch(pfd[0], pid, until);
+	if (con && console_open(con) == 0)
+		seen = console_pump(con, until ? pfd[0] : -1, pid, until, &timed_out);
+	if (until)
 		close(pfd[0]);
-	}
 	while (waitpid(pid, &st, 0) < 0) {
 		if (errno != EINTR)
 			return -errno;
@@ -270,7 +240,7 @@ static int run_until(char **argv, unsigned timeout, const char *until)
 
 static int run(char **argv, unsigned timeout)
 {
-	return run_until(argv, timeout, NULL);
+	return run_until(argv, timeout, NULL, NULL);
 }
 
 static void print_cmd(char **argv)
@@ -344,6 +314,7 @@ int qemu_main(int argc, char **argv)
 	const char *why;
 	unsigned timeout = 0;
 	struct boot_config bc;
+	struct qemu_console con;
 	char boot[PATH_MAX], cmdline[8192], drive[PATH_MAX + 128], img[PATH_MAX + 64];
 	char mnt[] = "/tmp/rpifs-qemu.XXXXXX", self[PATH_MAX];
 	char *qargv[64];
@@ -397,8 +368,9 @@ int qemu_main(int argc, char **argv)
 	snprintf(boot, sizeof(boot), "%s/%s", argv[optind], boot_dir);
 	if (boot_config_read(boot, "rpi3", &bc) < 0)
 		return 1;
+	/* A console where the tree names none: the PL011, serial0. */
 	snprintf(cmdline, sizeof(cmdline), "%s%s%s%s", bc.cmdline,
-		 strstr(bc.cmdline, "console=ttyAMA0") ? "" : " console=ttyAMA0,115200",
+		 console_port(bc.cmdline) >= 0 ? "" : " console=ttyAMA0,115200",
 		 append ? " " : "", append ? append : "");
 
 	if (image && nbd) {
@@ -445,6 +417,10 @@ int qemu_main(int argc, char **argv)
 		mounted = true;
 		snprintf(img, sizeof(img), "%s/disk.img", mnt);
 	}
+	if (console_setup(&con, console_port(cmdline) == 1, dry) < 0) {
+		ret = 1;
+		goto out;
+	}
 	snprintf(drive, sizeof(drive), "file=%s,if=sd,format=raw%s", img,
 		 snapshot ? ",snapshot=on" : "");
 
@@ -465,18 +441,7 @@ int qemu_main(int argc, char **argv)
 	qargv[n++] = cmdline;
 	qargv[n++] = (char *)"-drive";
 	qargv[n++] = drive;
-	/* Both UARTs on the terminal, one stdio mux with the monitor (Ctrl-A C):
-	 * serial0 is the PL011 (ttyAMA0), serial1 the mini UART (ttyS1), which
-	 * the mainline device tree makes the console when Bluetooth has the
-	 * PL011 and where a distro's getty then waits. */
-	qargv[n++] = (char *)"-chardev";
-	qargv[n++] = (char *)"stdio,id=console,mux=on,signal=on";
-	qargv[n++] = (char *)"-serial";
-	qargv[n++] = (char *)"chardev:console";
-	qargv[n++] = (char *)"-serial";
-	qargv[n++] = (char *)"chardev:console";
-	qargv[n++] = (char *)"-mon";
-	qargv[n++] = (char *)"chardev=console,mode=readline";
+	console_args(&con, qargv, &n);
 	qargv[n++] = (char *)"-display";
 	qargv[n++] = (char *)"none";
 	qargv[n++] = (char *)"-no-reboot";
@@ -487,7 +452,9 @@ int qemu_main(int argc, char **argv)
 	print_cmd(qargv);
 	if (dry)
 		return 0;
-	ret = run_until(qargv, timeout, until);
+	ret = run_until(qargv, timeout, until, &con);
+	console_free(&con);
+out:
 	qemu_nbd_stop(&ns);
 	if (until && ret == 0)
 		fprintf(stdout, "\nrpifs: qemu: saw \"%s\": stopped qemu\n", until);

@@ -26,6 +26,11 @@ silent0) exit 0 ;;
 exit3) exit 3 ;;
 hang) exec sleep 30 ;;
 kill) kill -9 $$ ;;
+aux)   # prints on the serial port that is not on the terminal (its FIFO)
+	p=$(printf '%s\n' "$@" | sed -n 's/^pipe://p')
+	echo "Debian GNU/Linux 12 rpi3 ttyS1" > "$p.out"
+	echo "rpi3 login: " > "$p.out"
+	exec sleep 30 ;;
 inspect)   # the card as qemu would see it: its table, partition 2's label
 	img=$(printf '%s\n' "$@" | sed -n 's/^file=\([^,]*\),if=sd.*/\1/p')
 	sfdisk -d "$img" > "$ARGS.sfdisk"
@@ -63,8 +68,12 @@ FAKE=silent0 q "$R"
 [ "$(arg_after -dtb)" = "$R/boot/broadcom/bcm2837-rpi-3-b.dtb" ] || fail "dtb: $(arg_after -dtb)"
 [ "$(arg_after -append)" = "root=LABEL=RASPIROOT rw console=ttyAMA0,115200" ] ||
 	fail "cmdline: '$(arg_after -append)' (trailing blanks must not double the space)"
-[ "$(grep -c '^chardev:console$' "$ARGS")" = 2 ] || fail "both serial ports on the console mux: $(tr '\n' ' ' < "$ARGS")"
-grepq -x 'stdio,id=console,mux=on,signal=on' < "$ARGS" || fail "no stdio mux"
+# The terminal's input on the kernel's console port (here the appended
+# ttyAMA0: serial0), the other port's output through a FIFO pair.
+[ "$(awk '$0 == "-serial" { getline; print }' "$ARGS" | tr '\n' ' ')" = "chardev:console pipe:$(sed -n 's/^pipe:\(.*\)$/\1/p' "$ARGS") " ] ||
+	fail "serial0 is not on the terminal, serial1 not on a pipe: $(tr '\n' ' ' < "$ARGS")"
+grepq -x 'stdio,id=console,mux=on,signal=off' < "$ARGS" || fail "no stdio mux"
+grepq -x 'chardev=console,mode=readline' < "$ARGS" || fail "no monitor on the mux"
 
 # os_prefix= and cmdline= and device_tree= with it; ramfsfile=
 printf 'k' > "$R/boot/v2/kernel8.img"
@@ -84,6 +93,22 @@ FAKE=silent0 q "$R"
 [ "$rc" != 0 ] && grepq "config.txt: 'initramfs gone.img'" < "$T/out" ||
 	{ cat "$T/out"; fail "a missing initramfs was not refused with config.txt named"; }
 rm "$R/boot/config.txt"
+
+# A tree whose console is ttyS1 (Debian's raspi cmdline.txt): no ttyAMA0
+# added, serial1 on the terminal, serial0 on the pipe; what the pipe's port
+# prints reaches stdout and --until.
+printf 'console=tty0 console=ttyS1,115200 root=LABEL=RASPIROOT rw\n' > "$R/boot/cmdline.txt"
+FAKE=aux q --until "login:" --timeout 20 "$R"
+[ "$rc" = 0 ] || { cat "$T/out"; fail "--until did not see the text printed on the piped port ($rc)"; }
+[ "$(arg_after -append)" = "console=tty0 console=ttyS1,115200 root=LABEL=RASPIROOT rw" ] ||
+	fail "console= added to a cmdline that has one: $(arg_after -append)"
+[ "$(awk '$0 == "-serial" { getline; print }' "$ARGS" | head -1)" = "pipe:$(sed -n 's/^pipe://p' "$ARGS")" ] &&
+	[ "$(awk '$0 == "-serial" { getline; print }' "$ARGS" | tail -1)" = chardev:console ] ||
+	fail "console=ttyS1: serial1 is not on the terminal: $(tr '\n' ' ' < "$ARGS")"
+grepq "Debian GNU/Linux 12 rpi3 ttyS1" < "$T/out" || fail "the piped port's output is not on stdout"
+d=$(sed -n 's|^pipe:\(.*\)/serial[01]$|\1|p' "$ARGS")
+[ -n "$d" ] && [ ! -e "$d" ] || fail "FIFO directory '$d' left behind"
+printf 'root=LABEL=RASPIROOT rw  \n' > "$R/boot/cmdline.txt"
 
 # --- "--" before qemu's arguments: consumed, the rest passed on ---
 FAKE=silent0 q "$R" -- -smp 2
