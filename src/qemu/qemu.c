@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "log.h"
+#include "rpifs.h"
 #include "qemu.h"
 #include "qemu_nbd.h"
 
@@ -31,7 +32,8 @@ static void usage(FILE *f)
 "\n"
 "Boot ROOTFS as a Raspberry Pi 3 under qemu-system-aarch64 -M raspi3b. The SD\n"
 "card is the disk.img rpifs serves: mounted for the run (or --image), with the\n"
-"kernel and device tree that ROOTFS/boot/config.txt names and the command line\n"
+"kernel and device tree that the boot directory's config.txt names and the\n"
+"command line\n"
 "from cmdline.txt plus a serial console on ttyAMA0. Ctrl-A X quits qemu.\n"
 "\n"
 "  --image FILE      use this disk.img (an existing rpifs mount) instead of\n"
@@ -39,7 +41,8 @@ static void usage(FILE *f)
 "  --nbd             serve ROOTFS to qemu over NBD (nbdkit with the rpifs\n"
 "                    plugin on a Unix socket) instead of a FUSE mount; the\n"
 "                    default where FUSE cannot mount (no usable /dev/fuse)\n"
-"  --boot-dir DIR    boot directory inside ROOTFS (default: boot)\n"
+"  --boot-dir DIR    boot directory inside ROOTFS (default: boot/firmware if\n"
+"                    it holds config.txt, else boot, as the mount detects it)\n"
 "  --append ARGS     more kernel arguments\n"
 "  --overlay FILE    keep the guest's writes in FILE (passed to the mount)\n"
 "  --snapshot        discard the guest's writes at exit (qemu snapshot=on)\n"
@@ -269,7 +272,7 @@ int qemu_main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *image = NULL, *boot_dir = "boot", *append = NULL, *overlay = NULL;
+	const char *image = NULL, *boot_dir = NULL, *append = NULL, *overlay = NULL;
 	const char *qemu = "qemu-system-aarch64", *until = NULL;
 	bool snapshot = false, dry = false, nbd = false;
 	struct qemu_nbd ns = { 0 };
@@ -302,6 +305,12 @@ int qemu_main(int argc, char **argv)
 	if (optind >= argc) {
 		log_error("qemu: ROOTFS is required (rpifs qemu --help)");
 		return 2;
+	}
+	/* The mount's rule: the kernel and cmdline.txt read here are the ones
+	 * the served FAT holds (its --boot-dir is passed on below). */
+	if (!boot_dir) {
+		boot_dir = rpifs_boot_dir(argv[optind]);
+		log_info("qemu: boot files from %s/%s", argv[optind], boot_dir);
 	}
 	snprintf(boot, sizeof(boot), "%s/%s", argv[optind], boot_dir);
 	if (boot_config_read(boot, &bc) < 0)
