@@ -256,6 +256,7 @@ static bool fat_label_char(unsigned char c)
  * which a LABEL= in the tree would then not match: say so. */
 static int check_fat_label(const char *label, const char *where, bool from_tree)
 {
+	char upper[ID_FAT_LABEL_MAX + 1];
 	bool lower = false;
 
 	for (const unsigned char *s = (const unsigned char *)label; *s; s++) {
@@ -268,12 +269,15 @@ static int check_fat_label(const char *label, const char *where, bool from_tree)
 			return -EINVAL;
 		}
 		lower |= *s >= 'a' && *s <= 'z';
+		upper[s - (const unsigned char *)label] =
+			(char)(*s >= 'a' && *s <= 'z' ? *s - 'a' + 'A' : *s);
+		upper[s - (const unsigned char *)label + 1] = '\0';
 	}
 	if (lower)
-		log_warn("%s=%s: FAT labels are upper case: the FAT is labelled as in upper "
-			 "case%s", where, label, from_tree ?
-			 " (blkid and /dev/disk/by-label show that, not this spelling: write it "
-			 "in upper case there)" : "");
+		log_warn("%s=%s: FAT labels are upper case: the FAT is labelled %s%s", where,
+			 label, upper, from_tree ?
+			 " (blkid and /dev/disk/by-label show that spelling: write it so there)" :
+			 "");
 	return 0;
 }
 
@@ -343,10 +347,10 @@ int identity_resolve(struct identity *id, const struct identity_in *in)
 	root[1] = disk[2] = claim_cmdline(&croot, in) ? &croot : NULL;
 
 	/* ext4: label and UUID. */
-	ret = pick(root, 2, ID_LABEL, "ext4 label", "--root-label", &c);
+	/* An option settles a field: the tree's claims on it are not read. */
 	if (in->root_label) {
 		id->root_label = in->root_label;
-	} else if (ret < 0) {
+	} else if ((ret = pick(root, 2, ID_LABEL, "ext4 label", "--root-label", &c)) < 0) {
 		goto out;
 	} else if (c) {
 		if (strlen(c->val) > ID_EXT4_LABEL_MAX) {
@@ -376,10 +380,10 @@ int identity_resolve(struct identity *id, const struct identity_in *in)
 	}
 
 	/* The MBR: the disk id of every PARTUUID=. */
-	ret = pick(disk, 3, ID_PARTUUID, "disk id (PARTUUID=XXXXXXXX-NN)", "--disk-id", &c);
 	if (in->disk_id) {
 		id->disk_id = in->disk_id;
-	} else if (ret < 0) {
+	} else if ((ret = pick(disk, 3, ID_PARTUUID, "disk id (PARTUUID=XXXXXXXX-NN)",
+			       "--disk-id", &c)) < 0) {
 		goto out;
 	} else {
 		id->disk_id = disk_id_of(disk, 3, disk_part);

@@ -156,6 +156,7 @@ pats=("$bad/etc/fstab:2" "LABEL=RASPIROOT" "$bad/boot/firmware/cmdline.txt:1" "r
 expect_fail "fstab against cmdline.txt (LABEL)" "$bad"
 # --root-label settles it.
 rpifs_mount "$bad" "$T/mnt" --root-label RASPIROOT 2>"$T/log"
+! grep -q "error:" "$T/log" || { cat "$T/log" >&2; fail "--root-label settles it, yet an error"; }
 parts "$T/mnt/disk.img"
 [ "$(ext4_label "$T/p2.img")" = RASPIROOT ] || fail "--root-label over a contradiction"
 rpifs_umount "$T/mnt"; _MOUNTS=()
@@ -170,7 +171,7 @@ pats=("$bad/etc/fstab:4: LABEL=RASPIFIRMWARE" "FAT labels are at most 11 charact
 expect_fail "a FAT label of 13 characters" "$bad"
 sed -i 's/RASPIFIRMWARE/raspifirm/' "$bad/etc/fstab"
 rpifs_mount "$bad" "$T/mnt" 2>"$T/log"
-grep -q "warning: .*fstab:4: LABEL=raspifirm: FAT labels are upper case" "$T/log" ||
+grep -q "warning: .*fstab:4: LABEL=raspifirm: FAT labels are upper case: the FAT is labelled RASPIFIRM" "$T/log" ||
 	{ cat "$T/log" >&2; fail "no warning for a lower-case FAT label"; }
 parts "$T/mnt/disk.img"
 [ "$(blk "$T/p1.img" LABEL)" = RASPIFIRM ] || fail "lower-case label: $(blk "$T/p1.img" LABEL)"

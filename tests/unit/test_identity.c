@@ -180,6 +180,7 @@ static void test_resolve(void)
 	      has(last_error, "root=LABEL=OTHER") && has(last_error, "--root-label"));
 	CHECK(resolve(&id, debian_fstab, "root=LABEL=OTHER", NULL, "CHOSEN", 0) == 0 &&
 	      !strcmp(id.root_label, "CHOSEN"));
+	CHECK(!last_error[0], "an error though the option settles it: %s", last_error);
 	CHECK(resolve(&id, "PARTUUID=11111111-02 / ext4\n", "root=PARTUUID=22222222-02", NULL,
 		      NULL, 0) == -EINVAL);
 	CHECK(has(last_error, "R/etc/fstab:1") && has(last_error, "PARTUUID=11111111-02") &&
@@ -187,6 +188,7 @@ static void test_resolve(void)
 	      has(last_error, "--disk-id"));
 	CHECK(resolve(&id, "PARTUUID=11111111-02 / ext4\n", "root=PARTUUID=22222222-02", NULL,
 		      NULL, 0x33) == 0 && id.disk_id == 0x33);
+	CHECK(!last_error[0], "an error though --disk-id settles it: %s", last_error);
 	/* fstab against itself: the boot and root entries' disk ids. */
 	CHECK(resolve(&id, "PARTUUID=11111111-02 / ext4\nPARTUUID=22222222-01 /boot/firmware vfat\n",
 		      NULL, NULL, NULL, 0) == -EINVAL);
@@ -215,7 +217,8 @@ static void test_resolve(void)
 	CHECK(has(last_error, "--boot-label=A-LABEL-OF-12"));
 	CHECK(resolve(&id, "LABEL=raspifirm /boot/firmware vfat\n", NULL, NULL, NULL, 0) == 0);
 	CHECK(!strcmp(id.boot_label, "RASPIFIRM"), "'%s'", id.boot_label);
-	CHECK(has(last_warn, "upper case") && has(last_warn, "R/etc/fstab:1"));
+	CHECK(has(last_warn, "upper case") && has(last_warn, "R/etc/fstab:1") &&
+	      has(last_warn, "labelled RASPIFIRM"));
 	/* The boot entry counts only for the served directory. */
 	CHECK(resolve(&id, "LABEL=OLDBOOT /boot vfat\n", NULL, NULL, NULL, 0) == 0 &&
 	      !strcmp(id.boot_label, "BOOT"));
