@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include "cmdline.h"
 #include "identity.h"
 #include "log.h"
@@ -205,12 +206,17 @@ static bool same_value(const struct claim *a, const struct claim *b)
 	uint8_t ua[16], ub[16];
 	uint32_t da, db, p;
 
+	/* Two spellings of one malformed id agree: the id's own check then
+	 * names the problem, not a contradiction. */
 	switch (a->kind) {
 	case ID_UUID:
-		return parse_uuid(a->val, ua) && parse_uuid(b->val, ub) && !memcmp(ua, ub, 16);
+		if (!parse_uuid(a->val, ua) || !parse_uuid(b->val, ub))
+			return !strcasecmp(a->val, b->val);
+		return !memcmp(ua, ub, 16);
 	case ID_PARTUUID:
-		return parse_partuuid(a->val, &da, &p) && parse_partuuid(b->val, &db, &p) &&
-		       da == db;
+		if (!parse_partuuid(a->val, &da, &p) || !parse_partuuid(b->val, &db, &p))
+			return !strcasecmp(a->val, b->val);
+		return da == db;
 	default:
 		return !strcmp(a->val, b->val);     /* ext4 labels are case-sensitive */
 	}

@@ -196,6 +196,10 @@ static void test_resolve(void)
 	CHECK(resolve(&id, "UUID=0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0 / ext4\n",
 		      "root=UUID=00000000-4b5a-4978-8695-a4b3c2d1e0f0", NULL, NULL, 0) == -EINVAL);
 	CHECK(has(last_error, "ext4 UUID"));
+	/* One malformed id written twice: its own problem, not a contradiction. */
+	CHECK(resolve(&id, "UUID=0f1e2d3c / ext4\n", "root=UUID=0F1E2D3C", NULL, NULL, 0) ==
+	      -EINVAL);
+	CHECK(has(last_error, "not an ext4 UUID"));
 	/* Equal spellings are no contradiction (PARTUUID hex in any case). */
 	CHECK(resolve(&id, "PARTUUID=abcdef01-02 / ext4\n", "root=PARTUUID=ABCDEF01-02", NULL,
 		      NULL, 0) == 0 && id.disk_id == 0xabcdef01);
