@@ -72,7 +72,9 @@ struct rpifs_opts {
 	 * rootfs is rescanned for later generations: make it absolute if the
 	 * front-end changes directory. */
 	const char *rootfs;
-	const char *boot_dir;       /* relative to rootfs: "boot"; NULL/"": none */
+	/* Relative to rootfs. NULL: rpifs_boot_dir() (boot/firmware when it
+	 * holds config.txt, else boot), said at rpifs_new(); "": none. */
+	const char *boot_dir;
 	bool watch;                 /* watch the tree with inotify: true */
 
 	/* The layout: what decides the image's bytes. */
@@ -81,9 +83,14 @@ struct rpifs_opts {
 	uint64_t size;              /* whole disk; 0: a power of two that fits */
 	uint64_t root_size;         /* partition 2; 0: content + free_percent */
 	unsigned free_percent;      /* free space in ext4 when automatic: 25 */
-	uint32_t disk_id;           /* MBR id; 0: from cmdline.txt, else derived */
-	const char *boot_label;     /* FAT volume label: "BOOT" */
-	const char *root_label;     /* ext4 label: "rootfs" */
+	/* Identity. NULL / 0: what the tree's /etc/fstab and cmdline.txt name
+	 * (LABEL=, UUID=, PARTUUID=: src/engine/identity.h), else "BOOT",
+	 * "rootfs" and a disk id derived from the tree. Given, they override
+	 * the tree (and settle its contradictions). FAT labels: at most 11
+	 * characters of a short name's set, stored upper case. */
+	uint32_t disk_id;           /* MBR id */
+	const char *boot_label;     /* FAT volume label */
+	const char *root_label;     /* ext4 label */
 	bool root_owner;            /* every ext4 file owned by root:root */
 	/* Owners, ACL ids and file capabilities' root ids, host to image:
 	 * nidmap ranges (no two overlapping); an id outside them is refused
@@ -107,6 +114,11 @@ struct rpifs_opts {
 
 /* The defaults noted above, everything else zero. */
 void rpifs_opts_init(struct rpifs_opts *o);
+/* The boot directory of the tree at rootfs, relative to it: "boot/firmware"
+ * when it holds config.txt (Debian bookworm and later, Raspberry Pi OS: the
+ * FAT is mounted there), else "boot". What a NULL o.boot_dir becomes; a
+ * front-end that reads the boot files itself (rpifs qemu) asks here too. */
+const char *rpifs_boot_dir(const char *rootfs);
 /* "256M", "4MiB", "2G", "8S" (sectors), "512" (bytes): 0 or -EINVAL. */
 int rpifs_parse_size(const char *s, uint64_t *out);
 /* "HOST:IMAGE:COUNT" (decimal): 0, -EINVAL or -ERANGE. */

@@ -38,7 +38,7 @@ static bool hex_digits(const char *p, int n, uint32_t *out)
 	return true;
 }
 
-/* The value of root= (len bytes at v, quotes as the kernel strips them):
+/* The value of root= (len bytes at v, quotes already dropped):
  * PARTUUID=XXXXXXXX-NN and nothing else. */
 static int partuuid_disk_id(const char *v, size_t len, uint32_t *id)
 {
@@ -46,12 +46,6 @@ static int partuuid_disk_id(const char *v, size_t len, uint32_t *id)
 	const size_t klen = sizeof(key) - 1;
 	uint32_t disk, part;
 
-	if (len && v[0] == '"') {
-		v++;
-		len--;
-		if (len && v[len - 1] == '"')
-			len--;
-	}
 	if (len != klen + 11 || strncmp(v, key, klen))
 		return -EINVAL;
 	v += klen;
@@ -61,12 +55,10 @@ static int partuuid_disk_id(const char *v, size_t len, uint32_t *id)
 	return 0;
 }
 
-int cmdline_disk_id(const char *line, uint32_t *disk_id)
+int cmdline_root(const char *line, const char **value, size_t *len)
 {
 	const char *p = line, *root = NULL;
 	size_t root_len = 0;
-	uint32_t id;
-	int ret;
 
 	for (;;) {
 		const char *w, *s;
@@ -92,6 +84,28 @@ int cmdline_disk_id(const char *line, uint32_t *disk_id)
 	}
 	if (!root)
 		return -ENOENT;
+	/* root="PARTUUID=...": the value's own quotes go too. */
+	if (root_len && root[0] == '"') {
+		root++;
+		root_len--;
+		if (root_len && root[root_len - 1] == '"')
+			root_len--;
+	}
+	*value = root;
+	*len = root_len;
+	return 0;
+}
+
+int cmdline_disk_id(const char *line, uint32_t *disk_id)
+{
+	const char *root;
+	size_t root_len;
+	uint32_t id;
+	int ret;
+
+	ret = cmdline_root(line, &root, &root_len);
+	if (ret)
+		return ret;
 	ret = partuuid_disk_id(root, root_len, &id);
 	if (ret)
 		return ret;

@@ -26,7 +26,14 @@
 #ifndef RPIFS_CMDLINE_H
 #define RPIFS_CMDLINE_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+/* The value of the line's root= (the last one, read by the rules above,
+ * quotes dropped): *value points into line, *len bytes. 0, or -ENOENT when
+ * there is no root=. What identity.c reads LABEL=, UUID= and PARTUUID= in
+ * (an initramfs finds its root by any of them). */
+int cmdline_root(const char *line, const char **value, size_t *len);
 
 /* The disk id of the line's root=PARTUUID=XXXXXXXX-NN. line is
  * NUL-terminated; only what precedes its first '\n' is read. 0 and *disk_id

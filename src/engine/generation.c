@@ -38,13 +38,10 @@
 void rpifs_opts_init(struct rpifs_opts *o)
 {
 	memset(o, 0, sizeof(*o));
-	o->boot_dir = "boot";
 	o->watch = true;
 	o->align = 4 * MIB;
 	o->boot_size = 256 * MIB;
 	o->free_percent = 25;
-	o->boot_label = "BOOT";
-	o->root_label = "rootfs";
 	o->ext4 = true;
 	o->source_date_epoch = -1;
 }
@@ -88,7 +85,7 @@ void image_opts_from(struct image_opts *io, const struct rpifs_opts *o)
 {
 	memset(io, 0, sizeof(*io));
 	io->rootfs = o->rootfs;
-	io->boot_dir = o->boot_dir;
+	io->boot_dir = o->boot_dir ? o->boot_dir : rpifs_boot_dir(o->rootfs);
 	io->align = o->align;
 	io->boot_size = o->boot_size;
 	io->size = o->size;
@@ -184,6 +181,9 @@ int rpifs_new(struct rpifs **out, const struct rpifs_opts *o)
 		return -ENOMEM;
 	r->o = *o;
 	pthread_mutex_init(&r->lock, NULL);
+	/* Chosen once: the layout does not move with a later config.txt. */
+	if (!r->o.boot_dir)
+		r->o.boot_dir = rpifs_boot_dir(o->rootfs);
 	ret = idmap_setup(r);
 	if (ret == 0 && o->devices)
 		ret = devtable_load(&r->devices, o->devices);
@@ -201,6 +201,7 @@ int rpifs_new(struct rpifs **out, const struct rpifs_opts *o)
 		free(r);
 		return ret;
 	}
+	r->boot_detected = !o->boot_dir;
 	r->scanned = true;
 	*out = r;
 	return 0;
@@ -214,6 +215,12 @@ int rpifs_build(struct rpifs *r)
 	if (!r->scanned)
 		return -EINVAL;
 	r->scanned = false;
+	/* Said here, not at the scan: the tree's own problems and the
+	 * front-end's (a /dev/fuse it cannot open) come first. */
+	if (r->boot_detected)
+		log_info("boot partition from %s (%s)", r->o.boot_dir,
+			 strcmp(r->o.boot_dir, "boot") ? "holds config.txt" :
+			 "no boot/firmware/config.txt; --boot-dir picks another");
 	ret = image_build_tree(&img, &r->scan, &r->io);
 	if (ret < 0) {
 		log_error("%s: cannot build the image: %s", r->o.rootfs, strerror(-ret));

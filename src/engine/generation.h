@@ -46,6 +46,7 @@ struct rpifs {
 	struct devtable devices;    /* o.devices, read once (n == 0: none) */
 	struct tree scan;           /* rpifs_new -> rpifs_build only (run alone) */
 	bool scanned;               /* the same: scan still holds the tree */
+	bool boot_detected;         /* o.boot_dir from rpifs_boot_dir(): say so at rpifs_build() */
 	rpifs_invalidate_fn inval;  /* immutable once serving (set alone) */
 	void *inval_ctx;            /* the same */
 	bool splice_unsupported;    /* atomic: a source refused splice, once */

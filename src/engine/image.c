@@ -22,9 +22,9 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
-#include "cmdline.h"
 #include "ext4_build.h"
 #include "fat32.h"
+#include "identity.h"
 #include "image.h"
 #include "log.h"
 #include "mbr.h"
@@ -77,23 +77,78 @@ static uint64_t mib_up(uint64_t v)
 	return (v + MIB - 1) / MIB;
 }
 
-/* The disk id the boot files expect: root=PARTUUID=xxxxxxxx-02 in
- * cmdline.txt, read as `rpifs build config` reads it (cmdline.h). Using it
- * keeps the card bootable whatever else changes. */
-static uint32_t disk_id_from_cmdline(struct image *img, const struct tree_node *boot)
+/* The first cap-1 bytes of the tree's regular file at path (below dir), as
+ * a string in a malloc'd *text; NULL if there is none. The tree's own
+ * snapshot of it (srcfiles: checked against the scan), not a fresh open. */
+static int tree_text(struct image *img, const struct tree_node *dir, const char *path,
+		     size_t cap, char **text)
 {
-	const struct tree_node *c = boot ? tree_child(boot, "cmdline.txt") : NULL;
-	char buf[4097];
-	uint32_t id;
+	const struct tree_node *c = dir ? tree_lookup(&img->tree, dir, path) : NULL;
 	size_t len;
+	char *buf;
 
-	if (!c || c->file == SRCFILE_NONE)
+	*text = NULL;
+	if (!c || !S_ISREG(c->st.st_mode) || c->file == SRCFILE_NONE)
 		return 0;
-	len = c->st.st_size < 4096 ? (size_t)c->st.st_size : 4096;
-	if (srcfiles_pread(&img->tree.files, c->file, buf, len, 0) < 0)
+	len = (uint64_t)c->st.st_size < cap - 1 ? (size_t)c->st.st_size : cap - 1;
+	buf = malloc(len + 1);
+	if (!buf)
+		return -ENOMEM;
+	/* An unreadable file names nothing, as before for cmdline.txt; the
+	 * ext4 build reports the read error itself. */
+	if (srcfiles_pread(&img->tree.files, c->file, buf, len, 0) < 0) {
+		free(buf);
 		return 0;
+	}
 	buf[len] = '\0';
-	return cmdline_disk_id(buf, &id) == 0 ? id : 0;
+	*text = buf;
+	return 0;
+}
+
+/* The labels and ids the tree expects (identity.h): /etc/fstab and the
+ * served cmdline.txt, as `rpifs build config` and the tree's packages wrote
+ * them. Using them keeps the card bootable with no flags. */
+static int resolve_identity(struct image *img, const struct image_opts *o,
+			    const struct tree_node *boot, struct identity *id)
+{
+	char *fstab = NULL, *cmdline = NULL, *fstab_path = NULL, *cmdline_path = NULL;
+	char *mnt = NULL;
+	struct identity_in in = {
+		.boot_label = o->boot_label, .root_label = o->root_label, .disk_id = o->disk_id,
+	};
+	int ret;
+
+	ret = tree_text(img, img->tree.root, "etc/fstab", 65536, &fstab);
+	if (ret == 0)
+		ret = tree_text(img, boot, "cmdline.txt", 4097, &cmdline);
+	if (ret < 0)
+		goto out;
+	if (asprintf(&fstab_path, "%s/etc/fstab", o->rootfs) < 0 ||
+	    asprintf(&cmdline_path, "%s/%s/cmdline.txt", o->rootfs,
+		     boot ? o->boot_dir : "") < 0) {
+		fstab_path = cmdline_path = NULL;
+		ret = -ENOMEM;
+		goto out;
+	}
+	/* The FAT's mount point in the tree: "/" + the served directory. */
+	if (boot && asprintf(&mnt, "/%s", o->boot_dir) < 0) {
+		mnt = NULL;
+		ret = -ENOMEM;
+		goto out;
+	}
+	in.fstab = fstab;
+	in.fstab_path = fstab_path;
+	in.cmdline = cmdline;
+	in.cmdline_path = cmdline_path;
+	in.boot_mnt = mnt;
+	ret = identity_resolve(id, &in);
+out:
+	free(fstab);
+	free(cmdline);
+	free(fstab_path);
+	free(cmdline_path);
+	free(mnt);
+	return ret;
 }
 
 static int layout(struct image *img, const struct image_opts *o,
@@ -290,7 +345,8 @@ int image_build(struct image *img, const struct image_opts *o)
 
 /* Everything that decides the bytes of the image, hashed: two images with
  * the same id are the same image. */
-static void compute_layout_id(struct image *img, const struct image_opts *o)
+static void compute_layout_id(struct image *img, const struct image_opts *o,
+			      const struct identity *id)
 {
 	struct digest d = img->tree.digest;
 
@@ -301,8 +357,14 @@ static void compute_layout_id(struct image *img, const struct image_opts *o)
 	digest_u64(&d, img->p2_start);
 	digest_u64(&d, img->p2_size);
 	digest_str(&d, o->boot_dir ? o->boot_dir : "");
-	digest_str(&d, o->boot_label);
-	digest_str(&d, o->root_label);
+	digest_str(&d, id->boot_label);
+	digest_str(&d, id->root_label);
+	/* Only when the tree names them (else they follow the tree's digest
+	 * already): today's ids stay the same for trees that name nothing. */
+	if (id->has_uuid)
+		digest_bytes(&d, id->uuid, sizeof(id->uuid));
+	if (id->has_serial)
+		digest_u64(&d, id->serial);
 	digest_u64(&d, o->root_owner);
 	digest_u64(&d, o->ext4);
 	digest_u64(&d, (uint64_t)o->source_date_epoch);
@@ -331,6 +393,7 @@ static void *mbr_job_run(void *arg)
 int image_build_tree(struct image *img, struct tree *tree, const struct image_opts *o)
 {
 	const struct tree_node *boot = NULL;
+	struct identity id;
 	struct mbr_job mj;
 	pthread_t mbr_thread;
 	bool mbr_started = false;
@@ -357,9 +420,10 @@ int image_build_tree(struct image *img, struct tree *tree, const struct image_op
 		}
 	}
 
-	img->disk_id = o->disk_id;
-	if (!img->disk_id)
-		img->disk_id = disk_id_from_cmdline(img, boot);
+	ret = resolve_identity(img, o, boot, &id);
+	if (ret < 0)
+		goto out;
+	img->disk_id = id.disk_id;
 	if (!img->disk_id)
 		img->disk_id = (uint32_t)digest_derive(&img->tree.digest, "disk-id");
 	if (!img->disk_id)
@@ -368,7 +432,7 @@ int image_build_tree(struct image *img, struct tree *tree, const struct image_op
 	ret = layout(img, o, boot, &root_min);
 	if (ret < 0)
 		goto out;
-	compute_layout_id(img, o);
+	compute_layout_id(img, o, &id);
 
 	log_debug("%.1f ms: layout", log_ms());
 	mj = (struct mbr_job){
@@ -385,8 +449,9 @@ int image_build_tree(struct image *img, struct tree *tree, const struct image_op
 	struct fat32_opts fo = {
 		.part_start = img->p1_start,
 		.part_size = img->p1_size,
-		.label = o->boot_label,
-		.volume_id = (uint32_t)digest_derive(&img->tree.digest, "fat-volume-id"),
+		.label = id.boot_label,
+		.volume_id = id.has_serial ? id.serial :
+			     (uint32_t)digest_derive(&img->tree.digest, "fat-volume-id"),
 		.clamp_time = o->source_date_epoch,
 		.holes = &img->holes,
 	};
@@ -398,15 +463,19 @@ int image_build_tree(struct image *img, struct tree *tree, const struct image_op
 		struct ext4_opts eo = {
 			.part_start = img->p2_start,
 			.part_size = img->p2_size,
-			.label = o->root_label,
+			.label = id.root_label,
 			.root_owner = o->root_owner,
 			.holes = &img->holes,
 		};
 		ext4_times(img, o, &eo);
-		digest_fill(&img->tree.digest, "ext4-uuid", eo.uuid, sizeof(eo.uuid));
-		/* RFC 4122 version 4 / variant bits, as mke2fs's uuids have. */
-		eo.uuid[6] = (uint8_t)((eo.uuid[6] & 0x0f) | 0x40);
-		eo.uuid[8] = (uint8_t)((eo.uuid[8] & 0x3f) | 0x80);
+		if (id.has_uuid) {
+			memcpy(eo.uuid, id.uuid, sizeof(eo.uuid));
+		} else {
+			digest_fill(&img->tree.digest, "ext4-uuid", eo.uuid, sizeof(eo.uuid));
+			/* RFC 4122 version 4 / variant bits, as mke2fs's uuids have. */
+			eo.uuid[6] = (uint8_t)((eo.uuid[6] & 0x0f) | 0x40);
+			eo.uuid[8] = (uint8_t)((eo.uuid[8] & 0x3f) | 0x80);
+		}
 		digest_fill(&img->tree.digest, "ext4-hash-seed", eo.hash_seed,
 			    sizeof(eo.hash_seed));
 		log_debug("%.1f ms: FAT32", log_ms());

@@ -24,15 +24,16 @@
  * image; generation.c fills it. */
 struct image_opts {
 	const char *rootfs;
-	const char *boot_dir;       /* relative to rootfs, "boot" */
+	const char *boot_dir;       /* relative to rootfs; NULL or "": none */
 	uint64_t align;             /* partition alignment, 4 MiB */
 	uint64_t boot_size;         /* partition 1 size, 256 MiB */
 	uint64_t size;              /* whole disk; 0 = automatic (power of two) */
 	uint64_t root_size;         /* partition 2; 0 = automatic */
 	unsigned free_percent;      /* automatic root size headroom, 25 */
-	uint32_t disk_id;           /* 0 = from cmdline.txt or derived */
-	const char *boot_label;     /* "BOOT" */
-	const char *root_label;     /* "rootfs" */
+	/* The options; NULL / 0: from the tree, else defaults (identity.h). */
+	uint32_t disk_id;
+	const char *boot_label;
+	const char *root_label;
 	bool root_owner;
 	const struct rpifs_idmap *idmap; /* host -> image ids (idmap.h) */
 	size_t nidmap;

@@ -24,6 +24,7 @@
 #include "config_txt.h"
 #include "console.h"
 #include "log.h"
+#include "rpifs.h"
 #include "qemu.h"
 #include "qemu_nbd.h"
 
@@ -34,8 +35,9 @@ static void usage(FILE *f)
 "\n"
 "Boot ROOTFS as a Raspberry Pi 3 under qemu-system-aarch64 -M raspi3b. The SD\n"
 "card is the disk.img rpifs serves: mounted for the run (or --image), with the\n"
-"kernel, initramfs and device tree that ROOTFS/boot/config.txt names for a Pi 3\n"
-"(kernel=, initramfs FILE, device_tree=, os_prefix=, cmdline=, arm_64bit,\n"
+"kernel, initramfs and device tree that the boot directory's config.txt names\n"
+"for a Pi 3 (kernel=, initramfs FILE, device_tree=, os_prefix=, cmdline=,\n"
+"arm_64bit,\n"
 "[pi3]/[all]/[none] sections) and the command line from cmdline.txt (plus\n"
 "console=ttyAMA0 where it names no serial console). Both serial ports print on\n"
 "the terminal; the keyboard goes to the kernel's console (ttyAMA0 or ttyS1), on\n"
@@ -49,6 +51,8 @@ static void usage(FILE *f)
 "  --boot-dir DIR and the other mount options (rpifs --help: --boot-label,\n"
 "                    --root-label, --disk-id, --size, --idmap, --devices, ...)\n"
 "                    are passed to the mount (or to nbdkit as KEY=VALUE)\n"
+"                    (the boot directory: boot/firmware if it holds\n"
+"                    config.txt, else boot, as the mount detects it)\n"
 "  --append ARGS     more kernel arguments\n"
 "  --overlay FILE    keep the guest's writes in FILE (passed to the mount)\n"
 "  --snapshot        discard the guest's writes at exit (qemu snapshot=on)\n"
@@ -307,7 +311,7 @@ int qemu_main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *image = NULL, *boot_dir = "boot", *append = NULL, *overlay = NULL;
+	const char *image = NULL, *boot_dir = NULL, *append = NULL, *overlay = NULL;
 	const char *qemu = "qemu-system-aarch64", *until = NULL;
 	bool snapshot = false, dry = false, nbd = false;
 	struct qemu_nbd ns = { 0 };
@@ -364,6 +368,12 @@ int qemu_main(int argc, char **argv)
 	if (argc - optind - 1 > 32) {
 		log_error("qemu: %d qemu arguments after ROOTFS: at most 32", argc - optind - 1);
 		return 2;
+	}
+	/* The mount's rule: the kernel and cmdline.txt read here are the ones
+	 * the served FAT holds (a --boot-dir given is passed on below). */
+	if (!boot_dir) {
+		boot_dir = rpifs_boot_dir(argv[optind]);
+		log_info("qemu: boot files from %s/%s", argv[optind], boot_dir);
 	}
 	snprintf(boot, sizeof(boot), "%s/%s", argv[optind], boot_dir);
 	if (boot_config_read(boot, "rpi3", &bc) < 0)

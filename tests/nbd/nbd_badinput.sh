@@ -38,6 +38,12 @@ refuse "boot-size must be at least 33M" "$T/root" boot-size=1M
 refuse "overlay-reset=true needs overlay=FILE" "$T/root" overlay-reset=true
 # The layout's own check, with the mount's message.
 refuse "is too small: the image needs at least" "$T/root" size=8M
+# The tree's fstab and cmdline.txt contradicting each other (identity.c).
+mkdir -p "$T/bad/boot/firmware" "$T/bad/etc"
+echo "arm_64bit=1" > "$T/bad/boot/firmware/config.txt"
+echo "root=LABEL=ONE" > "$T/bad/boot/firmware/cmdline.txt"
+echo "LABEL=TWO / ext4 rw 0 1" > "$T/bad/etc/fstab"
+refuse "$T/bad/etc/fstab:1 says LABEL=TWO but $T/bad/boot/firmware/cmdline.txt:1 says root=LABEL=ONE" "$T/bad"
 # An overlay written for another layout.
 serve "$T/root" overlay="$T/ov" -- true || fail "overlay=FILE: first start"
 refuse "$T/ov" "$T/root" overlay="$T/ov" boot-size=40M

@@ -5,7 +5,7 @@
 # partition 1 (fsck.fat -n clean), and nbdinfo --list shows the three
 # exports with their descriptions.
 . "$TESTS_DIR/nbd/nbd_lib.sh"
-need e2fsck fsck.fat sfdisk
+need e2fsck fsck.fat sfdisk blkid
 
 make_tree "$T/root"
 
@@ -26,6 +26,21 @@ check_same keys "--boot-size 40M --disk-id 0x0badcafe --root-label nbdroot --boo
 	boot-size=40M disk-id=0x0badcafe root-label=nbdroot boot-label=NBDBOOT free=40 align=1M root-owner=true
 cmp -s "$T/fuse-default.img" "$T/fuse-keys.img" && fail "the keys changed nothing"
 sfdisk -d "$T/nbd-keys.img" | grepq 'label-id: 0x0badcafe' || fail "disk-id=0x0badcafe not in the MBR"
+
+# A tree from elsewhere (boot/firmware, labels in fstab and cmdline.txt):
+# the plugin detects and names it as the mount does, with no keys.
+mkdir -p "$T/deb/boot/firmware" "$T/deb/etc"
+echo "arm_64bit=1" > "$T/deb/boot/firmware/config.txt"
+echo "root=LABEL=RASPIROOT rootwait" > "$T/deb/boot/firmware/cmdline.txt"
+printf 'LABEL=RASPIROOT / ext4 rw 0 1\nLABEL=RASPIFIRM /boot/firmware vfat rw 0 2\n' > "$T/deb/etc/fstab"
+rpifs_mount "$T/deb" "$T/mnt"
+cp "$T/mnt/disk.img" "$T/fuse-deb.img"
+rpifs_umount "$T/mnt"
+serve "$T/deb" -- 'nbdcopy "$uri" '"$T/nbd-deb.img" || fail "deb: nbdkit/nbdcopy failed"
+cmp "$T/fuse-deb.img" "$T/nbd-deb.img" || fail "deb: the disk export differs from the FUSE disk.img"
+extract_part "$T/nbd-deb.img" 1 "$T/p1"
+[ "$(blkid -p -o value -s LABEL "$T/p1")" = RASPIFIRM ] || fail "deb: FAT label over NBD"
+rm -f "$T/fuse-deb.img" "$T/nbd-deb.img" "$T/p1"
 
 # Partition exports, against the partitions of the disk export.
 img=$T/nbd-default.img
