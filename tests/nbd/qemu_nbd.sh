@@ -36,8 +36,13 @@ chmod +x "$T/fakeqemu"
 
 # --dry-run prints both commands.
 rpifs_qemu --nbd --dry-run "$T/root" >"$T/dry" 2>&1 || { cat "$T/dry"; fail "--nbd --dry-run"; }
-grep -q "rpifs: qemu: nbd: nbdkit .*nbdkit-rpifs-plugin.so rootfs=$T/root boot-dir=boot" "$T/dry" ||
+# The plugin detects the boot directory as the mount does: no key unless
+# --boot-dir (or another mount option) is given, which is passed as a key.
+grep -q "rpifs: qemu: nbd: nbdkit .*nbdkit-rpifs-plugin.so rootfs=$T/root\$" "$T/dry" ||
 	{ cat "$T/dry"; fail "--dry-run: no nbdkit command"; }
+rpifs_qemu --nbd --dry-run --boot-dir boot --root-label R1 "$T/root" >"$T/dry" 2>&1 || { cat "$T/dry"; fail "--nbd --dry-run --boot-dir"; }
+grep -q "nbdkit-rpifs-plugin.so rootfs=$T/root boot-dir=boot root-label=R1\$" "$T/dry" ||
+	{ cat "$T/dry"; fail "--dry-run: --boot-dir/--root-label not passed as keys"; }
 grep -q "file=nbd+unix:///disk?socket=DIR/sock,if=sd,format=raw" "$T/dry" ||
 	{ cat "$T/dry"; fail "--dry-run: no nbd drive"; }
 rpifs_qemu --nbd --image "$T/fuse.img" "$T/root" >/dev/null 2>&1 && fail "--nbd with --image accepted"
