@@ -247,12 +247,28 @@ def add_boot_files(root):
         p = os.path.join(boot, name)
         if not os.path.isfile(p) or os.path.getsize(p) != size:
             write_file(p, os.urandom(size))
+    # The disk id the tree's fstab names (`rpifs build` writes one): rpifs
+    # takes the image's disk id from fstab and cmdline.txt and refuses a
+    # tree where they disagree.
+    disk_id = "5eed0001"
+    try:
+        with open(os.path.join(root, "etc/fstab")) as f:
+            for line in f:
+                m = re.match(r"\s*PARTUUID=([0-9a-fA-F]{8})-0?2\s+/\s", line)
+                if m:
+                    disk_id = m.group(1).lower()
+    except FileNotFoundError:
+        pass
     texts = {"config.txt": "arm_64bit=1\nkernel=kernel8.img\nenable_uart=1\n",
-             "cmdline.txt": "console=serial0,115200 root=PARTUUID=5eed0001-02 "
+             "cmdline.txt": f"console=serial0,115200 root=PARTUUID={disk_id}-02 "
                             "rootfstype=ext4 rootwait\n"}
     for name, text in texts.items():
         p = os.path.join(boot, name)
-        if not os.path.isfile(p):
+        old = None
+        if os.path.isfile(p):
+            with open(p, "rb") as f:
+                old = f.read()
+        if old != text.encode():
             write_file(p, text.encode())
 
 
