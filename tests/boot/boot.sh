@@ -22,8 +22,11 @@
 #     console), drops its caches and lists / again from the server: its own
 #     file, not the other's (each connection its own overlay); a third
 #     connection (nbdcopy, debugfs) sees neither;
-#  9. an initramfs named in config.txt ("initramfs FILE followkernel" in a
-#     [pi3] section) is run, and mounts partition 2 of the card.
+#  9. a Debian-like tree (boot/firmware, LABEL= in cmdline.txt and fstab,
+#     an initramfs named in config.txt's [pi3] section that finds the root
+#     by its label) boots with no flags;
+# 10. a Raspberry Pi OS-like tree (boot/firmware, root=PARTUUID=...-02)
+#     boots with no flags, and blkid shows the disk id it asked for.
 . "$TESTS_DIR/lib.sh"
 [ "$(id -u)" = 0 ] || skip "needs root (FUSE here, dpkg architecture)"
 need qemu-system-aarch64 qemu-img debugfs dpkg-deb apt-get
@@ -223,36 +226,75 @@ dd if="$img" iflag=direct bs=1M status=none | cmp - "$T/ref.img" || fail "dd ifl
 qemu-img compare -f raw -F raw "$img" "$T/ref.img" >/dev/null || fail "qemu-img compare differs"
 rpifs_umount "$T/mnt"
 
-# An initramfs named the firmware's way ("initramfs FILE followkernel" in a
-# [pi3] section; a [pi4] one names a file that does not exist): rpifs qemu
-# passes it as -initrd; its /init finds partition 2 of the SD card and
-# switches to it, as a distro's initramfs does.
+# Trees laid out as distributions lay them out, booted with no flags.
+#  9. Debian-like: boot files in boot/firmware; config.txt names the kernel
+#     and "initramfs initrd.cpio followkernel" in a [pi3] section (a [pi4]
+#     one names a file that does not exist); cmdline.txt root=LABEL=RASPIROOT,
+#     fstab LABEL=RASPIROOT / and LABEL=RASPIFIRM /boot/firmware; the
+#     initramfs's /init finds LABEL=RASPIROOT (busybox findfs) and switches
+#     to it, as a distro's initramfs does.
+D=$T/debian-like
+mkdir -p "$D"
+cp -a "$R/." "$D/"
+mkdir -p "$D/boot/firmware"
+mv "$D/boot/Image" "$D/boot/broadcom" "$D/boot/firmware/"
+rm -f "$D/boot/config.txt" "$D/boot/cmdline.txt"
+cp "$K" "$D/boot/vmlinuz-rpifs"        # what stays in ext4's /boot
+printf 'LABEL=RASPIROOT / ext4 rw 0 1\nLABEL=RASPIFIRM /boot/firmware vfat rw 0 2\n' > "$D/etc/fstab"
 mkdir -p "$T/ird/bin" "$T/ird/dev" "$T/ird/proc" "$T/ird/newroot"
 cp "$BB" "$T/ird/bin/busybox"
 cat > "$T/ird/init" <<'INIT'
 #!/bin/busybox sh
 b=/bin/busybox
 $b mount -t devtmpfs devtmpfs /dev
+$b mount -t proc proc /proc
 echo "RPIFS-INITRAMFS: $($b uname -r)"
-for i in $($b seq 100); do [ -b /dev/mmcblk0p2 ] && break; $b sleep 0.1; done
-$b mount -t ext4 /dev/mmcblk0p2 /newroot || echo "RPIFS-INITRAMFS-NOROOT"
+for i in $($b seq 100); do dev=$($b findfs LABEL=RASPIROOT 2>/dev/null) && break; $b sleep 0.1; done
+echo "RPIFS-INITRAMFS-ROOT: $dev"
+$b mount -t ext4 "$dev" /newroot || echo "RPIFS-INITRAMFS-NOROOT"
+$b umount /proc
 $b umount /dev
 exec $b switch_root /newroot /sbin/init
 INIT
 chmod 755 "$T/ird/init"
-touch -r "$R/boot" "$T/bootdir.time"
-(cd "$T/ird" && find . | cpio -o -H newc --quiet) > "$R/boot/initrd.cpio"
-cp -p "$R/boot/config.txt" "$T/config.orig"
-printf '[pi4]\ninitramfs absent.img followkernel\n[pi3]\ninitramfs initrd.cpio followkernel\n[all]\n' \
-	>> "$R/boot/config.txt"
-timeout 300 "$RPIFS" qemu --timeout 240 --until "RPIFS-MARKER: " "$R" \
-	>"$T/boot-initrd.log" 2>&1 </dev/null || { tail -30 "$T/boot-initrd.log"; fail "no boot through the initramfs"; }
-grepq -- "-initrd $R/boot/initrd.cpio" < "$T/boot-initrd.log" || fail "config.txt's initramfs was not passed as -initrd"
-grepq "RPIFS-INITRAMFS: " < "$T/boot-initrd.log" || fail "the initramfs's /init did not run"
-! grepq "RPIFS-INITRAMFS-NOROOT" < "$T/boot-initrd.log" || fail "the initramfs did not mount partition 2"
-rm "$R/boot/initrd.cpio"
-cp -p "$T/config.orig" "$R/boot/config.txt"
-touch -r "$T/bootdir.time" "$R/boot"
+(cd "$T/ird" && find . | cpio -o -H newc --quiet) > "$D/boot/firmware/initrd.cpio"
+cat > "$D/boot/firmware/config.txt" <<'CFG'
+[pi4]
+kernel=absent-pi4.img
+initramfs absent-pi4.cpio followkernel
+[pi3]
+initramfs initrd.cpio followkernel
+[all]
+arm_64bit=1
+kernel=Image
+CFG
+echo "console=ttyAMA0,115200 root=LABEL=RASPIROOT rw rootwait" > "$D/boot/firmware/cmdline.txt"
+timeout 300 "$RPIFS" qemu --timeout 240 --until "RPIFS-MARKER: " "$D" \
+	>"$T/boot-debian.log" 2>&1 </dev/null || { tail -30 "$T/boot-debian.log"; fail "the Debian-like tree did not boot with no flags"; }
+grepq "boot partition from boot/firmware" < "$T/boot-debian.log" || fail "boot/firmware not detected"
+grepq -- "-initrd $D/boot/firmware/initrd.cpio" < "$T/boot-debian.log" || fail "config.txt's [pi3] initramfs not passed as -initrd"
+grepq "RPIFS-INITRAMFS-ROOT: /dev/mmcblk0p2" < "$T/boot-debian.log" ||
+	{ grep RPIFS "$T/boot-debian.log"; fail "the initramfs did not find LABEL=RASPIROOT on partition 2"; }
+! grepq "RPIFS-INITRAMFS-NOROOT" < "$T/boot-debian.log" || fail "the initramfs did not mount partition 2"
+
+# 10. Raspberry Pi OS-like: boot/firmware, root=PARTUUID=...-02, fstab
+#     PARTUUID -01/-02, no initramfs: boots with no flags; blkid shows the
+#     disk id the tree asked for.
+O=$T/rpios-like
+mkdir -p "$O"
+cp -a "$R/." "$O/"
+mkdir -p "$O/boot/firmware"
+mv "$O/boot/Image" "$O/boot/broadcom" "$O/boot/config.txt" "$O/boot/firmware/"
+rm -f "$O/boot/cmdline.txt"
+printf 'PARTUUID=c0ffee42-01 /boot/firmware vfat defaults 0 2\nPARTUUID=c0ffee42-02 / ext4 defaults,noatime 0 1\n' > "$O/etc/fstab"
+echo "console=serial0,115200 console=ttyAMA0,115200 root=PARTUUID=c0ffee42-02 rootfstype=ext4 fsck.repair=yes rootwait" \
+	> "$O/boot/firmware/cmdline.txt"
+timeout 300 "$RPIFS" qemu --timeout 240 --until "RPIFS-MARKER: " "$O" \
+	>"$T/boot-rpios.log" 2>&1 </dev/null || { tail -30 "$T/boot-rpios.log"; fail "the Raspberry Pi OS-like tree did not boot with no flags"; }
+rpifs_mount "$O" "$T/mnt-o"
+[ "$(blkid -p -o value -s PTUUID "$T/mnt-o/disk.img")" = c0ffee42 ] || fail "blkid: the disk id is not c0ffee42"
+[ "$(partx -g -o UUID -n 2 "$T/mnt-o/disk.img")" = c0ffee42-02 ] || fail "partx: partition 2's PARTUUID is not c0ffee42-02"
+rpifs_umount "$T/mnt-o"
 
 cp -p "$T/marker.orig" "$R/etc/marker"   # undo our own edit, times included
 [ "$before" = "$(tree_sums "$R")" ] || fail "the tree changed during the boots"
