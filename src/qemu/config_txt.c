@@ -154,6 +154,11 @@ static int parse_file(struct parse *p, const char *path, int depth)
 			set(p->c->os_prefix, v);
 		else if (!strcmp(s, "cmdline"))
 			set(p->c->cmdline, v);
+		else if (!strcmp(s, "dtoverlay") || !strcmp(s, "dtparam"))
+			/* The firmware merges these into the device tree; qemu
+			 * gets the base .dtb as it is. */
+			log_warn("%s:%u: %s=%s is not applied under qemu (the firmware "
+				 "would merge it into the device tree)", path, n, s, v);
 		else if (!strcmp(s, "arm_64bit"))
 			p->c->arm_64bit = strcmp(v, "0") != 0;
 	}

@@ -61,6 +61,7 @@ kernel=never.img
 arm_64bit=1
 kernel=vmlinuz-6.1
 initramfs initrd.img-6.1 followkernel
+dtoverlay=vc4-kms-v3d
 CFG
 FAKE=silent0 q "$R"
 [ "$(arg_after -kernel)" = "$R/boot/vmlinuz-6.1" ] || fail "kernel=: $(arg_after -kernel)"
@@ -73,6 +74,8 @@ FAKE=silent0 q "$R"
 [ "$(awk '$0 == "-serial" { getline; print }' "$ARGS" | tr '\n' ' ')" = "chardev:console pipe:$(sed -n 's/^pipe:\(.*\)$/\1/p' "$ARGS") " ] ||
 	fail "serial0 is not on the terminal, serial1 not on a pipe: $(tr '\n' ' ' < "$ARGS")"
 grepq -x 'stdio,id=console,mux=on,signal=off' < "$ARGS" || fail "no stdio mux"
+grepq 'config.txt:11: dtoverlay=vc4-kms-v3d is not applied under qemu' < "$T/out" ||
+	{ cat "$T/out"; fail "a dtoverlay= it cannot honour is not named"; }
 grepq -x 'chardev=console,mode=readline' < "$ARGS" || fail "no monitor on the mux"
 
 # os_prefix= and cmdline= and device_tree= with it; ramfsfile=
