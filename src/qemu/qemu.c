@@ -26,6 +26,7 @@
 #include "log.h"
 #include "rpifs.h"
 #include "qemu.h"
+#include "qemu_board.h"
 #include "qemu_nbd.h"
 
 static void usage(FILE *f)
@@ -53,6 +54,10 @@ static void usage(FILE *f)
 "                    are passed to the mount (or to nbdkit as KEY=VALUE)\n"
 "                    (the boot directory: boot/firmware if it holds\n"
 "                    config.txt, else boot, as the mount detects it)\n"
+"  --board NAME      rpi3 (default: -M raspi3b, 1G), rpi02w (Zero 2 W: -M\n"
+"                    raspi3ap, 512M), rpi4 (-M raspi4b, 2G: qemu 9.0 or later,\n"
+"                    e.g. Debian trixie's, given with --qemu); the device tree\n"
+"                    and config.txt's [pi3]/[pi02]/[pi4] sections follow it\n"
 "  --append ARGS     more kernel arguments\n"
 "  --overlay FILE    keep the guest's writes in FILE (passed to the mount)\n"
 "  --snapshot        discard the guest's writes at exit (qemu snapshot=on)\n"
@@ -84,11 +89,9 @@ static void os_file(char *out, size_t len, const char *boot, const char *prefix,
 
 int boot_config_read(const char *boot, const char *board, struct boot_config *bc)
 {
-	static const char *const dtbs[] = {
-		"broadcom/bcm2837-rpi-3-b.dtb", "bcm2837-rpi-3-b.dtb",
-		"bcm2710-rpi-3-b.dtb", "broadcom/bcm2837-rpi-3-b-plus.dtb",
-	};
+	const struct qemu_board *qb = qemu_board_find(board);
 	const char *const *models = config_txt_models(board);
+	const char *const *dtbs = qb ? qb->dtbs : NULL;
 	struct config_txt c;
 	char cfg[PATH_MAX], p[PATH_MAX];
 	const char *pre, *kname;
@@ -97,10 +100,8 @@ int boot_config_read(const char *boot, const char *board, struct boot_config *bc
 	int ret;
 
 	memset(bc, 0, sizeof(*bc));
-	if (!models) {
-		log_error("qemu: unknown board '%s'", board);
+	if (!models || !qb)
 		return -EINVAL;
-	}
 	snprintf(cfg, sizeof(cfg), "%s/config.txt", boot);
 	ret = config_txt_read(cfg, models, &c);
 	if (ret < 0 && ret != -ENOENT) {
@@ -137,16 +138,16 @@ int boot_config_read(const char *boot, const char *board, struct boot_config *bc
 	if (*c.device_tree) {
 		os_file(bc->dtb, sizeof(bc->dtb), boot, pre, c.device_tree);
 	} else {
-		for (size_t i = 0; i < sizeof(dtbs) / sizeof(dtbs[0]) && !*bc->dtb; i++) {
+		for (size_t i = 0; dtbs[i] && !*bc->dtb; i++) {
 			os_file(p, sizeof(p), boot, pre, dtbs[i]);
 			if (is_file(p))
 				snprintf(bc->dtb, sizeof(bc->dtb), "%s", p);
 		}
 	}
 	if (!*bc->dtb || !is_file(bc->dtb)) {
-		log_error("%s: no device tree for the Pi 3 (config.txt device_tree=, or "
-			  "broadcom/bcm2837-rpi-3-b.dtb); 'rpifs build kernel' installs them",
-			  *bc->dtb ? bc->dtb : boot);
+		log_error("%s: no device tree for board %s (config.txt device_tree=, or "
+			  "%s); 'rpifs build kernel' installs them",
+			  *bc->dtb ? bc->dtb : boot, board, dtbs[0]);
 		return -ENOENT;
 	}
 	os_file(p, sizeof(p), boot, pre, *c.cmdline ? c.cmdline : "cmdline.txt");
@@ -259,7 +260,7 @@ static void print_cmd(char **argv)
 }
 
 enum { OPT_IMAGE = CLI_OPT_END, OPT_APPEND, OPT_OVERLAY, OPT_SNAPSHOT,
-       OPT_TIMEOUT, OPT_QEMU, OPT_DRY_RUN, OPT_UNTIL, OPT_NBD };
+       OPT_TIMEOUT, OPT_QEMU, OPT_DRY_RUN, OPT_UNTIL, OPT_NBD, OPT_BOARD };
 
 /* The mount options given to rpifs qemu, passed on to its own mount
  * (--NAME ARG) or to nbdkit (NAME=ARG: the plugin's keys are the options'
@@ -308,11 +309,13 @@ int qemu_main(int argc, char **argv)
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "until", required_argument, NULL, OPT_UNTIL },
 		{ "nbd", no_argument, NULL, OPT_NBD },
+		{ "board", required_argument, NULL, OPT_BOARD },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *image = NULL, *boot_dir = NULL, *append = NULL, *overlay = NULL;
-	const char *qemu = "qemu-system-aarch64", *until = NULL;
+	const char *qemu = "qemu-system-aarch64", *until = NULL, *board = "rpi3";
+	const struct qemu_board *qb;
 	bool snapshot = false, dry = false, nbd = false;
 	struct qemu_nbd ns = { 0 };
 	const char *why;
@@ -349,6 +352,7 @@ int qemu_main(int argc, char **argv)
 		case OPT_QEMU: qemu = optarg; break;
 		case OPT_DRY_RUN: dry = true; break;
 		case OPT_NBD: nbd = true; break;
+		case OPT_BOARD: board = optarg; break;
 		case OPT_UNTIL: until = *optarg ? optarg : NULL; break;
 		case OPT_TIMEOUT: timeout = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'h': usage(stdout); return 0;
@@ -376,7 +380,10 @@ int qemu_main(int argc, char **argv)
 		log_info("qemu: boot files from %s/%s", argv[optind], boot_dir);
 	}
 	snprintf(boot, sizeof(boot), "%s/%s", argv[optind], boot_dir);
-	if (boot_config_read(boot, "rpi3", &bc) < 0)
+	qb = qemu_board_find(board);
+	if (!qb)
+		return 2;
+	if (boot_config_read(boot, board, &bc) < 0)
 		return 1;
 	/* A console where the tree names none: the PL011, serial0. */
 	snprintf(cmdline, sizeof(cmdline), "%s%s%s%s", bc.cmdline,
@@ -436,9 +443,9 @@ int qemu_main(int argc, char **argv)
 
 	qargv[n++] = (char *)qemu;
 	qargv[n++] = (char *)"-M";
-	qargv[n++] = (char *)"raspi3b";
+	qargv[n++] = (char *)qb->machine;
 	qargv[n++] = (char *)"-m";
-	qargv[n++] = (char *)"1G";      /* raspi3b takes 1G or nothing */
+	qargv[n++] = (char *)qb->memory;      /* a raspi machine takes its own or nothing */
 	qargv[n++] = (char *)"-kernel";
 	qargv[n++] = bc.kernel;
 	qargv[n++] = (char *)"-dtb";

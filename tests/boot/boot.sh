@@ -26,7 +26,9 @@
 #     an initramfs named in config.txt's [pi3] section that finds the root
 #     by its label) boots with no flags;
 # 10. a Raspberry Pi OS-like tree (boot/firmware, root=PARTUUID=...-02)
-#     boots with no flags, and blkid shows the disk id it asked for.
+#     boots with no flags, and blkid shows the disk id it asked for;
+# 11. the Zero 2 W: --board rpi02w is qemu's raspi3ap (512 MiB) with the
+#     Zero 2 W device tree (the guest's model says so).
 . "$TESTS_DIR/lib.sh"
 [ "$(id -u)" = 0 ] || skip "needs root (FUSE here, dpkg architecture)"
 need qemu-system-aarch64 qemu-img debugfs dpkg-deb apt-get
@@ -67,7 +69,10 @@ cat > "$R/sbin/init" <<'INIT'
 #!/bin/busybox sh
 b=/bin/busybox
 $b mount -t proc proc /proc
+$b mount -t sysfs sysfs /sys
 $b mount -o remount,rw /
+echo "RPIFS-MODEL: $($b cat /sys/firmware/devicetree/base/model)"
+echo "RPIFS-MEM: $($b awk '/MemTotal/ { print $2 }' /proc/meminfo)"
 echo "RPIFS-MARKER: $($b cat /etc/marker)"
 if $b grep -qw rpifs_two /proc/cmdline; then
 	# One of two guests on one NBD server (step 8): a file named for this
@@ -295,6 +300,26 @@ rpifs_mount "$O" "$T/mnt-o"
 [ "$(blkid -p -o value -s PTUUID "$T/mnt-o/disk.img")" = c0ffee42 ] || fail "blkid: the disk id is not c0ffee42"
 [ "$(partx -g -o UUID -n 2 "$T/mnt-o/disk.img")" = c0ffee42-02 ] || fail "partx: partition 2's PARTUUID is not c0ffee42-02"
 rpifs_umount "$T/mnt-o"
+
+# 11. Zero 2 W: rpifs qemu --board rpi02w boots the same kernel (its SoC is
+#     the Pi 3's) with the Zero 2 W device tree on qemu's raspi3ap (512 MiB),
+#     the tree naming no device tree: the board's default is picked.
+Z=$T/zero2w
+mkdir -p "$Z"
+cp -a "$R/." "$Z/"
+cp "$CACHE/rootfs/boot/broadcom/bcm2837-rpi-zero-2-w.dtb" "$Z/boot/broadcom/" ||
+	fail "no bcm2837-rpi-zero-2-w.dtb in the kernel build's dtbs"
+printf 'arm_64bit=1\nkernel=Image\n[pi3]\ndevice_tree=broadcom/bcm2837-rpi-3-b.dtb\n[all]\n' > "$Z/boot/config.txt"
+timeout 300 "$RPIFS" qemu --board rpi02w --timeout 240 --until "RPIFS-MARKER: " "$Z" \
+	>"$T/boot-zero.log" 2>&1 </dev/null || { tail -30 "$T/boot-zero.log"; fail "the Zero 2 W (raspi3ap) did not boot"; }
+grepq -- "-M raspi3ap -m 512M" < "$T/boot-zero.log" || fail "--board rpi02w: not -M raspi3ap -m 512M"
+grepq -- "-dtb $Z/boot/broadcom/bcm2837-rpi-zero-2-w.dtb" < "$T/boot-zero.log" ||
+	fail "--board rpi02w: not the Zero 2 W device tree (config.txt's [pi3] section must not apply)"
+grepq "RPIFS-MODEL: Raspberry Pi Zero 2 W" < "$T/boot-zero.log" ||
+	{ grep RPIFS "$T/boot-zero.log"; fail "the guest's device tree is not the Zero 2 W's"; }
+mem=$(sed -n 's/^RPIFS-MEM: \([0-9]*\).*/\1/p' "$T/boot-zero.log" | head -1)
+[ -n "$mem" ] && [ "$mem" -lt 524288 ] || fail "the Zero 2 W guest has $mem KiB (more than 512 MiB)"
+grepq "RPIFS-MODEL: Raspberry Pi 3 Model B" < "$T/boot1.log" || fail "boot 1 was not a Pi 3 B"
 
 cp -p "$T/marker.orig" "$R/etc/marker"   # undo our own edit, times included
 [ "$before" = "$(tree_sums "$R")" ] || fail "the tree changed during the boots"

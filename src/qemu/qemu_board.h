@@ -1,0 +1,18 @@
+/* qemu_board.h - the boards rpifs qemu can boot: qemu's machine for each
+ * board profile (data/boards/NAME.conf), its memory, and the device trees
+ * the firmware would pick when config.txt names none. */
+#ifndef RPIFS_QEMU_BOARD_H
+#define RPIFS_QEMU_BOARD_H
+
+struct qemu_board {
+	const char *name;           /* the profile's name: rpi3, rpi02w, rpi4 */
+	const char *machine;        /* qemu -M */
+	const char *memory;         /* qemu -m: the raspi machines take only theirs */
+	const char *min_qemu;       /* the first qemu with the machine, for messages */
+	const char *dtbs[4];        /* mainline names first, NULL-terminated */
+};
+
+/* The board called NAME, or NULL (a message lists the known ones). */
+const struct qemu_board *qemu_board_find(const char *name);
+
+#endif
