@@ -113,6 +113,16 @@ d=$(sed -n 's|^pipe:\(.*\)/serial[01]$|\1|p' "$ARGS")
 [ -n "$d" ] && [ ! -e "$d" ] || fail "FIFO directory '$d' left behind"
 printf 'root=LABEL=RASPIROOT rw  \n' > "$R/boot/cmdline.txt"
 
+# --- --board: the machine, its memory, its default device tree ---
+printf 'd' > "$R/boot/broadcom/bcm2837-rpi-zero-2-w.dtb"
+FAKE=silent0 q --board rpi02w "$R"
+[ "$(arg_after -M) $(arg_after -m)" = "raspi3ap 512M" ] || fail "--board rpi02w: -M $(arg_after -M) -m $(arg_after -m)"
+[ "$(arg_after -dtb)" = "$R/boot/broadcom/bcm2837-rpi-zero-2-w.dtb" ] || fail "--board rpi02w: dtb $(arg_after -dtb)"
+q --board rpi5 "$R"
+[ "$rc" = 2 ] && grepq "qemu has no Raspberry Pi 5" < "$T/out" || { cat "$T/out"; fail "--board rpi5 not refused clearly ($rc)"; }
+q --board rpi4 "$R"
+[ "$rc" = 1 ] && grepq "no device tree for board rpi4" < "$T/out" || { cat "$T/out"; fail "--board rpi4 without its dtb ($rc)"; }
+
 # --- "--" before qemu's arguments: consumed, the rest passed on ---
 FAKE=silent0 q "$R" -- -smp 2
 grepq -x -- '--' < "$ARGS" && fail "'--' passed on to qemu"
