@@ -25,6 +25,17 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 skip() { echo "SKIP: $*" >&2; exit 77; }
 note() { echo "# $*" >&2; }
 
+# The Debian mirror the host's apt uses (not -security): deb822 sources
+# first, else sources.list; empty when there is none.
+host_mirror() {
+	local m
+	m=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/*.sources 2>/dev/null |
+		tr ' ' '\n' | grep -v -- '-security' | head -1 || true)
+	[ -n "$m" ] || m=$(sed -n 's/^deb  *\(\[[^]]*\] *\)\?\([^ ]*\) .*/\2/p' \
+		/etc/apt/sources.list 2>/dev/null | grep -v -- '-security' | head -1 || true)
+	printf '%s' "$m"
+}
+
 # `cmd | grepq ARGS` is `cmd | grep -q ARGS` reading all of its input: under
 # pipefail, grep -q exits at the first match and cmd, killed by SIGPIPE on its
 # next write, fails the pipeline at random (seen in CI: `! ldd … | grep -q

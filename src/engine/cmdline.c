@@ -22,8 +22,7 @@ static int hexval(char c)
 	return -1;
 }
 
-/* n hex digits at p (no sign, no 0x, no spaces: strtoul takes all three). */
-static bool hex_digits(const char *p, int n, uint32_t *out)
+bool cmdline_hex(const char *p, int n, uint32_t *out)
 {
 	uint32_t v = 0;
 
@@ -49,7 +48,7 @@ static int partuuid_disk_id(const char *v, size_t len, uint32_t *id)
 	if (len != klen + 11 || strncmp(v, key, klen))
 		return -EINVAL;
 	v += klen;
-	if (!hex_digits(v, 8, &disk) || v[8] != '-' || !hex_digits(v + 9, 2, &part) || !disk)
+	if (!cmdline_hex(v, 8, &disk) || v[8] != '-' || !cmdline_hex(v + 9, 2, &part) || !disk)
 		return -EINVAL;
 	*id = disk;
 	return 0;

@@ -26,6 +26,7 @@
 #ifndef RPIFS_CMDLINE_H
 #define RPIFS_CMDLINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,5 +41,10 @@ int cmdline_root(const char *line, const char **value, size_t *len);
  * (never 0); -ENOENT when there is no root=; -EINVAL when the last root= is
  * of another form (*disk_id untouched either way). */
 int cmdline_disk_id(const char *line, uint32_t *disk_id);
+
+/* n hex digits at p (either case; no sign, no 0x, no spaces, which
+ * strtoul would take) into *out, most significant first: the digits of
+ * PARTUUIDs and UUIDs, here and in identity.c. false on any other byte. */
+bool cmdline_hex(const char *p, int n, uint32_t *out);
 
 #endif

@@ -15,33 +15,6 @@ static bool is_blank(char c)
 	return c == ' ' || c == '\t' || c == '\r';
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* n hex digits at p into *out (most significant first). */
-static bool hex_n(const char *p, int n, uint32_t *out)
-{
-	uint32_t v = 0;
-
-	for (int i = 0; i < n; i++) {
-		int d = hexval(p[i]);
-
-		if (d < 0)
-			return false;
-		v = v << 4 | (uint32_t)d;
-	}
-	*out = v;
-	return true;
-}
-
 /* fstab's field (len bytes at f) with \NNN octal escapes undone, as
  * getmntent() does (\040 space, \011 tab, \012 newline, \134 backslash).
  * false: it does not fit in cap bytes with its NUL. */
@@ -174,7 +147,7 @@ static bool parse_uuid(const char *s, uint8_t out[16])
 				return false;
 			continue;
 		}
-		if (!hex_n(s + i, 2, &b))
+		if (!cmdline_hex(s + i, 2, &b))
 			return false;
 		out[o++] = (uint8_t)b;
 		i += 2;
@@ -187,7 +160,7 @@ static bool parse_serial(const char *s, uint32_t *out)
 {
 	uint32_t hi, lo;
 
-	if (strlen(s) != 9 || s[4] != '-' || !hex_n(s, 4, &hi) || !hex_n(s + 5, 4, &lo))
+	if (strlen(s) != 9 || s[4] != '-' || !cmdline_hex(s, 4, &hi) || !cmdline_hex(s + 5, 4, &lo))
 		return false;
 	*out = hi << 16 | lo;
 	return true;
@@ -196,7 +169,7 @@ static bool parse_serial(const char *s, uint32_t *out)
 /* XXXXXXXX-NN: an MBR disk id and a partition number. */
 static bool parse_partuuid(const char *s, uint32_t *disk, uint32_t *part)
 {
-	return strlen(s) == 11 && s[8] == '-' && hex_n(s, 8, disk) && hex_n(s + 9, 2, part) &&
+	return strlen(s) == 11 && s[8] == '-' && cmdline_hex(s, 8, disk) && cmdline_hex(s + 9, 2, part) &&
 	       *disk;
 }
 

@@ -21,10 +21,7 @@ need mmdebstrap qemu-system-aarch64 e2fsck fsck.fat blkid sfdisk
 
 R=${BUILD_ROOT:-$T}/cache/debian-raspi3-bookworm
 if [ ! -f "$R.ok" ]; then
-	mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/*.sources 2>/dev/null |
-		tr ' ' '\n' | grep -v -- '-security' | head -1)
-	[ -n "$mirror" ] || mirror=$(sed -n 's/^deb  *\(\[[^]]*\] *\)\?\([^ ]*\) .*/\2/p' \
-		/etc/apt/sources.list 2>/dev/null | grep -v -- '-security' | head -1)
+	mirror=$(host_mirror)
 	[ -n "$mirror" ] || skip "no Debian mirror in the host's apt configuration"
 	rm -rf "$R"
 	start=$(date +%s)

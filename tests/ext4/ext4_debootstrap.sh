@@ -12,10 +12,7 @@ need debootstrap e2fsck debugfs sfdisk python3
 cache=${BUILD_ROOT:-$T}/cache/debootstrap-foreign
 if [ ! -f "$cache/.complete" ]; then
 	# The mirror the host's apt uses for Debian (not -security).
-	mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/*.sources 2>/dev/null |
-		tr ' ' '\n' | grep -v -- '-security' | head -1)
-	[ -n "$mirror" ] || mirror=$(sed -n 's/^deb  *\(\[[^]]*\] *\)\?\([^ ]*\) .*/\2/p' \
-		/etc/apt/sources.list 2>/dev/null | grep -v -- '-security' | head -1)
+	mirror=$(host_mirror)
 	[ -n "$mirror" ] || skip "no Debian mirror in the host's apt configuration"
 	rm -rf "$cache.tmp"
 	mkdir -p "$(dirname "$cache")"
