@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "rpifs.h"
+#include "srcfile.h"
 
 const char *rpifs_boot_dir(const char *rootfs)
 {
@@ -30,6 +31,10 @@ const char *rpifs_boot_dir(const char *rootfs)
 	if (root < 0)
 		return "boot";
 	fd = syscall(SYS_openat2, root, "boot/firmware/config.txt", &how, sizeof(how));
+	/* No openat2 (kernels before 5.6, valgrind): the tree's own walk,
+	 * which takes no symlinks at all, rather than the host's. */
+	if (fd < 0 && errno == ENOSYS)
+		fd = srcfile_open_beneath(root, "boot/firmware/config.txt", O_PATH);
 	if (fd >= 0) {
 		found = fstat((int)fd, &st) == 0 && S_ISREG(st.st_mode);
 		close((int)fd);

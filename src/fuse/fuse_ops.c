@@ -50,6 +50,11 @@ struct server {
 	struct fuse_session *se;        /* set before the session's loop runs */
 	uid_t uid;
 	gid_t gid;
+	/* Open disk.img.bmap handles: the kernel sends no RELEASE for a file
+	 * still open at unmount, so whatever is left here is freed when the
+	 * session ends (their generations go with rpifs_free()). */
+	pthread_mutex_t bmaps_lock;
+	struct bmap_handle *bmaps;
 };
 
 static struct server *srv(fuse_req_t req)
@@ -68,6 +73,7 @@ struct bmap_handle {
 	pthread_mutex_t lock;
 	char *text;             /* lock: NULL until the first read */
 	size_t len;
+	struct bmap_handle *prev, *next;    /* server's bmaps_lock */
 };
 
 static struct bmap_handle *handle_bmap(const struct fuse_file_info *fi)
@@ -280,17 +286,36 @@ static void open_bmap(fuse_req_t req, struct fuse_file_info *fi)
 	 * would at an open of disk.img. */
 	if (drop_cache)
 		fuse_lowlevel_notify_inval_inode(s->se, INO_DISK, 0, 0);
+	pthread_mutex_lock(&s->bmaps_lock);
+	h->next = s->bmaps;
+	if (s->bmaps)
+		s->bmaps->prev = h;
+	s->bmaps = h;
+	pthread_mutex_unlock(&s->bmaps_lock);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->keep_cache = 0;
 	fuse_reply_open(req, fi);
 }
 
-static void release_bmap(struct server *s, struct bmap_handle *h)
+static void bmap_free(struct bmap_handle *h)
 {
-	rpifs_gen_close(s->r, h->g);
 	free(h->text);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
+}
+
+static void release_bmap(struct server *s, struct bmap_handle *h)
+{
+	pthread_mutex_lock(&s->bmaps_lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		s->bmaps = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&s->bmaps_lock);
+	rpifs_gen_close(s->r, h->g);
+	bmap_free(h);
 }
 
 static void read_bmap(fuse_req_t req, struct bmap_handle *h, size_t size, uint64_t off)
@@ -628,6 +653,7 @@ int fuse_serve(struct rpifs *r, const struct serve_opts *o)
 		.r = r,
 		.uid = getuid(),
 		.gid = getgid(),
+		.bmaps_lock = PTHREAD_MUTEX_INITIALIZER,
 	};
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_session *se = NULL;
@@ -709,6 +735,13 @@ out:
 	 * rpifs_free() frees the generations still referenced by handles
 	 * open at unmount. */
 	rpifs_set_invalidate(r, NULL, NULL);
+	while (s.bmaps) {
+		struct bmap_handle *h = s.bmaps;
+
+		s.bmaps = h->next;
+		bmap_free(h);
+	}
+	pthread_mutex_destroy(&s.bmaps_lock);
 	/* The workers' pipes went with their threads; this thread's (-s) goes
 	 * here. */
 	if (pipe_key_ok) {

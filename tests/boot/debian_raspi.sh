@@ -25,6 +25,10 @@ if [ ! -f "$R.ok" ]; then
 	[ -n "$mirror" ] || skip "no Debian mirror in the host's apt configuration"
 	rm -rf "$R"
 	start=$(date +%s)
+	# image-specs' raspi_3 settings of raspi-firmware (its defaults are
+	# root=/dev/mmcblk0p2 and console=tty0): the root by label, the
+	# console on the mini UART (ttyS1), then its hook writes cmdline.txt.
+	fw_defaults='sed -i -e "s|^#ROOTPART=.*|ROOTPART=LABEL=RASPIROOT|" -e "s|^#CONSOLES=.*|CONSOLES=\"ttyS1,115200\"|" "$1/etc/default/raspi-firmware"' 
 	# image-specs' raspi_3_bookworm: the fstab and raspi-firmware's
 	# defaults (ROOTPART=LABEL=RASPIROOT) before the kernel's hooks run;
 	# the hooks run again at the end so that /boot/firmware is complete
@@ -33,7 +37,8 @@ if [ ! -f "$R.ok" ]; then
 		--include=linux-image-arm64,raspi-firmware,initramfs-tools,systemd-sysv,dosfstools,ssh \
 		--setup-hook='mkdir -p "$1/boot/firmware" "$1/etc"' \
 		--setup-hook='printf "LABEL=RASPIROOT / ext4 rw 0 1\nLABEL=RASPIFIRM /boot/firmware vfat rw 0 2\n" > "$1/etc/fstab"' \
-		--customize-hook='for v in "$1"/lib/modules/*; do chroot "$1" /etc/kernel/postinst.d/z50-raspi-firmware "${v##*/}"; done' \
+		--customize-hook="$fw_defaults" \
+		--customize-hook='for v in "$1"/lib/modules/*; do chroot "$1" env DEB_MAINT_PARAMS=configure /etc/kernel/postinst.d/z50-raspi-firmware "${v##*/}"; done' \
 		--customize-hook='echo rpi3-debian > "$1/etc/hostname"' \
 		bookworm "$R" "$mirror" >"$T/mmdebstrap.log" 2>&1 ||
 		{ tail -30 "$T/mmdebstrap.log" >&2; fail "mmdebstrap of the Debian raspi tree failed"; }

@@ -25,17 +25,18 @@ for sig in INT TERM; do
 	[ -z "$(ls -A "$T/mnt")" ] || fail "SIG$sig: mount point not empty"
 done
 
-# SIGTERM while a reader still holds disk.img open: the kernel never sends
-# that handle's RELEASE, and the daemon must still exit 0 and free it (the
-# valgrind suite runs this case with leak checking).
+# SIGTERM while a reader still holds disk.img and disk.img.bmap open: the
+# kernel never sends those handles' RELEASE, and the daemon must still exit
+# 0 and free them (the valgrind suite runs this case with leak checking).
 "$RPIFS" -f "$T/root" "$T/mnt" 2>"$T/log" &
 pid=$!
 wait_mounted
-exec 3<"$T/mnt/disk.img"
+exec 3<"$T/mnt/disk.img" 4<"$T/mnt/disk.img.bmap"
 head -c 512 <&3 | od -An -tx1 | tail -1 | grepq "55 aa" || fail "held open: MBR not read"
+head -c 100 <&4 | grepq "xml" || fail "held open: disk.img.bmap not read"
 kill -s TERM "$pid"
 rc=0; wait "$pid" || rc=$?
-exec 3<&-
+exec 3<&- 4<&-
 [ "$rc" -eq 0 ] || { cat "$T/log"; fail "SIGTERM with disk.img open: exit status $rc"; }
 ! mounted || fail "SIGTERM with disk.img open: still mounted"
 
