@@ -6,26 +6,6 @@
 #include "config_txt.h"
 #include "log.h"
 
-/* Which filter names each board answers to (the firmware's documentation:
- * "[pi3]" covers the 3B, 3B+ and 3A+; "[pi0]" and "[pi0w]" also the Zero 2 W). */
-static const char *const rpi3_models[] = { "pi3", NULL };
-static const char *const rpi02w_models[] = { "pi02", "pi0", "pi0w", NULL };
-static const char *const rpi4_models[] = { "pi4", NULL };
-static const char *const rpi5_models[] = { "pi5", NULL };
-
-const char *const *config_txt_models(const char *board)
-{
-	if (!strcmp(board, "rpi3"))
-		return rpi3_models;
-	if (!strcmp(board, "rpi02w"))
-		return rpi02w_models;
-	if (!strcmp(board, "rpi4"))
-		return rpi4_models;
-	if (!strcmp(board, "rpi5"))
-		return rpi5_models;
-	return NULL;
-}
-
 /* Every model filter the firmware knows: a section named by one of these
  * applies only to the boards it names. */
 static bool is_model_filter(const char *f)

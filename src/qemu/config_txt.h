@@ -25,12 +25,8 @@ struct config_txt {
 	int arm_64bit;                      /* arm_64bit=: 0/1, -1 when not set */
 };
 
-/* The model filters a board matches, NULL-terminated, from its name in
- * rpifs's board profiles ("rpi3", "rpi02w", "rpi4", "rpi5"); NULL for an
- * unknown name. */
-const char *const *config_txt_models(const char *board);
-
-/* Parse PATH for a board matching MODELS. Includes are read relative to
+/* Parse PATH for a board matching MODELS (the model filters it answers to,
+ * NULL-terminated: struct qemu_board's models). Includes are read relative to
  * PATH's directory (at most 8 deep). Problems that the firmware would
  * ignore are warnings naming PATH:LINE. Returns 0, or -errno when PATH
  * cannot be read (c then holds the defaults). */

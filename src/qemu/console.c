@@ -130,7 +130,7 @@ static int feed_once(struct feed *f, const char *until)
 }
 
 bool console_pump(struct qemu_console *c, int qemu_out, pid_t pid, const char *until,
-		  volatile int *stop)
+		  volatile sig_atomic_t *stop)
 {
 	struct feed f[2] = { { .fd = qemu_out }, { .fd = c->out_fd } };
 	struct pollfd pfd[3];

@@ -14,6 +14,7 @@
 #define RPIFS_QEMU_CONSOLE_H
 
 #include <limits.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -40,7 +41,7 @@ int console_open(struct qemu_console *c);
  * With UNTIL, stop qemu (SIGTERM to pid) once either prints it: true then.
  * *stop is polled after each interruption (a timeout's SIGALRM). */
 bool console_pump(struct qemu_console *c, int qemu_out, pid_t pid, const char *until,
-		  volatile int *stop);
+		  volatile sig_atomic_t *stop);
 /* Close and remove the FIFOs. */
 void console_free(struct qemu_console *c);
 

@@ -38,8 +38,7 @@ static void usage(FILE *f)
 "card is the disk.img rpifs serves: mounted for the run (or --image), with the\n"
 "kernel, initramfs and device tree that the boot directory's config.txt names\n"
 "for a Pi 3 (kernel=, initramfs FILE, device_tree=, os_prefix=, cmdline=,\n"
-"arm_64bit,\n"
-"[pi3]/[all]/[none] sections) and the command line from cmdline.txt (plus\n"
+"arm_64bit, [pi3]/[all]/[none] sections) and the command line from cmdline.txt (plus\n"
 "console=ttyAMA0 where it names no serial console). Both serial ports print on\n"
 "the terminal; the keyboard goes to the kernel's console (ttyAMA0 or ttyS1), on\n"
 "a mux with qemu's monitor: Ctrl-A C switches, Ctrl-A X quits qemu.\n"
@@ -87,11 +86,9 @@ static void os_file(char *out, size_t len, const char *boot, const char *prefix,
 	snprintf(out, len, "%s/%s%s", boot, prefix + (*prefix == '/'), name + (*name == '/'));
 }
 
-int boot_config_read(const char *boot, const char *board, struct boot_config *bc)
+int boot_config_read(const char *boot, const struct qemu_board *qb, struct boot_config *bc)
 {
-	const struct qemu_board *qb = qemu_board_find(board);
-	const char *const *models = config_txt_models(board);
-	const char *const *dtbs = qb ? qb->dtbs : NULL;
+	const char *const *dtbs = qb->dtbs;
 	struct config_txt c;
 	char cfg[PATH_MAX], p[PATH_MAX];
 	const char *pre, *kname;
@@ -100,10 +97,8 @@ int boot_config_read(const char *boot, const char *board, struct boot_config *bc
 	int ret;
 
 	memset(bc, 0, sizeof(*bc));
-	if (!models || !qb)
-		return -EINVAL;
 	snprintf(cfg, sizeof(cfg), "%s/config.txt", boot);
-	ret = config_txt_read(cfg, models, &c);
+	ret = config_txt_read(cfg, qb->models, &c);
 	if (ret < 0 && ret != -ENOENT) {
 		log_error("%s: %s", cfg, strerror(-ret));
 		return ret;
@@ -147,7 +142,7 @@ int boot_config_read(const char *boot, const char *board, struct boot_config *bc
 	if (!*bc->dtb || !is_file(bc->dtb)) {
 		log_error("%s: no device tree for board %s (config.txt device_tree=, or "
 			  "%s); 'rpifs build kernel' installs them",
-			  *bc->dtb ? bc->dtb : boot, board, dtbs[0]);
+			  *bc->dtb ? bc->dtb : boot, qb->name, dtbs[0]);
 		return -ENOENT;
 	}
 	os_file(p, sizeof(p), boot, pre, *c.cmdline ? c.cmdline : "cmdline.txt");
@@ -169,7 +164,7 @@ int boot_config_read(const char *boot, const char *board, struct boot_config *bc
 	return 0;
 }
 
-static volatile int timed_out;   /* 1: SIGALRM came; 2: qemu was told to stop */
+static volatile sig_atomic_t timed_out;   /* 1: SIGALRM came; 2: qemu was told to stop */
 
 static void on_alarm(int sig)
 {
@@ -383,7 +378,7 @@ int qemu_main(int argc, char **argv)
 	qb = qemu_board_find(board);
 	if (!qb)
 		return 2;
-	if (boot_config_read(boot, board, &bc) < 0)
+	if (boot_config_read(boot, qb, &bc) < 0)
 		return 1;
 	/* A console where the tree names none: the PL011, serial0. */
 	snprintf(cmdline, sizeof(cmdline), "%s%s%s%s", bc.cmdline,

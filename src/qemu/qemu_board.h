@@ -10,6 +10,10 @@ struct qemu_board {
 	const char *memory;         /* qemu -m: the raspi machines take only theirs */
 	const char *min_qemu;       /* the first qemu with the machine, for messages */
 	const char *dtbs[4];        /* mainline names first, NULL-terminated */
+	/* config.txt's model filters the board answers to (the firmware's
+	 * documentation: [pi3] is the 3B/3B+/3A+; [pi0] and [pi0w] include
+	 * the Zero 2 W), NULL-terminated: config_txt_read()'s MODELS. */
+	const char *models[4];
 };
 
 /* The board called NAME, or NULL (a message lists the known ones). */

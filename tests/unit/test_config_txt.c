@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include "check.h"
 #include "config_txt.h"
+#include "qemu_board.h"
 
 static char dir[] = "/tmp/test_config_txt.XXXXXX";
 
@@ -13,7 +14,7 @@ static int read_cfg(const char *board, const char *text, struct config_txt *c)
 
 	snprintf(p, sizeof(p), "%s/config.txt", dir);
 	put(p, text);
-	return config_txt_read(p, config_txt_models(board), c);
+	return config_txt_read(p, qemu_board_find(board)->models, c);
 }
 
 int main(void)
@@ -80,8 +81,8 @@ int main(void)
 
 	/* A missing config.txt: -ENOENT, defaults. */
 	snprintf(p, sizeof(p), "%s/none.txt", dir);
-	CHECK(config_txt_read(p, config_txt_models("rpi3"), &c) == -ENOENT);
+	CHECK(config_txt_read(p, qemu_board_find("rpi3")->models, &c) == -ENOENT);
 	CHECK(c.arm_64bit == -1 && !*c.kernel);
-	CHECK(config_txt_models("rpi9") == NULL);
+	CHECK(qemu_board_find("rpi9") == NULL);
 	return finish(dir);
 }
