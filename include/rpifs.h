@@ -67,6 +67,11 @@ struct rpifs_idmap {
 };
 struct rpifs_gen;       /* one generation: an image and its overlay */
 
+/* The partition table's kind. AUTO: gpt when the tree names a GPT
+ * partition (root=PARTUUID=<full uuid> in cmdline.txt, or fstab's
+ * PARTUUID=<full uuid> for / or the boot mount), else dos. */
+enum rpifs_label { RPIFS_LABEL_AUTO, RPIFS_LABEL_DOS, RPIFS_LABEL_GPT };
+
 struct rpifs_opts {
 	/* The tree. rpifs_new() keeps these pointers: they must outlive r.
 	 * rootfs is rescanned for later generations: make it absolute if the
@@ -83,12 +88,15 @@ struct rpifs_opts {
 	uint64_t size;              /* whole disk; 0: a power of two that fits */
 	uint64_t root_size;         /* partition 2; 0: content + free_percent */
 	unsigned free_percent;      /* free space in ext4 when automatic: 25 */
+	/* dos (MBR) or gpt (protective MBR, primary and backup GPT: partition
+	 * 2 ends before the last 33 sectors). AUTO: from the tree, see above. */
+	enum rpifs_label label;
 	/* Identity. NULL / 0: what the tree's /etc/fstab and cmdline.txt name
 	 * (LABEL=, UUID=, PARTUUID=: src/engine/identity.h), else "BOOT",
 	 * "rootfs" and a disk id derived from the tree. Given, they override
 	 * the tree (and settle its contradictions). FAT labels: at most 11
 	 * characters of a short name's set, stored upper case. */
-	uint32_t disk_id;           /* MBR id */
+	uint32_t disk_id;           /* MBR id (dos only) */
 	const char *boot_label;     /* FAT volume label */
 	const char *root_label;     /* ext4 label */
 	bool root_owner;            /* every ext4 file owned by root:root */

@@ -16,7 +16,7 @@
 enum {
 	CLI_OPT_BOOT_DIR = 256, CLI_OPT_BOOT_SIZE, CLI_OPT_BOOT_LABEL, CLI_OPT_ROOT_SIZE,
 	CLI_OPT_ROOT_LABEL, CLI_OPT_FREE, CLI_OPT_SIZE, CLI_OPT_ALIGN, CLI_OPT_DISK_ID,
-	CLI_OPT_ROOT_OWNER, CLI_OPT_NO_EXT4, CLI_OPT_IDMAP, CLI_OPT_DEVICES,
+	CLI_OPT_ROOT_OWNER, CLI_OPT_NO_EXT4, CLI_OPT_IDMAP, CLI_OPT_DEVICES, CLI_OPT_LABEL,
 	CLI_OPT_END,
 };
 
@@ -34,7 +34,8 @@ enum {
 	{ "root-owner", no_argument, NULL, CLI_OPT_ROOT_OWNER }, \
 	{ "no-ext4", no_argument, NULL, CLI_OPT_NO_EXT4 }, \
 	{ "idmap", required_argument, NULL, CLI_OPT_IDMAP }, \
-	{ "devices", required_argument, NULL, CLI_OPT_DEVICES }
+	{ "devices", required_argument, NULL, CLI_OPT_DEVICES }, \
+	{ "label", required_argument, NULL, CLI_OPT_LABEL }
 
 /* The --help lines of the layout options. */
 extern const char cli_layout_help[];

@@ -4,6 +4,7 @@
  * flash`, `rpifs export`), so that the same options give the same bytes. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include "cli.h"
 #include "log.h"
 
@@ -24,6 +25,9 @@ const char cli_layout_help[] =
 "      --disk-id 0xID       MBR disk identifier (default: the PARTUUID= in\n"
 "                           cmdline.txt or etc/fstab, else derived from the\n"
 "                           tree)\n"
+"      --label dos|gpt      partition table (default: gpt when cmdline.txt or\n"
+"                           etc/fstab names a GPT PARTUUID=<uuid>, else dos;\n"
+"                           the Pi 3 and Zero 2 W boot from dos only)\n"
 "      --root-owner         make every file in ext4 owned by root:root\n"
 "      --idmap HOST:IMAGE:COUNT\n"
 "                           host ids HOST.. show as IMAGE.. in ext4 (owners,\n"
@@ -59,6 +63,16 @@ int cli_layout_opt(struct rpifs_opts *o, int c, const char *arg, unsigned *given
 	case CLI_OPT_ROOT_OWNER: o->root_owner = true; break;
 	case CLI_OPT_NO_EXT4: o->ext4 = false; break;
 	case CLI_OPT_DEVICES: o->devices = arg; break;
+	case CLI_OPT_LABEL:
+		if (!strcmp(arg, "dos") || !strcmp(arg, "mbr")) {
+			o->label = RPIFS_LABEL_DOS;
+		} else if (!strcmp(arg, "gpt")) {
+			o->label = RPIFS_LABEL_GPT;
+		} else {
+			log_error("--label %s: dos or gpt", arg);
+			return -EINVAL;
+		}
+		break;
 	case CLI_OPT_IDMAP:
 		if (o->nidmap == CLI_IDMAP_MAX || (o->nidmap && o->idmap != cli_idmap)) {
 			log_error("--idmap %s: at most %d ranges", arg, CLI_IDMAP_MAX);

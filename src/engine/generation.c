@@ -91,6 +91,7 @@ void image_opts_from(struct image_opts *io, const struct rpifs_opts *o)
 	io->size = o->size;
 	io->root_size = o->root_size;
 	io->free_percent = o->free_percent;
+	io->label = o->label;
 	io->disk_id = o->disk_id;
 	io->boot_label = o->boot_label;
 	io->root_label = o->root_label;

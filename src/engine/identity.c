@@ -311,6 +311,102 @@ static uint32_t disk_id_of(const struct claim *const *c, size_t n, const uint32_
 	return id;
 }
 
+/* The label: --label's, else gpt exactly when a PARTUUID= in the tree is a
+ * GPT partition's. A PARTUUID of the other form contradicts --label; both
+ * forms in the tree contradict each other. */
+static int resolve_label(struct identity *id, const struct identity_in *in,
+			 const struct claim *const *c, size_t n)
+{
+	const struct claim *mbr = NULL, *gpt = NULL;
+	uint32_t disk, part;
+	uint8_t u[16];
+
+	for (size_t i = 0; i < n; i++) {
+		if (!c[i] || c[i]->kind != ID_PARTUUID)
+			continue;
+		if (!gpt && parse_uuid(c[i]->val, u))
+			gpt = c[i];
+		else if (!mbr && parse_partuuid(c[i]->val, &disk, &part))
+			mbr = c[i];
+	}
+	switch (in->label) {
+	case RPIFS_LABEL_DOS:
+		if (gpt) {
+			log_error("%s:%u: %sPARTUUID=%s is a GPT partition's id, but --label dos "
+				  "makes an MBR, whose ids are XXXXXXXX-NN: drop --label dos (the "
+				  "image is then gpt), or name the partition there by LABEL=, UUID= "
+				  "or an MBR PARTUUID", gpt->path, gpt->line, gpt->pre, gpt->val);
+			return -EINVAL;
+		}
+		break;
+	case RPIFS_LABEL_GPT:
+		if (mbr) {
+			log_error("%s:%u: %sPARTUUID=%s is an MBR partition's id (XXXXXXXX-NN), "
+				  "but --label gpt makes a GPT, whose ids are 8-4-4-4-12 GUIDs: drop "
+				  "--label gpt (the image is then dos), or name the partition there "
+				  "by LABEL=, UUID= or a GPT PARTUUID", mbr->path, mbr->line,
+				  mbr->pre, mbr->val);
+			return -EINVAL;
+		}
+		id->gpt = true;
+		break;
+	default:
+		if (gpt && mbr) {
+			log_error("%s:%u says %sPARTUUID=%s (a GPT partition's id) but %s:%u says "
+				  "%sPARTUUID=%s (an MBR partition's): the image has one partition "
+				  "table; make the two agree", gpt->path, gpt->line, gpt->pre,
+				  gpt->val, mbr->path, mbr->line, mbr->pre, mbr->val);
+			return -EINVAL;
+		}
+		if (gpt)
+			log_info("partition table gpt: %s:%u names a GPT partition (%sPARTUUID=%s)",
+				 gpt->path, gpt->line, gpt->pre, gpt->val);
+		id->gpt = gpt != NULL;
+		break;
+	}
+	return 0;
+}
+
+/* gpt: partition 2's GUID from / and root=, partition 1's from the boot
+ * entry; a malformed one is derived instead, with a warning. */
+static int resolve_gpt(struct identity *id, const struct identity_in *in,
+		       const struct claim *const *root, const struct claim *boot)
+{
+	const struct claim *c;
+	int ret;
+
+	if (in->disk_id) {
+		log_error("--disk-id 0x%08" PRIx32 " is an MBR's identifier, and the image is "
+			  "gpt: drop it, or choose --label dos", in->disk_id);
+		return -EINVAL;
+	}
+	ret = pick(root, 2, ID_PARTUUID, "root partition (PARTUUID=)", NULL, &c);
+	if (ret < 0)
+		return ret;
+	if (c && parse_uuid(c->val, id->root_partuuid))
+		id->has_root_partuuid = true;
+	else if (c)
+		log_warn("%s:%u: %sPARTUUID=%s is not a GPT partition's id (8-4-4-4-12 hex "
+			 "digits): partition 2's is derived, and that name will not find it",
+			 c->path, c->line, c->pre, c->val);
+	if (boot && boot->kind == ID_PARTUUID) {
+		if (parse_uuid(boot->val, id->boot_partuuid))
+			id->has_boot_partuuid = true;
+		else
+			log_warn("%s:%u: PARTUUID=%s is not a GPT partition's id (8-4-4-4-12 "
+				 "hex digits): partition 1's is derived, and that name will not "
+				 "find it", boot->path, boot->line, boot->val);
+	}
+	if (id->has_root_partuuid && id->has_boot_partuuid &&
+	    !memcmp(id->root_partuuid, id->boot_partuuid, 16)) {
+		log_error("%s:%u: PARTUUID=%s names the boot partition and the root partition "
+			  "alike: each GPT partition has its own; correct one of them",
+			  boot->path, boot->line, boot->val);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int identity_resolve(struct identity *id, const struct identity_in *in)
 {
 	struct claim froot, fboot, croot;
@@ -358,8 +454,15 @@ int identity_resolve(struct identity *id, const struct identity_in *in)
 		id->has_uuid = true;
 	}
 
-	/* The MBR: the disk id of every PARTUUID=. */
-	if (in->disk_id) {
+	/* The partition table: its label, then its ids from every PARTUUID=. */
+	ret = resolve_label(id, in, disk, 3);
+	if (ret < 0)
+		goto out;
+	if (id->gpt) {
+		ret = resolve_gpt(id, in, root, disk[1]);
+		if (ret < 0)
+			goto out;
+	} else if (in->disk_id) {
 		id->disk_id = in->disk_id;
 	} else if ((ret = pick(disk, 3, ID_PARTUUID, "disk id (PARTUUID=XXXXXXXX-NN)",
 			       "--disk-id", &c)) < 0) {

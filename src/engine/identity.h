@@ -10,9 +10,16 @@
  *   fstab's / entry, cmdline's root=   LABEL=X     ext4 label X
  *                                      UUID=U      ext4 UUID U
  *                                      PARTUUID=D-NN  MBR disk id D
+ *                                      PARTUUID=G  partition 2's GPT GUID G
  *   fstab's boot entry (the served     LABEL=Y     FAT label Y
  *   directory's mount point)           UUID=XXXX-XXXX  FAT serial
  *                                      PARTUUID=D-NN  MBR disk id D
+ *                                      PARTUUID=G  partition 1's GPT GUID G
+ *
+ * The partition table (--label): a GPT partition's PARTUUID (G, 8-4-4-4-12)
+ * makes the image gpt (a notice says which line), an MBR one (D-NN) keeps
+ * it dos. A PARTUUID of the other form than --label asks for, or both
+ * forms in the tree, is refused naming the file, the line and the option.
  *
  * (/dev/disk/by-label/X, by-uuid/U, by-partuuid/P are the same names.)
  * The options (--boot-label, --root-label, --disk-id) override. Two
@@ -31,6 +38,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "rpifs.h"
 
 /* What names a filesystem: fstab's first field, or root='s value. */
 enum id_kind { ID_OTHER, ID_LABEL, ID_UUID, ID_PARTUUID };
@@ -55,6 +63,7 @@ struct identity_in {
 	/* The options; NULL / 0: not given. */
 	const char *boot_label, *root_label;
 	uint32_t disk_id;
+	enum rpifs_label label;             /* AUTO: from the PARTUUIDs */
 };
 
 #define ID_FAT_LABEL_MAX 11
@@ -65,7 +74,11 @@ struct identity {
 	 * tree's name (copied here), or the default. */
 	const char *boot_label, *root_label;
 	bool boot_label_tree, root_label_tree;  /* taken from the tree */
-	uint32_t disk_id;                   /* 0: derive it */
+	uint32_t disk_id;                   /* 0: derive it (dos) */
+	bool gpt;                           /* the label: gpt, else dos */
+	/* gpt: the partitions' GUIDs the tree names (text order); else derive. */
+	bool has_root_partuuid, has_boot_partuuid;
+	uint8_t root_partuuid[16], boot_partuuid[16];
 	bool has_uuid, has_serial;          /* else derive them */
 	uint8_t uuid[16];                   /* the ext4 UUID */
 	uint32_t serial;                    /* the FAT volume serial */

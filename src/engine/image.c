@@ -2,10 +2,16 @@
  *
  * Layout (all offsets in bytes, every partition start a multiple of align):
  *
- *   0            MBR (libfdisk), then zeros up to p1_start
- *   p1_start     partition 1, FAT32, type 0x0c, bootable: the boot directory
- *   p2_start     partition 2, ext4, type 0x83: the rest of the tree, up to
- *                the end of the disk (or --root-size)
+ *   0            the partition table (libfdisk, parttable.h): dos, the
+ *                MBR in sector 0; gpt, the protective MBR, the primary
+ *                header and entries (LBA 1..33). Then zeros up to p1_start
+ *   p1_start     partition 1, FAT32, type 0x0c, bootable (gpt: Microsoft
+ *                basic data, "boot"): the boot directory
+ *   p2_start     partition 2, ext4, type 0x83 (gpt: Linux filesystem,
+ *                "rootfs"): the rest of the tree, up to the end of the disk
+ *                (or --root-size); gpt: up to the last 4 KiB boundary before
+ *                the backup GPT
+ *   size - 33 s  gpt: the backup entries and header (the last 33 sectors)
  *   size         a power of two unless --size says otherwise (qemu's raspi3b
  *                refuses SD cards of any other size)
  *
@@ -27,7 +33,7 @@
 #include "identity.h"
 #include "image.h"
 #include "log.h"
-#include "mbr.h"
+#include "parttable.h"
 
 int parse_size(const char *s, uint64_t *out)
 {
@@ -141,6 +147,7 @@ static int resolve_identity(struct image *img, const struct image_opts *o,
 	in.cmdline = cmdline;
 	in.cmdline_path = cmdline_path;
 	in.boot_mnt = mnt;
+	in.label = o->label;
 	ret = identity_resolve(id, &in);
 out:
 	free(fstab);
@@ -151,13 +158,21 @@ out:
 	return ret;
 }
 
+static uint64_t align_down(uint64_t v, uint64_t a)
+{
+	return v / a * a;
+}
+
+/* Partition 2 ends before the backup GPT (tail bytes), on a 4 KiB boundary
+ * (ext4's block) when it runs to the end of the disk. */
 static int layout(struct image *img, const struct image_opts *o,
 		  const struct tree_node *boot, uint64_t *root_min)
 {
-	uint64_t need = 0, root;
+	uint64_t need = 0, root, tail = parttable_tail_bytes(img->gpt ? PT_GPT : PT_DOS);
 	int ret;
 
-	img->p1_start = o->align;
+	/* gpt's primary entries end at LBA 33: partition 1 after them. */
+	img->p1_start = align_up(parttable_head_bytes(img->gpt ? PT_GPT : PT_DOS), o->align);
 	img->p1_size = align_up(o->boot_size, 512);
 	img->p2_start = align_up(img->p1_start + img->p1_size, o->align);
 
@@ -183,7 +198,7 @@ static int layout(struct image *img, const struct image_opts *o,
 		root = align_up(*root_min * 100 / (100 - o->free_percent), o->align);
 	}
 	if (o->size) {
-		uint64_t min = img->p2_start + *root_min;
+		uint64_t min = img->p2_start + *root_min + (tail ? 4096 : 0);
 
 		if (o->size < min || o->size % 512) {
 			log_error("--size %" PRIu64 " MiB is %s: the image needs at least %"
@@ -194,17 +209,19 @@ static int layout(struct image *img, const struct image_opts *o,
 			return -ENOSPC;
 		}
 		img->size = o->size;
-		if (!o->root_size || img->p2_start + root > img->size)
-			root = img->size - img->p2_start;
+		if (!o->root_size || img->p2_start + root > img->size - tail)
+			root = img->size - tail - img->p2_start;
 	} else {
-		img->size = pow2_up(img->p2_start + root);
+		img->size = pow2_up(img->p2_start + root + tail);
 		if (!o->root_size)
-			root = img->size - img->p2_start;
+			root = img->size - tail - img->p2_start;
 	}
+	if (tail)
+		root = align_down(root, 4096);
 	img->p2_size = root;
 	/* The layout must fit: asserted, since everything below relies on it. */
 	if (!(img->p1_start + img->p1_size <= img->p2_start &&
-	      img->p2_start + img->p2_size <= img->size)) {
+	      img->p2_start + img->p2_size <= img->size - tail)) {
 		log_error("layout: internal error (p1 %" PRIu64 "+%" PRIu64 ", p2 %" PRIu64
 			  "+%" PRIu64 ", disk %" PRIu64 ")", img->p1_start, img->p1_size,
 			  img->p2_start, img->p2_size, img->size);
@@ -365,38 +382,79 @@ static void compute_layout_id(struct image *img, const struct image_opts *o,
 		digest_bytes(&d, id->uuid, sizeof(id->uuid));
 	if (id->has_serial)
 		digest_u64(&d, id->serial);
+	/* gpt only: a dos image's id is what it was before gpt existed. */
+	if (img->gpt) {
+		digest_str(&d, "gpt");
+		digest_bytes(&d, img->disk_guid, sizeof(img->disk_guid));
+		digest_bytes(&d, img->part_uuid, sizeof(img->part_uuid));
+	}
 	digest_u64(&d, o->root_owner);
 	digest_u64(&d, o->ext4);
 	digest_u64(&d, (uint64_t)o->source_date_epoch);
 	digest_fill(&d, "layout-id", img->layout_id, sizeof(img->layout_id));
 }
 
-/* The MBR is built on a thread of its own, beside the FAT32 and ext4
- * builds: libfdisk's context and probing (~1.5 ms) share nothing with
- * them, and the sector is only added to the map after both. */
-struct mbr_job {
-	uint64_t size;
-	uint32_t disk_id;
-	struct mbr_part parts[2];
-	uint8_t *sector;
+/* The partition table is built on a thread of its own, beside the FAT32
+ * and ext4 builds: libfdisk's context and probing (~1.5 ms) share nothing
+ * with them, and its sectors are only added to the map after both. head
+ * and tail are already the map's (regions_own), unread until then. */
+struct pt_job {
+	struct parttable t;
+	uint8_t *head, *tail;
 	int ret;
 };
 
-static void *mbr_job_run(void *arg)
+static void *pt_job_run(void *arg)
 {
-	struct mbr_job *j = arg;
+	struct pt_job *j = arg;
 
-	j->ret = mbr_build(j->size, j->disk_id, j->parts, 2, j->sector);
+	j->ret = parttable_build(&j->t, j->head, j->tail);
 	return NULL;
 }
+
+/* RFC 4122 version 4 / variant bits, as mke2fs's and sgdisk's uuids have. */
+static void uuid_v4(uint8_t u[16])
+{
+	u[6] = (uint8_t)((u[6] & 0x0f) | 0x40);
+	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
+}
+
+/* gpt's GUIDs: the tree's PARTUUIDs where it names them, else derived from
+ * the tree (never random: the same tree, the same bytes). */
+static void gpt_ids(struct image *img, const struct identity *id)
+{
+	digest_fill(&img->tree.digest, "gpt-disk-guid", img->disk_guid, 16);
+	uuid_v4(img->disk_guid);
+	if (id->has_boot_partuuid) {
+		memcpy(img->part_uuid[0], id->boot_partuuid, 16);
+	} else {
+		digest_fill(&img->tree.digest, "gpt-part1-uuid", img->part_uuid[0], 16);
+		uuid_v4(img->part_uuid[0]);
+	}
+	if (id->has_root_partuuid) {
+		memcpy(img->part_uuid[1], id->root_partuuid, 16);
+	} else {
+		digest_fill(&img->tree.digest, "gpt-part2-uuid", img->part_uuid[1], 16);
+		uuid_v4(img->part_uuid[1]);
+	}
+	/* A derived one equal to the tree's other one (a tree naming exactly
+	 * the derived value): not two partitions with one GUID. */
+	if (!memcmp(img->part_uuid[0], img->part_uuid[1], 16))
+		img->part_uuid[id->has_boot_partuuid ? 1 : 0][15] ^= 1;
+}
+
+/* The GPT type GUIDs the partitions get (libfdisk's names in brackets). */
+#define GPT_TYPE_BASIC_DATA "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7" /* Microsoft basic data */
+#define GPT_TYPE_LINUX_FS "0FC63DAF-8483-4772-8E79-3D69D8477DE4"   /* Linux filesystem */
 
 int image_build_tree(struct image *img, struct tree *tree, const struct image_opts *o)
 {
 	const struct tree_node *boot = NULL;
 	struct identity id;
-	struct mbr_job mj;
-	pthread_t mbr_thread;
-	bool mbr_started = false;
+	struct pt_job pj;
+	pthread_t pt_thread;
+	bool pt_started = false;
+	enum pt_label label;
 	uint64_t root_min;
 	int ret;
 
@@ -423,11 +481,17 @@ int image_build_tree(struct image *img, struct tree *tree, const struct image_op
 	ret = resolve_identity(img, o, boot, &id);
 	if (ret < 0)
 		goto out;
-	img->disk_id = id.disk_id;
-	if (!img->disk_id)
-		img->disk_id = (uint32_t)digest_derive(&img->tree.digest, "disk-id");
-	if (!img->disk_id)
-		img->disk_id = 1;
+	img->gpt = id.gpt;
+	label = img->gpt ? PT_GPT : PT_DOS;
+	if (img->gpt) {
+		gpt_ids(img, &id);
+	} else {
+		img->disk_id = id.disk_id;
+		if (!img->disk_id)
+			img->disk_id = (uint32_t)digest_derive(&img->tree.digest, "disk-id");
+		if (!img->disk_id)
+			img->disk_id = 1;
+	}
 
 	ret = layout(img, o, boot, &root_min);
 	if (ret < 0)
@@ -435,16 +499,32 @@ int image_build_tree(struct image *img, struct tree *tree, const struct image_op
 	compute_layout_id(img, o, &id);
 
 	log_debug("%.1f ms: layout", log_ms());
-	mj = (struct mbr_job){
-		.size = img->size, .disk_id = img->disk_id, .sector = img->mbr,
-		.parts = {
-			{ img->p1_start, img->p1_size, 0x0c, true },
-			{ img->p2_start, img->p2_size, 0x83, false },
+	/* The map must not point into *img: images are moved by value. */
+	pj = (struct pt_job){
+		.t = {
+			.label = label, .disk_size = img->size, .disk_id = img->disk_id,
+			.n = 2,
+			.parts = {
+				{ .start = img->p1_start, .size = img->p1_size, .dos_type = 0x0c,
+				  .gpt_type = GPT_TYPE_BASIC_DATA, .bootable = true, .name = "boot" },
+				{ .start = img->p2_start, .size = img->p2_size, .dos_type = 0x83,
+				  .gpt_type = GPT_TYPE_LINUX_FS, .name = "rootfs" },
+			},
 		},
+		.head = regions_own(&img->map, malloc(parttable_head_bytes(label))),
+		.tail = img->gpt ? regions_own(&img->map, malloc(parttable_tail_bytes(label))) :
+			NULL,
 	};
-	mbr_started = pthread_create(&mbr_thread, NULL, mbr_job_run, &mj) == 0;
-	if (!mbr_started)
-		mbr_job_run(&mj);
+	if (!pj.head || (img->gpt && !pj.tail)) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	memcpy(pj.t.disk_guid, img->disk_guid, 16);
+	memcpy(pj.t.parts[0].uuid, img->part_uuid[0], 16);
+	memcpy(pj.t.parts[1].uuid, img->part_uuid[1], 16);
+	pt_started = pthread_create(&pt_thread, NULL, pt_job_run, &pj) == 0;
+	if (!pt_started)
+		pt_job_run(&pj);
 
 	struct fat32_opts fo = {
 		.part_start = img->p1_start,
@@ -485,20 +565,19 @@ int image_build_tree(struct image *img, struct tree *tree, const struct image_op
 	}
 	log_debug("%.1f ms: ext4", log_ms());
 
-	if (mbr_started)
-		pthread_join(mbr_thread, NULL);
-	mbr_started = false;
-	ret = mj.ret;
+	if (pt_started)
+		pthread_join(pt_thread, NULL);
+	pt_started = false;
+	ret = pj.ret;
 	if (ret < 0)
 		goto out;
-	/* The map must not point into *img: images are moved by value. */
-	uint8_t *mbr = regions_own(&img->map, malloc(512));
-	if (!mbr) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	memcpy(mbr, img->mbr, 512);
-	ret = regions_add_mem(&img->map, 0, 512, mbr, RW_MBR);
+	ret = regions_add_mem(&img->map, 0, 512, pj.head, RW_MBR);
+	if (ret == 0 && img->gpt)
+		ret = regions_add_mem(&img->map, 512, PT_GPT_HEAD_BYTES - 512, pj.head + 512,
+				      RW_GPT);
+	if (ret == 0 && img->gpt)
+		ret = regions_add_mem(&img->map, img->size - PT_GPT_TAIL_BYTES,
+				      PT_GPT_TAIL_BYTES, pj.tail, RW_GPT_BACKUP);
 	if (ret < 0)
 		goto out;
 	ret = regions_finalize(&img->map, img->size);
@@ -509,8 +588,8 @@ int image_build_tree(struct image *img, struct tree *tree, const struct image_op
 	log_debug("%.1f ms: hole map, %" PRIu64 " MiB of data", log_ms(),
 		  img->holes.data_bytes >> 20);
 out:
-	if (mbr_started)
-		pthread_join(mbr_thread, NULL);
+	if (pt_started)
+		pthread_join(pt_thread, NULL);
 	if (ret < 0)
 		image_free(img);
 	return ret;

@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "rpifs.h"
 #include "tree.h"
 #include "holes.h"
 #include "regions.h"
@@ -30,6 +31,7 @@ struct image_opts {
 	uint64_t size;              /* whole disk; 0 = automatic (power of two) */
 	uint64_t root_size;         /* partition 2; 0 = automatic */
 	unsigned free_percent;      /* automatic root size headroom, 25 */
+	enum rpifs_label label;     /* dos, gpt or AUTO: from the tree (identity.h) */
 	/* The options; NULL / 0: from the tree, else defaults (identity.h). */
 	uint32_t disk_id;
 	const char *boot_label;
@@ -48,10 +50,12 @@ struct image {
 	struct regions map;
 	struct holes holes;         /* which bytes a reader depends on (holes.h) */
 	uint64_t size;
-	uint32_t disk_id;
+	uint32_t disk_id;           /* dos */
+	bool gpt;                   /* the label: gpt, else dos */
+	uint8_t disk_guid[16];      /* gpt: the disk GUID, text order */
+	uint8_t part_uuid[2][16];   /* gpt: partition 1's and 2's unique GUIDs */
 	uint64_t p1_start, p1_size;
 	uint64_t p2_start, p2_size;
-	uint8_t mbr[512];
 	uint8_t layout_id[16];      /* tree digest + layout: names this image */
 };
 

@@ -26,7 +26,9 @@ enum region_kind {
  * overlap errors name both sides. One byte, in the padding after kind. */
 enum region_what {
 	RW_GAP,            /* filled by finalize: bytes no builder claimed */
-	RW_MBR,            /* sector 0: the partition table */
+	RW_MBR,            /* sector 0: the partition table (gpt: protective) */
+	RW_GPT,            /* gpt: the primary header and entries (LBA 1..33) */
+	RW_GPT_BACKUP,     /* gpt: the backup entries and header (last 33 sectors) */
 	RW_FAT_BOOT,       /* FAT32 boot sector + FSInfo */
 	RW_FAT_BACKUP,     /* their backup copy (sector 6) */
 	RW_FAT_TABLE1,     /* the first FAT (only the entries in use) */

@@ -121,6 +121,17 @@ int plugin_config(const char *key, const char *value)
 		o->disk_id = (uint32_t)v;
 		return 0;
 	}
+	if (!strcmp(key, "label")) {
+		if (!strcmp(value, "dos") || !strcmp(value, "mbr")) {
+			o->label = RPIFS_LABEL_DOS;
+		} else if (!strcmp(value, "gpt")) {
+			o->label = RPIFS_LABEL_GPT;
+		} else {
+			nbdkit_error("label=%s: dos or gpt", value);
+			return -1;
+		}
+		return 0;
+	}
 	if (!strcmp(key, "root-owner"))
 		return bool_key(key, value, &o->root_owner);
 	if (!strcmp(key, "devices")) {

@@ -36,6 +36,8 @@ void plugin_config_free(void);
 "size=SIZE            whole disk size (default: a power of two)\n" \
 "align=SIZE           partition alignment (default: 4M)\n" \
 "disk-id=0xID         MBR disk id (default: from boot/cmdline.txt)\n" \
+"label=dos|gpt        partition table (default: gpt when cmdline.txt or\n" \
+"                     etc/fstab names a GPT PARTUUID, else dos)\n" \
 "root-owner=BOOL      every ext4 file owned by root:root (default: false)\n" \
 "idmap=HOST:IMAGE:COUNT  host ids HOST.. show as IMAGE.. (owners, ACLs,\n" \
 "                     capabilities; repeatable; default: ROOTFS.rpifs/idmap)\n" \

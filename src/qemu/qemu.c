@@ -378,6 +378,13 @@ int qemu_main(int argc, char **argv)
 	qb = qemu_board_find(board);
 	if (!qb)
 		return 2;
+	if (qb->mbr_only && lo.label == RPIFS_LABEL_GPT) {
+		log_error("qemu: --board %s --label gpt: the %s's boot ROM reads an MBR only, "
+			  "so the card would not boot there; use --board rpi4, or --label dos",
+			  qb->name, !strcmp(qb->name, "rpi3") ? "Raspberry Pi 3" :
+			  "Raspberry Pi Zero 2 W");
+		return 2;
+	}
 	if (boot_config_read(boot, qb, &bc) < 0)
 		return 1;
 	/* A console where the tree names none: the PL011, serial0. */

@@ -13,14 +13,14 @@ static const struct qemu_board boards[] = {
 	{ "rpi3", "raspi3b", "1G", "2.12",
 	  { "broadcom/bcm2837-rpi-3-b.dtb", "bcm2837-rpi-3-b.dtb", "bcm2710-rpi-3-b.dtb",
 	    NULL },
-	  { "pi3", NULL } },
+	  { "pi3", NULL }, true },
 	{ "rpi02w", "raspi3ap", "512M", "5.2",
 	  { "broadcom/bcm2837-rpi-zero-2-w.dtb", "bcm2837-rpi-zero-2-w.dtb",
 	    "bcm2710-rpi-zero-2-w.dtb", NULL },
-	  { "pi02", "pi0", "pi0w", NULL } },
+	  { "pi02", "pi0", "pi0w", NULL }, true },
 	{ "rpi4", "raspi4b", "2G", "9.0",
 	  { "broadcom/bcm2711-rpi-4-b.dtb", "bcm2711-rpi-4-b.dtb", NULL },
-	  { "pi4", NULL } },
+	  { "pi4", NULL }, false },
 };
 
 const struct qemu_board *qemu_board_find(const char *name)

@@ -4,6 +4,8 @@
 #ifndef RPIFS_QEMU_BOARD_H
 #define RPIFS_QEMU_BOARD_H
 
+#include <stdbool.h>
+
 struct qemu_board {
 	const char *name;           /* the profile's name: rpi3, rpi02w, rpi4 */
 	const char *machine;        /* qemu -M */
@@ -14,6 +16,9 @@ struct qemu_board {
 	 * documentation: [pi3] is the 3B/3B+/3A+; [pi0] and [pi0w] include
 	 * the Zero 2 W), NULL-terminated: config_txt_read()'s MODELS. */
 	const char *models[4];
+	/* The board's boot ROM reads an MBR only (the Pi 3, the Zero 2 W): a
+	 * gpt card would not boot on the real board. */
+	bool mbr_only;
 };
 
 /* The board called NAME, or NULL (a message lists the known ones). */

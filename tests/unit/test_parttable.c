@@ -1,13 +1,21 @@
-/* test_mbr_build.c - mbr_build() (src/engine/mbr.c) writes the table asked for.
+/* test_parttable.c - parttable_build() (src/engine/parttable.c) writes the
+ * table asked for.
  *
- * The 512-byte sector is parsed here, field by field (disk id at 440, the
+ * dos: the 512-byte sector is parsed here, field by field (disk id at 440, the
  * four 16-byte entries at 446: status, type, LBA start, sector count; 0x55AA
  * at 510), and read again by sfdisk from a sparse file of the disk's size,
  * so that a table this parser misreads the same way mbr_build() wrote it
  * still fails. Then the refusals: disk id 0, more than 4 partitions, a size
  * not in sectors, a partition past the end, overlapping partitions.
+ *
+ * gpt: the head and tail written into a sparse file of the disk's size and
+ * read by sfdisk --dump (label, disk GUID, each partition's start, size,
+ * type, GUID and name), twice for the same bytes; the backup header's
+ * signature where sfdisk looks for it, a partition over the backup refused.
  */
+#include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,7 +23,27 @@
 #include <string.h>
 #include <unistd.h>
 #include "check.h"
-#include "mbr.h"
+#include "parttable.h"
+
+/* The dos table as the test describes it. */
+struct mbr_part {
+	uint64_t start, size;
+	uint8_t type;
+	bool bootable;
+};
+
+static int mbr_build(uint64_t disk_size, uint32_t disk_id, const struct mbr_part *parts,
+		     size_t n, uint8_t sector[512])
+{
+	struct parttable t = { .label = PT_DOS, .disk_size = disk_size, .disk_id = disk_id,
+			       .n = n };
+
+	for (size_t i = 0; i < n && i < PT_MAX_PARTS; i++)
+		t.parts[i] = (struct pt_part){ .start = parts[i].start, .size = parts[i].size,
+					       .dos_type = parts[i].type,
+					       .bootable = parts[i].bootable };
+	return parttable_build(&t, sector, NULL);
+}
 
 #define MIB ((uint64_t)1024 * 1024)
 
@@ -107,6 +135,95 @@ static void one(const char *dir, uint64_t disk_size, uint32_t disk_id,
 	check_sfdisk(dir, s, disk_size, disk_id, parts, n, what);
 }
 
+/* sfdisk --dump of a gpt disk: every line the table asks for is there. */
+static void gpt_one(const char *dir, const struct parttable *t, const char *what)
+{
+	uint8_t *head = malloc(PT_GPT_HEAD_BYTES), *tail = malloc(PT_GPT_TAIL_BYTES);
+	uint8_t *head2 = malloc(PT_GPT_HEAD_BYTES), *tail2 = malloc(PT_GPT_TAIL_BYTES);
+	char img[512], cmd[1024], line[512], want[8][256], u[37];
+	size_t nwant = 0, found[8] = { 0 };
+	FILE *p;
+	int fd;
+
+	must(head && tail && head2 && tail2, "malloc");
+	CHECK(parttable_build(t, head, tail) == 0, "%s: parttable_build", what);
+	CHECK(parttable_build(t, head2, tail2) == 0, "%s: parttable_build again", what);
+	CHECK(!memcmp(head, head2, PT_GPT_HEAD_BYTES) && !memcmp(tail, tail2, PT_GPT_TAIL_BYTES),
+	      "%s: two builds of one table differ", what);
+	/* The protective MBR: one entry of type 0xee from LBA 1. */
+	CHECK(head[510] == 0x55 && head[511] == 0xaa && head[446 + 4] == 0xee,
+	      "%s: no protective MBR", what);
+	CHECK(!memcmp(head + 512, "EFI PART", 8), "%s: no primary header at LBA 1", what);
+	CHECK(!memcmp(tail + PT_GPT_TAIL_BYTES - 512, "EFI PART", 8),
+	      "%s: no backup header in the last sector", what);
+
+	snprintf(img, sizeof(img), "%s/gpt.img", dir);
+	fd = open(img, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	must(fd >= 0, img);
+	must(ftruncate(fd, (off_t)t->disk_size) == 0 &&
+	     pwrite(fd, head, PT_GPT_HEAD_BYTES, 0) == (ssize_t)PT_GPT_HEAD_BYTES &&
+	     pwrite(fd, tail, PT_GPT_TAIL_BYTES, (off_t)(t->disk_size - PT_GPT_TAIL_BYTES)) ==
+	     (ssize_t)PT_GPT_TAIL_BYTES, img);
+	close(fd);
+
+	snprintf(want[nwant++], 256, "label: gpt\n");
+	parttable_uuid_str(t->disk_guid, u);
+	for (char *c = u; *c; c++)
+		*c = (char)toupper((unsigned char)*c);
+	snprintf(want[nwant++], 256, "label-id: %s\n", u);
+	for (size_t i = 0; i < t->n; i++) {
+		parttable_uuid_str(t->parts[i].uuid, u);
+		for (char *c = u; *c; c++)
+			*c = (char)toupper((unsigned char)*c);
+		/* "IMG1 : start=8192, size=524288, type=EBD0..., uuid=..., name=\"boot\"" */
+		snprintf(want[nwant++], 256, "start=%12" PRIu64 ", size=%12" PRIu64 ", type=%s, "
+			 "uuid=%s, name=\"%s\"\n", t->parts[i].start / 512, t->parts[i].size / 512,
+			 t->parts[i].gpt_type, u, t->parts[i].name);
+	}
+	snprintf(cmd, sizeof(cmd), "sfdisk --dump '%s' 2>&1", img);
+	p = popen(cmd, "r");
+	must(p != NULL, "popen sfdisk");
+	while (fgets(line, sizeof(line), p))
+		for (size_t i = 0; i < nwant; i++)
+			found[i] += strstr(line, want[i]) != NULL;
+	CHECK(pclose(p) == 0, "%s: sfdisk --dump failed", what);
+	for (size_t i = 0; i < nwant; i++)
+		CHECK(found[i] == 1, "%s: sfdisk --dump has no line with '%s'", what, want[i]);
+	free(head);
+	free(tail);
+	free(head2);
+	free(tail2);
+}
+
+static void test_gpt(const char *dir)
+{
+	struct parttable t = {
+		.label = PT_GPT, .disk_size = 1024 * MIB, .n = 2,
+		.disk_guid = { 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0x4d, 0xef,
+			       0x80, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77 },
+		.parts = {
+			{ .start = 4 * MIB, .size = 256 * MIB,
+			  .gpt_type = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7", .name = "boot",
+			  .uuid = { 0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0x46, 0xa7,
+				    0x88, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf } },
+			{ .start = 260 * MIB, .size = 1024 * MIB - 260 * MIB - 64 * 1024,
+			  .gpt_type = "0FC63DAF-8483-4772-8E79-3D69D8477DE4", .name = "rootfs",
+			  .uuid = { 0x0d, 0x2a, 0x1b, 0x1c, 0x6a, 0x5e, 0x4d, 0x3b,
+				    0x9c, 0x1e, 0x2b, 0x3a, 0x4c, 0x5d, 0x6e, 0x7f } },
+		},
+	};
+	uint8_t head[PT_GPT_HEAD_BYTES], tail[PT_GPT_TAIL_BYTES];
+
+	gpt_one(dir, &t, "gpt, rpifs layout");
+	t.n = 1;
+	gpt_one(dir, &t, "gpt, one partition");
+	/* Partition 2 over the backup entries: refused. */
+	t.n = 2;
+	t.parts[1].size = 1024 * MIB - 260 * MIB;
+	CHECK(parttable_build(&t, head, tail) < 0, "gpt: a partition over the backup table");
+	CHECK(parttable_build(&t, head, NULL) == -EINVAL, "gpt: no tail buffer");
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/rpifs-mbr.XXXXXX";
@@ -145,5 +262,7 @@ int main(void)
 		{ 4 * MIB, 16 * MIB, 0x0c, true }, { 8 * MIB, 16 * MIB, 0x83, false },
 	};
 	CHECK(mbr_build(128 * MIB, 1, overlap, 2, s) < 0, "overlapping partitions");
+
+	test_gpt(dir);
 	return finish(dir);
 }
