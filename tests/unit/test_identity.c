@@ -88,18 +88,27 @@ static void test_id_spec(void)
 }
 
 /* identity_resolve() on fstab and cmdline texts; boot_mnt /boot/firmware. */
-static int resolve(struct identity *id, const char *fstab, const char *cmdline,
-		   const char *boot_label, const char *root_label, uint32_t disk_id)
+static int resolve_label(struct identity *id, const char *fstab, const char *cmdline,
+			 const char *boot_label, const char *root_label, uint32_t disk_id,
+			 enum rpifs_label label)
 {
 	struct identity_in in = {
 		.fstab = fstab, .fstab_path = "R/etc/fstab",
 		.cmdline = cmdline, .cmdline_path = "R/boot/firmware/cmdline.txt",
 		.boot_mnt = "/boot/firmware",
 		.boot_label = boot_label, .root_label = root_label, .disk_id = disk_id,
+		.label = label,
 	};
 
 	last_error[0] = last_warn[0] = '\0';
 	return identity_resolve(id, &in);
+}
+
+static int resolve(struct identity *id, const char *fstab, const char *cmdline,
+		   const char *boot_label, const char *root_label, uint32_t disk_id)
+{
+	return resolve_label(id, fstab, cmdline, boot_label, root_label, disk_id,
+			     RPIFS_LABEL_AUTO);
 }
 
 static bool has(const char *msg, const char *part)
@@ -150,9 +159,48 @@ static void test_resolve(void)
 	CHECK(resolve(&id, "PARTUUID=0badf00d-03 / ext4\n", NULL, NULL, NULL, 0) == 0 &&
 	      id.disk_id == 0x0badf00d);
 	CHECK(has(last_warn, "R/etc/fstab:1") && has(last_warn, "partition 3"));
-	/* A GPT PARTUUID: no disk id, a warning. */
+	/* A GPT PARTUUID: the label is gpt, partition 2 gets it, no disk id. */
+	static const uint8_t gu[16] = { 0x0d, 0x2a, 0x1b, 0x1c, 0x6a, 0x5e, 0x4d, 0x3b,
+					0x9c, 0x1e, 0x2b, 0x3a, 0x4c, 0x5d, 0x6e, 0x7f };
+	static const uint8_t bu[16] = { 0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0x46, 0xa7,
+					0x88, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf };
 	CHECK(resolve(&id, NULL, "root=PARTUUID=0d2a1b1c-6a5e-4d3b-9c1e-2b3a4c5d6e7f", NULL,
 		      NULL, 0) == 0 && !id.disk_id);
+	CHECK(id.gpt && id.has_root_partuuid && !id.has_boot_partuuid &&
+	      !memcmp(id.root_partuuid, gu, 16));
+	CHECK(!last_warn[0], "warned: %s", last_warn);
+	/* fstab's boot entry: partition 1's; both spellings of root agree. */
+	CHECK(resolve(&id, "PARTUUID=A0A1A2A3-A4A5-46A7-88A9-AAABACADAEAF /boot/firmware vfat\n"
+			   "PARTUUID=0d2a1b1c-6a5e-4d3b-9c1e-2b3a4c5d6e7f / ext4\n",
+		      "root=PARTUUID=0D2A1B1C-6A5E-4D3B-9C1E-2B3A4C5D6E7F", NULL, NULL, 0) == 0);
+	CHECK(id.gpt && id.has_root_partuuid && id.has_boot_partuuid &&
+	      !memcmp(id.root_partuuid, gu, 16) && !memcmp(id.boot_partuuid, bu, 16));
+	/* --label gpt with nothing named: gpt, ids derived. */
+	CHECK(resolve_label(&id, NULL, NULL, NULL, NULL, 0, RPIFS_LABEL_GPT) == 0 && id.gpt &&
+	      !id.has_root_partuuid && !id.has_boot_partuuid);
+	/* Contradictions: the other form than --label asks, both forms, one
+	 * GUID for both partitions, --disk-id with gpt. */
+	CHECK(resolve_label(&id, NULL, "root=PARTUUID=0d2a1b1c-6a5e-4d3b-9c1e-2b3a4c5d6e7f",
+			    NULL, NULL, 0, RPIFS_LABEL_DOS) == -EINVAL);
+	CHECK(has(last_error, "cmdline.txt:1") && has(last_error, "--label dos"));
+	CHECK(resolve_label(&id, "PARTUUID=1a2b3c4d-02 / ext4\n", NULL, NULL, NULL, 0,
+			    RPIFS_LABEL_GPT) == -EINVAL);
+	CHECK(has(last_error, "R/etc/fstab:1") && has(last_error, "--label gpt"));
+	CHECK(resolve(&id, "PARTUUID=1a2b3c4d-01 /boot/firmware vfat\n",
+		      "root=PARTUUID=0d2a1b1c-6a5e-4d3b-9c1e-2b3a4c5d6e7f", NULL, NULL, 0) == -EINVAL);
+	CHECK(has(last_error, "R/etc/fstab:1") && has(last_error, "cmdline.txt:1"));
+	CHECK(resolve(&id, "PARTUUID=0d2a1b1c-6a5e-4d3b-9c1e-2b3a4c5d6e7f /boot/firmware vfat\n",
+		      "root=PARTUUID=0d2a1b1c-6a5e-4d3b-9c1e-2b3a4c5d6e7f", NULL, NULL, 0) == -EINVAL);
+	CHECK(has(last_error, "R/etc/fstab:1") && has(last_error, "alike"));
+	CHECK(resolve(&id, NULL, "root=PARTUUID=0d2a1b1c-6a5e-4d3b-9c1e-2b3a4c5d6e7f", NULL,
+		      NULL, 0x1234) == -EINVAL);
+	CHECK(has(last_error, "--disk-id"));
+	/* A malformed PARTUUID with --label gpt: derived, a warning. */
+	CHECK(resolve_label(&id, NULL, "root=PARTUUID=0d2a1b1c", NULL, NULL, 0,
+			    RPIFS_LABEL_GPT) == 0 && id.gpt && !id.has_root_partuuid);
+	CHECK(has(last_warn, "not a GPT partition's id"));
+	/* ... and without: dos, as before. */
+	CHECK(resolve(&id, NULL, "root=PARTUUID=0d2a1b1c", NULL, NULL, 0) == 0 && !id.gpt);
 	CHECK(has(last_warn, "not an MBR partition's id"));
 
 	/* UUIDs: ext4's from / or root=, the FAT serial from the boot entry. */
