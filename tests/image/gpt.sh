@@ -85,6 +85,12 @@ rpifs_umount "$T/m1"
 rpifs_mount "$T/root" "$T/m2" --label gpt
 [ "$(sha256sum < "$T/m2/disk.img")" = "$sum1" ] || fail "two mounts of one tree differ"
 rpifs_umount "$T/m2"
+# SOURCE_DATE_EPOCH changes ext4's times, not one byte of either GPT copy.
+SOURCE_DATE_EPOCH=1234567890 rpifs_mount "$T/root" "$T/m2" --label gpt
+cmp -n 17408 "$T/m2/disk.img" "$T/mount.img" || fail "SOURCE_DATE_EPOCH changed the primary GPT"
+cmp -i $(($(stat -c %s "$T/mount.img") - 16896)) "$T/m2/disk.img" "$T/mount.img" ||
+	fail "SOURCE_DATE_EPOCH changed the backup GPT"
+rpifs_umount "$T/m2"
 if command -v faketime >/dev/null; then
 	mkdir -p "$T/m2"
 	faketime '2031-01-01 00:00:00' "$RPIFS" --label gpt "$T/root" "$T/m2" || fail "mount under faketime"
