@@ -134,6 +134,11 @@ int parttable_build(const struct parttable *t, uint8_t *head, uint8_t *tail)
 		goto out;
 	}
 	fdisk_disable_dialogs(cxt, 1);
+	/* gpt: the first usable LBA right after the primary entries (34), as
+	 * sgdisk makes it, not libfdisk's 1 MiB grain: partition 1 may start
+	 * anywhere --align puts it. */
+	if (t->label == PT_GPT)
+		fdisk_set_first_lba(cxt, hb / 512);
 	ret = fdisk_create_disklabel(cxt, label_name(t->label));
 	if (ret < 0) {
 		log_error("%s: creating the label: %s", label_name(t->label), strerror(-ret));

@@ -163,6 +163,11 @@ check_fs "$T/target"
 "$RPIFS" export --label gpt "$T/root" "$T/export.img" 2> "$T/log" || { cat "$T/log"; fail "rpifs export --label gpt"; }
 check_fs "$T/export.img"
 cmp "$T/export.img" "$T/mount.img" || fail "the exported image differs from the mount's"
+# --align 4K: partition 1 right after the primary entries (sector 40).
+"$RPIFS" export -q --label gpt --align 4K "$T/root" "$T/a4k.img" || fail "rpifs export --label gpt --align 4K"
+check_fs "$T/a4k.img"
+[ "$(part_start "$T/a4k.img" 1)" = 20480 ] || fail "--align 4K: partition 1 at $(part_start "$T/a4k.img" 1)"
+rm -f "$T/a4k.img"*
 
 # 8. nbdkit label=gpt: the mount's bytes.
 PLUGIN=${NBDKIT_PLUGIN:-$BUILD_ROOT/src/nbdkit/nbdkit-rpifs-plugin.so}
