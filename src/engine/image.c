@@ -198,7 +198,7 @@ static int layout(struct image *img, const struct image_opts *o,
 		root = align_up(*root_min * 100 / (100 - o->free_percent), o->align);
 	}
 	if (o->size) {
-		uint64_t min = img->p2_start + *root_min + (tail ? 4096 : 0);
+		uint64_t min = img->p2_start + *root_min + tail;
 
 		if (o->size < min || o->size % 512) {
 			log_error("--size %" PRIu64 " MiB is %s: the image needs at least %"
@@ -210,14 +210,12 @@ static int layout(struct image *img, const struct image_opts *o,
 		}
 		img->size = o->size;
 		if (!o->root_size || img->p2_start + root > img->size - tail)
-			root = img->size - tail - img->p2_start;
+			root = align_down(img->size - tail - img->p2_start, tail ? 4096 : 512);
 	} else {
 		img->size = pow2_up(img->p2_start + root + tail);
 		if (!o->root_size)
-			root = img->size - tail - img->p2_start;
+			root = align_down(img->size - tail - img->p2_start, tail ? 4096 : 512);
 	}
-	if (tail)
-		root = align_down(root, 4096);
 	img->p2_size = root;
 	/* The layout must fit: asserted, since everything below relies on it. */
 	if (!(img->p1_start + img->p1_size <= img->p2_start &&
