@@ -212,10 +212,11 @@ int rpifs_gen_splice(struct rpifs_gen *g, uint64_t off, size_t len, int pipe_w);
 
 /* The hole map: which bytes of the image a reader depends on ("data"),
  * and which not ("holes": a copy may leave anything there, as bmaptool
- * copy and cp --sparse do). Holes are the space between the MBR and
- * partition 1, FAT32's free clusters, ext4's free blocks (so a sparse
+ * copy and cp --sparse do). Holes are the space between the partition
+ * table and partition 1, FAT32's free clusters, ext4's free blocks (so a sparse
  * source file's holes), the inode-table blocks past each ext4 group's last
- * inode in use, the space after partition 2. Data is everything else,
+ * inode in use, the space after partition 2 (gpt: up to its backup
+ * table, which is data). Data is everything else,
  * zeros included where they carry meaning (both FATs, bitmaps, inode
  * tables in use, the journal, directories...), and every block written to
  * the generation. Every hole reads as zeros. Computed when the generation
