@@ -65,7 +65,7 @@ static enum build_cmd accepted_by(int opt)
 	case OPT_FROM:
 		return CMD_FIRMWARE;
 	case OPT_BOARD:
-		return CMD_FIRMWARE | CMD_CONFIG;
+		return CMD_KERNEL | CMD_FIRMWARE | CMD_CONFIG;
 	case OPT_KERNEL: case OPT_CONSOLE: case OPT_DISK_ID:
 		return CMD_CONFIG;
 	default:
