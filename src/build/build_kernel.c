@@ -171,7 +171,8 @@ static int check_board(struct kctx *k)
 		ret = -EINVAL;
 	} else if (o->kconfig && !strcmp(o->kconfig, "rpi3-minimal")) {
 		/* The Pi 3 (and qemu raspi3b) fragment: none of this SoC's drivers. */
-		log_error("--config rpi3-minimal is a Pi 3 kernel; board %s needs %s", o->board,
+		log_error("--config rpi3-minimal is the Pi 3 (and qemu raspi3b) fragment, without"
+			  " board %s's drivers: board %s needs %s", o->board, o->board,
 			  k->board.kernel_src);
 		ret = -EINVAL;
 	}
