@@ -116,6 +116,22 @@ void build_config_gpt_uuids(const struct build_opts *o, char root[BUILD_UUID_LEN
 	uuid_derive(root, "build-gpt-boot-partuuid", boot);
 }
 
+void build_config_fstab_names(const struct build_opts *o, char root[64], char boot[64])
+{
+	char r[BUILD_UUID_LEN], b[BUILD_UUID_LEN];
+	uint32_t id;
+
+	if (uuid_from_cmdline(o->rootfs, r)) {
+		build_config_gpt_uuids(o, r, b);
+		snprintf(root, 64, "PARTUUID=%s", r);
+		snprintf(boot, 64, "PARTUUID=%s", b);
+		return;
+	}
+	id = build_config_disk_id(o);
+	snprintf(root, 64, "PARTUUID=%08" PRIx32 "-02", id);
+	snprintf(boot, 64, "PARTUUID=%08" PRIx32 "-01", id);
+}
+
 /* The kernel config.txt boots: --kernel, else the board's kernel_name=
  * (which `build kernel` installs it as), else what `build kernel`
  * installed, else the newest vmlinuz-* (then Image, kernel8.img). */

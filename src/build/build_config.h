@@ -24,6 +24,11 @@ uint32_t build_config_disk_id(const struct build_opts *o);
 void build_config_gpt_uuids(const struct build_opts *o, char root[BUILD_UUID_LEN],
 			    char boot[BUILD_UUID_LEN]);
 
+/* What `build rootfs` names / and /boot by in etc/fstab: the GPT UUIDs
+ * when cmdline.txt names the root by one (a Pi 5 tree), else the MBR disk
+ * id's PARTUUID=XXXXXXXX-02 and -01. */
+void build_config_fstab_names(const struct build_opts *o, char root[64], char boot[64]);
+
 int build_config_check(struct build_opts *o);
 int build_config_run(struct build_opts *o, int index, int count);
 
