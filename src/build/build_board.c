@@ -44,8 +44,46 @@ static char *trim(char *s)
 	return s;
 }
 
+/* The keys of a board whose boot ROM reads its EEPROM and whose kernel is
+ * not mainline's (the Pi 5): eeprom=, kernel_name=, kernel_src=, label=.
+ * 1: taken, 0: not one of these, -EINVAL: bad value (reported). */
+static int parse_boot_key(struct board *b, const char *path, int lineno, const char *key,
+			  const char *val)
+{
+	if (!strcmp(key, "eeprom")) {
+		if (strcmp(val, "yes") && strcmp(val, "no")) {
+			log_error("%s:%d: eeprom=%s: yes or no", path, lineno, val);
+			return -EINVAL;
+		}
+		b->eeprom = !strcmp(val, "yes");
+	} else if (!strcmp(key, "label")) {
+		if (strcmp(val, "gpt") && strcmp(val, "mbr")) {
+			log_error("%s:%d: label=%s: gpt or mbr", path, lineno, val);
+			return -EINVAL;
+		}
+		b->gpt = !strcmp(val, "gpt");
+	} else if (!strcmp(key, "kernel_name")) {
+		/* A file name on the boot partition, nothing else. */
+		if (!*val || strchr(val, '/') || val[0] == '.') {
+			log_error("%s:%d: kernel_name=%s: a file name (kernel_2712.img)", path,
+				  lineno, val);
+			return -EINVAL;
+		}
+		free(b->kernel_name);
+		b->kernel_name = build_xstrdup(val);
+	} else if (!strcmp(key, "kernel_src")) {
+		free(b->kernel_src);
+		b->kernel_src = build_xstrdup(val);
+	} else {
+		return 0;
+	}
+	return 1;
+}
+
 static int parse(struct board *b, const char *path, char *text)
 {
+	int r;
+
 	char *save = NULL, *line;
 	int lineno = 0;
 
@@ -90,13 +128,18 @@ static int parse(struct board *b, const char *path, char *text)
 				return -EINVAL;
 			}
 			b->config[b->n_config++] = build_xstrdup(val);
+		} else if ((r = parse_boot_key(b, path, lineno, key, val)) != 0) {
+			if (r < 0)
+				return r;
 		} else {
 			log_error("%s:%d: unknown key '%s'", path, lineno, key);
 			return -EINVAL;
 		}
 	}
-	if (!b->n_firmware || !b->dtb || !b->console) {
-		log_error("%s: a profile needs firmware=, dtb= and console=", path);
+	/* eeprom=yes: the boot ROM loads its firmware from the EEPROM, so the
+	 * card may need none (the Pi 5). */
+	if ((!b->n_firmware && !b->eeprom) || !b->dtb || !b->console) {
+		log_error("%s: a profile needs firmware= (or eeprom=yes), dtb= and console=", path);
 		return -EINVAL;
 	}
 	return 0;
@@ -155,6 +198,8 @@ void build_board_free(struct board *b)
 	free(b->description);
 	free(b->dtb);
 	free(b->console);
+	free(b->kernel_name);
+	free(b->kernel_src);
 	for (int i = 0; i < b->n_firmware; i++)
 		free(b->firmware[i]);
 	for (int i = 0; i < b->n_config; i++)

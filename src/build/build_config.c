@@ -50,9 +50,92 @@ uint32_t build_config_disk_id(const struct build_opts *o)
 	return id ? id : 1;
 }
 
-/* The kernel config.txt boots: --kernel, else what `build kernel`
+/* 8-4-4-4-12 hex digits, either case: a GPT partition UUID. */
+static bool is_uuid(const char *p, size_t n)
+{
+	if (n != 36)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+		if (dash ? p[i] != '-' : !isxdigit((unsigned char)p[i]))
+			return false;
+	}
+	return true;
+}
+
+/* root=PARTUUID=<uuid> in cmdline.txt, read with the mount's reader
+ * (cmdline_root): the UUID the mount gives partition 2, lower-cased (the
+ * kernel ignores case). false: cmdline.txt names none. */
+static bool uuid_from_cmdline(const char *rootfs, char out[BUILD_UUID_LEN])
+{
+	char *path = build_xasprintf("%s/boot/cmdline.txt", rootfs), *text = NULL;
+	const char *v;
+	size_t len;
+	bool ok = false;
+
+	if (build_fs_read(path, &text, NULL) == 0 && cmdline_root(text, &v, &len) == 0 &&
+	    len > 9 && !strncasecmp(v, "PARTUUID=", 9) && is_uuid(v + 9, len - 9)) {
+		for (size_t i = 0; i < 36; i++)
+			out[i] = (char)tolower((unsigned char)v[9 + i]);
+		out[36] = '\0';
+		ok = true;
+	}
+	free(text);
+	free(path);
+	return ok;
+}
+
+/* An RFC 4122 version 4 UUID derived from seed and purpose, as the mount
+ * derives the ext4 UUID (image.c): stable, no clock, no randomness. */
+static void uuid_derive(const char *seed, const char *purpose, char out[BUILD_UUID_LEN])
+{
+	struct digest d;
+	uint8_t u[16];
+
+	digest_init(&d);
+	digest_str(&d, seed);
+	digest_fill(&d, purpose, u, sizeof(u));
+	u[6] = (uint8_t)((u[6] & 0x0f) | 0x40);
+	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
+	snprintf(out, BUILD_UUID_LEN,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
+		 u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
+		 u[14], u[15]);
+}
+
+void build_config_gpt_uuids(const struct build_opts *o, char root[BUILD_UUID_LEN],
+			    char boot[BUILD_UUID_LEN])
+{
+	/* The root's from cmdline.txt when it names one (kept across runs,
+	 * and a tree moved elsewhere keeps it), else from the path like the
+	 * MBR disk id. The boot partition's follows from the root's: one
+	 * source, so the two never disagree. */
+	if (!uuid_from_cmdline(o->rootfs, root))
+		uuid_derive(o->rootfs, "build-gpt-root-partuuid", root);
+	uuid_derive(root, "build-gpt-boot-partuuid", boot);
+}
+
+void build_config_fstab_names(const struct build_opts *o, char root[64], char boot[64])
+{
+	char r[BUILD_UUID_LEN], b[BUILD_UUID_LEN];
+	uint32_t id;
+
+	if (uuid_from_cmdline(o->rootfs, r)) {
+		build_config_gpt_uuids(o, r, b);
+		snprintf(root, 64, "PARTUUID=%s", r);
+		snprintf(boot, 64, "PARTUUID=%s", b);
+		return;
+	}
+	id = build_config_disk_id(o);
+	snprintf(root, 64, "PARTUUID=%08" PRIx32 "-02", id);
+	snprintf(boot, 64, "PARTUUID=%08" PRIx32 "-01", id);
+}
+
+/* The kernel config.txt boots: --kernel, else the board's kernel_name=
+ * (which `build kernel` installs it as), else what `build kernel`
  * installed, else the newest vmlinuz-* (then Image, kernel8.img). */
-static int pick_kernel(const struct build_opts *o, char **name)
+static int pick_kernel(const struct build_opts *o, const struct board *b, char **name)
 {
 	char *boot = build_xasprintf("%s/boot", o->rootfs), *relf = NULL, *rel = NULL, *p;
 	struct dirent **ents = NULL;
@@ -67,6 +150,20 @@ static int pick_kernel(const struct build_opts *o, char **name)
 			ret = -ENOENT;
 		} else {
 			*name = build_xstrdup(o->kernel);
+		}
+		free(p);
+		goto out;
+	}
+	if (b->kernel_name) {
+		/* Another kernel (a mainline vmlinuz-*) would not boot this board. */
+		p = build_xasprintf("%s/%s", boot, b->kernel_name);
+		if (!build_fs_is_nonempty_file(p)) {
+			log_error("no kernel %s in %s (board %s boots the kernel by that name):"
+				  " run `rpifs build kernel --board %s`, or pass --kernel NAME",
+				  b->kernel_name, boot, b->name, b->name);
+			ret = -ENOENT;
+		} else {
+			*name = build_xstrdup(b->kernel_name);
 		}
 		free(p);
 		goto out;
@@ -120,7 +217,7 @@ static char *config_txt(const struct board *b, const char *kernel)
 	char *s = build_xasprintf(
 		"# Written by `rpifs build config --board %s`; it rewrites this file.\n"
 		"# %s\n"
-		"# A 64-bit kernel on a Pi 3 needs arm_64bit=1.\n"
+		"# A 64-bit kernel on a Pi 3 or 4 needs arm_64bit=1.\n"
 		"arm_64bit=1\n"
 		"kernel=%s\n"
 		"device_tree=%s\n",
@@ -135,7 +232,8 @@ static char *config_txt(const struct board *b, const char *kernel)
 	return s;
 }
 
-static char *cmdline_txt(const char *console, uint32_t id)
+/* root is what follows root=: "PARTUUID=1234abcd-02" or "PARTUUID=<uuid>". */
+static char *cmdline_txt(const char *console, const char *root)
 {
 	char *copy = build_xstrdup(console), *save = NULL, *c, *s = build_xstrdup("");
 
@@ -147,43 +245,84 @@ static char *cmdline_txt(const char *console, uint32_t id)
 	}
 	free(copy);
 	/* One line: the firmware passes the first line only. */
-	copy = build_xasprintf("%sroot=PARTUUID=%08" PRIx32 "-02 rootfstype=ext4 rootwait\n", s,
-			       id);
+	copy = build_xasprintf("%sroot=%s rootfstype=ext4 rootwait\n", s, root);
 	free(s);
 	return copy;
 }
 
-/* `build rootfs` wrote etc/fstab with the disk id it saw then; keep it in
- * step when the id changes (only a file rpifs wrote is touched). */
-static int update_fstab(struct stage *s, const struct build_opts *o, uint32_t id)
+/* The partition names `build config` writes: PARTUUID=... of / (partition
+ * 2) and /boot (partition 1); the disk id for MBR ones, 0 for GPT. */
+struct names {
+	char root[64], boot[64];
+	uint32_t disk_id;
+};
+
+/* etc/fstab's line (len bytes at line) with its first field replaced by
+ * the name of its mount point's partition, appended to out; false when
+ * the line is left alone (not a PARTUUID= line, or already right). */
+static bool fstab_line(const char *line, size_t len, const struct names *n, char **out)
 {
-	char *path = build_xasprintf("%s/etc/fstab", o->rootfs), *text = NULL, *p;
-	char want[16];
+	size_t f1 = strcspn(line, " \t\n"), m0, m1;
+	const char *want = NULL, *h = line + 9;
+	char mbr[32], *t;
+
+	if (f1 > len || f1 < 9 || strncmp(line, "PARTUUID=", 9))
+		return false;
+	m0 = f1 + strspn(line + f1, " \t");
+	m1 = m0 + strcspn(line + m0, " \t\n");
+	if (m1 > len)
+		m1 = len;
+	if (m1 - m0 == 1 && line[m0] == '/')
+		want = n->root;
+	else if (m1 - m0 == 5 && !strncmp(line + m0, "/boot", 5))
+		want = n->boot;
+	else if (n->disk_id && f1 == 20 && h[8] == '-' && cmdline_hex(h, 8, &(uint32_t){ 0 })) {
+		/* Another partition of the same MBR disk: its disk id follows. */
+		snprintf(mbr, sizeof(mbr), "PARTUUID=%08" PRIx32 "%.3s", n->disk_id, h + 8);
+		want = mbr;
+	}
+	if (!want || (strlen(want) == f1 && !strncasecmp(line, want, f1)))
+		return false;
+	t = build_xasprintf("%s%s%.*s", *out, want, (int)(len - f1), line + f1);
+	free(*out);
+	*out = t;
+	return true;
+}
+
+/* `build rootfs` wrote etc/fstab with the disk id it saw then; keep it in
+ * step when the names change, MBR disk id or GPT UUIDs (only a file rpifs
+ * wrote is touched; lines other than PARTUUID= ones are kept as they are). */
+static int update_fstab(struct stage *s, const struct build_opts *o, const struct names *n)
+{
+	char *path = build_xasprintf("%s/etc/fstab", o->rootfs), *text = NULL, *out = NULL;
 	bool changed = false;
 	int ret = 0;
 
 	if (build_fs_read(path, &text, NULL) || !strstr(text, "rpifs build rootfs"))
 		goto out;
-	snprintf(want, sizeof(want), "%08" PRIx32, id);
-	for (p = text; (p = strstr(p, "PARTUUID=")); p += 9) {
-		char *h = p + 9;
-		int i;
+	out = build_xstrdup("");
+	for (const char *p = text; *p;) {
+		size_t len = strcspn(p, "\n") + (p[strcspn(p, "\n")] == '\n');
 
-		for (i = 0; i < 8 && isxdigit((unsigned char)h[i]); i++)
-			;
-		if (i == 8 && h[8] == '-' && strncasecmp(h, want, 8)) {
-			memcpy(h, want, 8);
+		if (fstab_line(p, len, n, &out)) {
 			changed = true;
+		} else {
+			char *t = build_xasprintf("%s%.*s", out, (int)len, p);
+
+			free(out);
+			out = t;
 		}
+		p += len;
 	}
 	if (changed) {
-		ret = build_fs_write_atomic(path, text, strlen(text), 0644);
+		ret = build_fs_write_atomic(path, out, strlen(out), 0644);
 		if (ret)
 			log_error("%s: %s", path, strerror(-ret));
 		else
-			build_stage_say(s, "etc/fstab updated to disk id %s", want);
+			build_stage_say(s, "etc/fstab updated to %s and %s", n->root, n->boot);
 	}
 out:
+	free(out);
 	free(text);
 	free(path);
 	return ret;
@@ -213,7 +352,7 @@ struct job {
 	struct stage *s;
 	const struct build_opts *o;
 	const char *boot, *cfg_path, *cmd_path, *cfg, *cmd;
-	uint32_t id;
+	const struct names *names;
 };
 
 /* Does path hold text already? */
@@ -243,7 +382,19 @@ static int job_write(void *arg)
 	w2 = w1 < 0 ? 0 : put(j->cmd_path, j->cmd);
 	if (w1 < 0 || w2 < 0)
 		return w1 < 0 ? w1 : w2;
-	return update_fstab(j->s, j->o, j->id);
+	return update_fstab(j->s, j->o, j->names);
+}
+
+/* --disk-id is an MBR disk id: meaningless for a board named by GPT UUIDs. */
+static int check_label(const struct build_opts *o, const struct board *b)
+{
+	if (b->gpt && o->disk_id) {
+		log_error("--disk-id: board %s names its partitions by GPT partition UUIDs"
+			  " (label=gpt in its profile), not by an MBR disk id: leave --disk-id"
+			  " out", b->name);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int build_config_check(struct build_opts *o)
@@ -251,6 +402,8 @@ int build_config_check(struct build_opts *o)
 	struct board b;
 	int ret = build_board_load(o->board, &b);
 
+	if (!ret)
+		ret = check_label(o, &b);
 	build_board_free(&b);
 	return ret;
 }
@@ -261,7 +414,7 @@ int build_config_run(struct build_opts *o, int index, int count)
 	char *cfg_path = NULL, *cmd_path = NULL, *cfg = NULL, *cmd = NULL, *dtb = NULL;
 	struct board b = { 0 };
 	struct stage s;
-	uint32_t id = build_config_disk_id(o);
+	struct names n = { .disk_id = 0 };
 	struct job j;
 	bool written;
 	int ret;
@@ -270,12 +423,25 @@ int build_config_run(struct build_opts *o, int index, int count)
 	if (ret)
 		goto out_nostage;
 	ret = build_board_load(o->board, &b);
+	if (!ret)
+		ret = check_label(o, &b);
 	if (ret)
 		goto out;
 	ret = build_stage_need_rootfs(o->rootfs);
 	if (ret)
 		goto out;
-	ret = pick_kernel(o, &kernel);
+	if (b.gpt) {
+		char root[BUILD_UUID_LEN], bootp[BUILD_UUID_LEN];
+
+		build_config_gpt_uuids(o, root, bootp);
+		snprintf(n.root, sizeof(n.root), "PARTUUID=%s", root);
+		snprintf(n.boot, sizeof(n.boot), "PARTUUID=%s", bootp);
+	} else {
+		n.disk_id = build_config_disk_id(o);
+		snprintf(n.root, sizeof(n.root), "PARTUUID=%08" PRIx32 "-02", n.disk_id);
+		snprintf(n.boot, sizeof(n.boot), "PARTUUID=%08" PRIx32 "-01", n.disk_id);
+	}
+	ret = pick_kernel(o, &b, &kernel);
 	if (ret)
 		goto out;
 	dtb = build_xasprintf("%s/%s", boot, b.dtb);
@@ -285,18 +451,21 @@ int build_config_run(struct build_opts *o, int index, int count)
 				" tree (does the kernel build for board %s?)",
 				dtb, b.name);
 	cfg = config_txt(&b, kernel);
-	cmd = cmdline_txt(o->console ? o->console : b.console, id);
+	cmd = cmdline_txt(o->console ? o->console : b.console, n.root);
 	cfg_path = build_xasprintf("%s/config.txt", boot);
 	cmd_path = build_xasprintf("%s/cmdline.txt", boot);
 	build_stage_log(&s, "config.txt:\n%scmdline.txt:\n%s", cfg, cmd);
 	j = (struct job){ .s = &s, .o = o, .boot = boot, .cfg_path = cfg_path,
-			  .cmd_path = cmd_path, .cfg = cfg, .cmd = cmd, .id = id };
+			  .cmd_path = cmd_path, .cfg = cfg, .cmd = cmd, .names = &n };
 	/* Decided here: the writes may run in a child (a user namespace). */
 	written = o->force || !same(cfg_path, cfg) || !same(cmd_path, cmd);
 	ret = build_userns_as_owner(o, s.log_fd, job_write, &j);
 	if (ret)
 		goto out;
-	build_stage_detail(&s, "kernel=%s, disk id %08" PRIx32, kernel, id);
+	if (b.gpt)
+		build_stage_detail(&s, "kernel=%s, GPT, root %s", kernel, n.root);
+	else
+		build_stage_detail(&s, "kernel=%s, disk id %08" PRIx32, kernel, n.disk_id);
 	if (!written) {
 		build_stage_skip(&s, "config.txt and cmdline.txt already say this");
 		goto out_nostage;

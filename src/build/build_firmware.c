@@ -383,10 +383,15 @@ int build_firmware_check(struct build_opts *o)
 	struct board b;
 	char *m = NULL;
 	int ret = build_board_load(o->board, &b);
+	bool none = !ret && !b.n_firmware;
 
 	build_board_free(&b);
 	if (ret)
 		return ret;
+	/* eeprom=yes and no firmware=: nothing to fetch, so no mirror and no
+	 * apt-get needed (`build all --board rpi5`). */
+	if (none)
+		return 0;
 	if (o->fw_from && !build_fs_exists(o->fw_from)) {
 		log_error("--from %s: no such file or directory", o->fw_from);
 		return -ENOENT;
@@ -422,6 +427,11 @@ int build_firmware_run(struct build_opts *o, int index, int count)
 	ret = build_board_load(o->board, &b);
 	if (ret)
 		goto out;
+	if (!b.n_firmware) {
+		build_stage_detail(&s, "nothing to fetch for board %s: its boot firmware is in"
+				   " its EEPROM", b.name);
+		goto out;
+	}
 	if (o->fw_from) {
 		ret = build_fs_abspath(o->fw_from, &from);
 		if (ret) {

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "build.h"
+#include "build_board.h"
 #include "build_data.h"
 #include "build_fs.h"
 #include "build_kernel.h"
@@ -26,6 +27,7 @@ struct kctx {
 	struct stage *stage;
 	unsigned compiled;      /* "  CC " lines seen */
 	bool modules;
+	struct board board;     /* --board's profile */
 };
 
 /* Host programs a kernel build needs, and the Debian package of each. */
@@ -42,6 +44,7 @@ static void kctx_free(struct kctx *k)
 	free(k->version);
 	free(k->cfg_key);
 	free(k->build_key);
+	build_board_free(&k->board);
 }
 
 static bool path_below(const char *path, const char *dir)
@@ -143,6 +146,61 @@ static int check_tree(struct kctx *k)
 	return 0;
 }
 
+/* A board with kernel_src= (the Pi 5) needs a tree that knows its SoC:
+ * mainline 6.1 has no bcm2712 device tree, and a kernel built from it
+ * would not boot one. Checked by the device tree's source, the file
+ * `make dtbs` would build dtb= from; before anything is built. */
+static int check_board(struct kctx *k)
+{
+	const struct build_opts *o = k->o;
+	char *dts = NULL, *p = NULL;
+	int ret = build_board_load(o->board, &k->board);
+	size_t n;
+
+	if (ret || !k->board.kernel_src)
+		return ret;
+	n = strlen(k->board.dtb);
+	if (n > 4 && !strcmp(k->board.dtb + n - 4, ".dtb"))
+		n -= 4;
+	dts = build_xasprintf("arch/arm64/boot/dts/%.*s.dts", (int)n, k->board.dtb);
+	p = build_xasprintf("%s/%s", k->src, dts);
+	if (!build_fs_is_nonempty_file(p)) {
+		log_error("--src %s (Linux %s) has no %s: it cannot build board %s's device tree."
+			  " Board %s needs %s", o->src, k->version, dts, o->board, o->board,
+			  k->board.kernel_src);
+		ret = -EINVAL;
+	} else if (o->kconfig && !strcmp(o->kconfig, "rpi3-minimal")) {
+		/* The Pi 3 (and qemu raspi3b) fragment: none of this SoC's drivers. */
+		log_error("--config rpi3-minimal is the Pi 3 (and qemu raspi3b) fragment, without"
+			  " board %s's drivers: board %s needs %s", o->board, o->board,
+			  k->board.kernel_src);
+		ret = -EINVAL;
+	}
+	free(p);
+	free(dts);
+	return ret;
+}
+
+/* NAME_defconfig that the tree has in arch/arm64/configs (the Raspberry Pi
+ * tree's bcm2712_defconfig): -ENOENT when c is not such a name; -EINVAL
+ * (reported) when it is one the tree lacks. */
+static int tree_defconfig(struct kctx *k, const char *c)
+{
+	size_t n = strlen(c), m = strlen("_defconfig");
+	char *p;
+	int ret;
+
+	if (n <= m || strcmp(c + n - m, "_defconfig") || strchr(c, '/') || c[0] == '.')
+		return -ENOENT;
+	p = build_xasprintf("%s/arch/arm64/configs/%s", k->src, c);
+	ret = build_fs_is_nonempty_file(p) ? 0 : -EINVAL;
+	if (ret)
+		log_error("--config %s: no arch/arm64/configs/%s in --src %s (a NAME_defconfig"
+			  " must be one of the tree's)", c, c, k->o->src);
+	free(p);
+	return ret;
+}
+
 static int check_tools(const struct build_opts *o)
 {
 	char *gcc = build_xasprintf("%sgcc", o->cross_compile);
@@ -174,6 +232,8 @@ static int resolve_config(struct kctx *k)
 
 	if (!strcmp(c, "defconfig")) {
 		k->target = "defconfig";
+	} else if ((ret = tree_defconfig(k, c)) != -ENOENT) {
+		k->target = c;      /* make bcm2712_defconfig; no fragment */
 	} else if (!strcmp(c, "rpi3-minimal")) {
 		k->target = "allnoconfig";
 		ret = build_data_find("rpi3-minimal.config", &k->fragment, &searched);
@@ -207,6 +267,16 @@ static void make_keys(struct kctx *k)
 	if (k->fragment && build_fs_read(k->fragment, &text, &len) == 0)
 		digest_bytes(&d, text, len);
 	free(text);
+	text = NULL;
+	/* A tree's NAME_defconfig changes with the tree (a git pull). */
+	if (!k->fragment && strcmp(k->target, "defconfig")) {
+		char *p = build_xasprintf("%s/arch/arm64/configs/%s", k->src, k->target);
+
+		if (build_fs_read(p, &text, &len) == 0)
+			digest_bytes(&d, text, len);
+		free(text);
+		free(p);
+	}
 	k->cfg_key =
 		build_xasprintf("src=%s\nversion=%s\ntarget=%s\nconfig=%s\nconfig-digest=%016llx\n"
 				"cross=%s\n",
@@ -398,6 +468,14 @@ static char *kernel_release(const struct kctx *k)
 	return rel;
 }
 
+/* boot/NAME the kernel is installed as: the board's kernel_name=
+ * (kernel_2712.img), else vmlinuz-REL. */
+static char *kernel_file(const struct kctx *k, const char *rel)
+{
+	return k->board.kernel_name ? build_xstrdup(k->board.kernel_name) :
+				       build_xasprintf("vmlinuz-%s", rel);
+}
+
 static char *install_key(const struct kctx *k, const char *rel)
 {
 	return build_xasprintf("%srelease=%s\nrootfs=%s\n", k->build_key, rel, k->o->rootfs);
@@ -405,10 +483,11 @@ static char *install_key(const struct kctx *k, const char *rel)
 
 static bool install_present(const struct kctx *k, const char *rel)
 {
-	char *img = build_xasprintf("%s/boot/vmlinuz-%s", k->o->rootfs, rel);
+	char *f = kernel_file(k, rel), *img = build_xasprintf("%s/boot/%s", k->o->rootfs, f);
 	char *dtbs = build_xasprintf("%s/boot/broadcom", k->o->rootfs);
 	bool ok = build_fs_is_nonempty_file(img) && build_fs_is_dir(dtbs);
 
+	free(f);
 	free(img);
 	free(dtbs);
 	return ok;
@@ -419,7 +498,7 @@ static bool install_present(const struct kctx *k, const char *rel)
 static int install(struct stage *s, struct kctx *k, const char *rel, const char *dest)
 {
 	const char *copies[][2] = {
-		{ "arch/arm64/boot/Image", "vmlinuz" },
+		{ "arch/arm64/boot/Image", "vmlinuz" },     /* or kernel_name= */
 		{ "System.map", "System.map" },
 		{ ".config", "config" },
 	};
@@ -435,7 +514,10 @@ static int install(struct stage *s, struct kctx *k, const char *rel, const char 
 	build_stage_step(s, "installing %s into %s", rel, dest);
 	for (size_t i = 0; i < sizeof(copies) / sizeof(copies[0]); i++) {
 		char *from = build_xasprintf("%s/%s", k->bdir, copies[i][0]);
-		char *to = build_xasprintf("%s/%s-%s", boot, copies[i][1], rel);
+		char *kf = i == 0 ? kernel_file(k, rel) : build_xasprintf("%s-%s", copies[i][1], rel);
+		char *to = build_xasprintf("%s/%s", boot, kf);
+
+		free(kf);
 
 		ret = build_fs_copy_atomic(from, to, 0644, false);
 		if (ret)
@@ -480,6 +562,7 @@ out:
 struct job {
 	const char *stage, *rootfs, *rel;
 	bool modules;
+	struct board board;     /* --board's profile */
 };
 
 static int job_move_in(void *arg)
@@ -535,6 +618,8 @@ int build_kernel_check(struct build_opts *o)
 	int ret = check_tree(&k);
 
 	if (!ret)
+		ret = check_board(&k);
+	if (!ret)
 		ret = check_tools(o);
 	if (!ret)
 		ret = resolve_config(&k);
@@ -554,6 +639,8 @@ int build_kernel_run(struct build_opts *o, int index, int count)
 		goto out_nostage;
 	k.stage = &s;
 	ret = check_tree(&k);
+	if (!ret)
+		ret = check_board(&k);
 	if (!ret)
 		ret = check_tools(o);
 	if (!ret)

@@ -65,7 +65,7 @@ static enum build_cmd accepted_by(int opt)
 	case OPT_FROM:
 		return CMD_FIRMWARE;
 	case OPT_BOARD:
-		return CMD_FIRMWARE | CMD_CONFIG;
+		return CMD_KERNEL | CMD_FIRMWARE | CMD_CONFIG;
 	case OPT_KERNEL: case OPT_CONSOLE: case OPT_DISK_ID:
 		return CMD_CONFIG;
 	default:
@@ -156,10 +156,17 @@ static const char help_kernel[] =
 "                         .config; `make mrproper` cleans one)\n"
 "  --config CONFIG        rpi3-minimal (default): allnoconfig + the shipped\n"
 "                         fragment rpi3-minimal.config; defconfig: the arm64\n"
-"                         defconfig (a much longer build); FILE: your own\n"
+"                         defconfig (a much longer build); NAME_defconfig:\n"
+"                         one of the tree's arch/arm64/configs (the Pi 5:\n"
+"                         bcm2712_defconfig); FILE: your own\n"
 "                         fragment (or full .config), applied the way\n"
 "                         rpi3-minimal is: allnoconfig + FILE. Symbols the\n"
 "                         tree refuses are reported, not fatal\n"
+"  --board BOARD          rpi3 (default), rpi4, rpi02w, rpi5. rpi5 installs\n"
+"                         the kernel as boot/kernel_2712.img and needs a\n"
+"                         tree with bcm2712 support (the Raspberry Pi\n"
+"                         kernel tree, github.com/raspberrypi/linux):\n"
+"                         another one is refused before anything is built\n"
 "  --cross-compile PFX    toolchain prefix (default: aarch64-linux-gnu-,\n"
 "                         Debian package gcc-aarch64-linux-gnu)\n"
 "  -j, --jobs N           parallel jobs (default: the number of CPUs)\n"
@@ -179,7 +186,8 @@ static const char help_firmware[] =
 "                         that has them all). Default: Debian's\n"
 "                         raspi-firmware package (non-free-firmware),\n"
 "                         downloaded with apt-get download\n"
-"  --board BOARD          rpi3 (default), rpi4, rpi02w\n"
+"  --board BOARD          rpi3 (default), rpi4, rpi02w, rpi5 (its firmware is\n"
+"                         in its EEPROM: nothing to fetch)\n"
 "  --suite SUITE          suite to take raspi-firmware from (bookworm)\n"
 "  --mirror URL           Debian archive (default: the host's)\n"
 "  --force                reinstall even when up to date\n"
@@ -195,7 +203,10 @@ static const char help_config[] =
 "rootfstype=ext4 rootwait, serial consoles). `rpifs ROOTFS MNT` reads the\n"
 "disk id back from cmdline.txt and gives the image that MBR disk id.\n"
 "\n"
-"  --board BOARD          rpi3 (default; also qemu -M raspi3b), rpi4, rpi02w\n"
+"  --board BOARD          rpi3 (default; also qemu -M raspi3b), rpi4, rpi02w,\n"
+"                         rpi5 (kernel=kernel_2712.img; GPT: root=PARTUUID=\n"
+"                         UUID, the UUIDs derived like the disk id and kept\n"
+"                         from cmdline.txt; etc/fstab follows)\n"
 "  --disk-id 0xID         MBR disk id, 8 hex digits, not 0 (default: the one\n"
 "                         already in cmdline.txt, else derived from ROOTFS's\n"
 "                         path); etc/fstab is updated to match\n"

@@ -338,22 +338,23 @@ out:
  * tree, and again whenever these options change. */
 static int setup(struct stage *s, const struct build_opts *o, const char *tree)
 {
-	uint32_t id = build_config_disk_id(o);
 	const char *pw = password(o);
-	char *fstab, *hosts, *host;
+	char *fstab, *hosts, *host, root[64], boot[64];
 	int ret;
 
 	build_stage_step(s, "configuring the tree (fstab, hostname, getty)");
+	build_config_fstab_names(o, root, boot);
 	fstab = build_xasprintf(
 		"# Written by `rpifs build rootfs`. The SD card: partition 2 is /, partition 1\n"
-		"# (FAT32, ROOTFS/boot in the image) is /boot. The disk id is the one\n"
-		"# boot/cmdline.txt names; `rpifs build config --disk-id` keeps both in step.\n"
+		"# (FAT32, ROOTFS/boot in the image) is /boot. The names are the ones\n"
+		"# boot/cmdline.txt uses (MBR disk id, or GPT UUIDs for a Pi 5);\n"
+		"# `rpifs build config` keeps both in step.\n"
 		"# /boot has fsck pass 0 and nofail: a minimal tree has no fsck.vfat, and a\n"
 		"# kernel without VFAT support must still boot.\n"
 		"# <file system>      <mount point> <type> <options>                <dump> <pass>\n"
-		"PARTUUID=%08" PRIx32 "-02  /             ext4   defaults,noatime         0      1\n"
-		"PARTUUID=%08" PRIx32 "-01  /boot         vfat   defaults,noatime,nofail  0      0\n",
-		id, id);
+		"%-20s  /             ext4   defaults,noatime         0      1\n"
+		"%-20s  /boot         vfat   defaults,noatime,nofail  0      0\n",
+		root, boot);
 	host = build_xasprintf("%s\n", o->hostname);
 	hosts = build_xasprintf("127.0.0.1\tlocalhost\n127.0.1.1\t%s\n"
 				"::1\t\tlocalhost ip6-localhost ip6-loopback\n"

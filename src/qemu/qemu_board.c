@@ -30,6 +30,7 @@ const struct qemu_board *qemu_board_find(const char *name)
 			return &boards[i];
 	log_error("qemu: no qemu machine for board '%s': rpi3 (raspi3b), rpi02w "
 		  "(raspi3ap), rpi4 (raspi4b, qemu 9.0 or later)%s", name,
-		  !strcmp(name, "rpi5") ? "; qemu has no Raspberry Pi 5" : "");
+		  !strcmp(name, "rpi5") ? "; qemu has no Raspberry Pi 5 (BCM2712) model: check its"
+		  " card with `rpifs ROOTFS MNT` (MNT/disk.img) and boot it on the board" : "");
 	return NULL;
 }

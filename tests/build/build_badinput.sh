@@ -37,7 +37,7 @@ expect_fail "--variant huge: use minbase or default" rootfs "$R" --variant huge
 expect_fail "--disk-id 0: 8 hex digits, not 0" config "$R" --disk-id 0
 expect_fail "--disk-id 0x123456789: 8 hex digits" config "$R" --disk-id 0x123456789
 expect_fail "-j 0: a number of jobs" kernel "$R" --src "$T/linux" -j 0
-expect_fail "--board pi9: unknown board \\(known: rpi02w rpi3 rpi4\\)" config "$R" --board pi9
+expect_fail "--board pi9: unknown board \\(known: rpi02w rpi3 rpi4 rpi5\\)" config "$R" --board pi9
 expect_fail "refusing to build into /" config /
 expect_fail "all: --src LINUX_TREE is required" all "$R"
 
