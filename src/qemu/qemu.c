@@ -243,6 +243,23 @@ static int run(char **argv, unsigned timeout)
 	return run_until(argv, timeout, NULL, NULL);
 }
 
+/* The image at path starts with a protective MBR (a GPT disk): its first
+ * partition entry (offset 446) has type 0xee (offset 4 in the entry). What
+ * a tree that names GPT PARTUUIDs becomes without --label. */
+static bool image_is_gpt(const char *path)
+{
+	uint8_t s[512];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool gpt;
+
+	if (fd < 0)
+		return false;
+	gpt = pread(fd, s, sizeof(s), 0) == (ssize_t)sizeof(s) && s[510] == 0x55 &&
+	      s[511] == 0xaa && s[446 + 4] == 0xee;
+	close(fd);
+	return gpt;
+}
+
 static void print_cmd(char **argv)
 {
 	fputs("rpifs: qemu:", stderr);
@@ -435,6 +452,15 @@ int qemu_main(int argc, char **argv)
 		}
 		mounted = true;
 		snprintf(img, sizeof(img), "%s/disk.img", mnt);
+	}
+	/* The label the tree chose (GPT PARTUUIDs in it) is known only now. */
+	if (qb->mbr_only && !dry && !nbd && image_is_gpt(img)) {
+		log_error("qemu: %s is a GPT disk (%s): the %s's boot ROM reads an MBR only, so "
+			  "the card would not boot there; use --board rpi4, or --label dos",
+			  image ? image : argv[optind], image ? "its sector 0" :
+			  "the tree names GPT PARTUUIDs", qb->name);
+		ret = 2;
+		goto out;
 	}
 	if (console_setup(&con, console_port(cmdline) == 1, dry) < 0) {
 		ret = 1;

@@ -150,6 +150,17 @@ grepq " root-label=MYROOT ext4=false idmap=0:0:1 idmap=5:5:1" < "$T/out" ||
 	{ cat "$T/out"; fail "mount options not passed to nbdkit as keys"; }
 q0 --dry-run --nbd --label dos "$R"
 grepq " label=dos" < "$T/out" || { cat "$T/out"; fail "--label not passed to nbdkit as label="; }
+# A tree that names a GPT PARTUUID makes a GPT card by itself: refused on
+# the Pi 3 as --label gpt is, once the mount has chosen (no qemu started).
+G=$T/gpt-rootfs
+cp -a "$R" "$G"
+printf 'root=PARTUUID=6c3f8a2e-1b4d-4c1e-9f3a-2b7c8d9e0f11 rw\n' > "$G/boot/cmdline.txt"
+rm -f "$ARGS"
+FAKE=silent0 q0 --boot-dir boot "$G"
+[ "$rc" = 2 ] && grepq "is a GPT disk (the tree names GPT PARTUUIDs).*reads an MBR only" < "$T/out" ||
+	{ cat "$T/out"; fail "a tree that makes itself GPT was not refused on rpi3 ($rc)"; }
+[ -e "$ARGS" ] && fail "qemu ran for a GPT card on rpi3"
+grep -E "$T/tmp|rpifs-qemu" /proc/mounts && fail "the mount was left behind"
 q0 --disk-id nothex "$R"
 [ "$rc" = 2 ] && grepq "disk-id" < "$T/out" || { cat "$T/out"; fail "a bad mount option was not refused ($rc)"; }
 
