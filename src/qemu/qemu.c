@@ -27,6 +27,7 @@
 #include "rpifs.h"
 #include "qemu.h"
 #include "qemu_board.h"
+#include "qemu_machine.h"
 #include "qemu_nbd.h"
 
 static void usage(FILE *f)
@@ -55,7 +56,8 @@ static void usage(FILE *f)
 "                    config.txt, else boot, as the mount detects it)\n"
 "  --board NAME      rpi3 (default: -M raspi3b, 1G), rpi02w (Zero 2 W: -M\n"
 "                    raspi3ap, 512M), rpi4 (-M raspi4b, 2G: qemu 9.0 or later,\n"
-"                    e.g. Debian trixie's, given with --qemu); the device tree\n"
+"                    e.g. Debian trixie's, given with --qemu: rpifs's\n"
+"                    scripts/trixie-qemu makes one); the device tree\n"
 "                    and config.txt's [pi3]/[pi02]/[pi4] sections follow it\n"
 "  --append ARGS     more kernel arguments\n"
 "  --overlay FILE    keep the guest's writes in FILE (passed to the mount)\n"
@@ -379,6 +381,10 @@ int qemu_main(int argc, char **argv)
 	if (!qb)
 		return 2;
 	if (boot_config_read(boot, qb, &bc) < 0)
+		return 1;
+	/* Before mounting: a qemu without the machine is told apart here,
+	 * with where to get one (--dry-run prints the command regardless). */
+	if (!dry && qemu_machine_check(qemu, qb) < 0)
 		return 1;
 	/* A console where the tree names none: the PL011, serial0. */
 	snprintf(cmdline, sizeof(cmdline), "%s%s%s%s", bc.cmdline,

@@ -122,6 +122,23 @@ q --board rpi5 "$R"
 [ "$rc" = 2 ] && grepq "qemu has no Raspberry Pi 5" < "$T/out" || { cat "$T/out"; fail "--board rpi5 not refused clearly ($rc)"; }
 q --board rpi4 "$R"
 [ "$rc" = 1 ] && grepq "no device tree for board rpi4" < "$T/out" || { cat "$T/out"; fail "--board rpi4 without its dtb ($rc)"; }
+# A qemu whose machine list lacks raspi4b (bookworm's 7.2): refused before
+# the mount, saying where a newer one comes from; one that has it boots.
+printf 'd' > "$R/boot/broadcom/bcm2711-rpi-4-b.dtb"
+cat > "$T/qemu72" <<'FAKE'
+#!/bin/sh
+[ "$1 $2" = "-machine help" ] || { echo "booted $*"; exit 0; }
+printf 'Supported machines are:\n%s\n' "raspi3b              Raspberry Pi 3B (revision 1.2)"
+[ -z "$HAS4" ] || echo "raspi4b              Raspberry Pi 4B (revision 1.5)"
+FAKE
+chmod 755 "$T/qemu72"
+rc=0; "$RPIFS" qemu --qemu "$T/qemu72" --board rpi4 --image /dev/null "$R" >"$T/out" 2>&1 </dev/null || rc=$?
+[ "$rc" = 1 ] && grepq "has no -M raspi4b (board rpi4 needs qemu 9.0 or later.*scripts/trixie-qemu.*--qemu PATH" < "$T/out" ||
+	{ cat "$T/out"; fail "--board rpi4 with a qemu lacking raspi4b not refused clearly ($rc)"; }
+grepq "^booted" < "$T/out" && fail "the qemu lacking raspi4b was run to boot"
+rc=0; HAS4=1 "$RPIFS" qemu --qemu "$T/qemu72" --board rpi4 --image /dev/null "$R" >"$T/out" 2>&1 </dev/null || rc=$?
+[ "$rc" = 0 ] && grepq "^booted -M raspi4b -m 2G" < "$T/out" || { cat "$T/out"; fail "--board rpi4 with a qemu that has raspi4b ($rc)"; }
+rm "$R/boot/broadcom/bcm2711-rpi-4-b.dtb"
 
 # --- "--" before qemu's arguments: consumed, the rest passed on ---
 FAKE=silent0 q "$R" -- -smp 2
