@@ -70,6 +70,9 @@ static int parse(struct board *b, const char *path, char *text)
 		} else if (!strcmp(key, "dtb")) {
 			free(b->dtb);
 			b->dtb = build_xstrdup(val);
+		} else if (!strcmp(key, "kernel_config")) {
+			free(b->kernel_config);
+			b->kernel_config = build_xstrdup(val);
 		} else if (!strcmp(key, "console")) {
 			free(b->console);
 			b->console = build_xstrdup(val);
@@ -155,6 +158,7 @@ void build_board_free(struct board *b)
 	free(b->description);
 	free(b->dtb);
 	free(b->console);
+	free(b->kernel_config);
 	for (int i = 0; i < b->n_firmware; i++)
 		free(b->firmware[i]);
 	for (int i = 0; i < b->n_config; i++)

@@ -3,6 +3,8 @@
  * A profile says what differs between boards: the firmware files the boot
  * ROM needs, the device tree, the serial consoles, extra config.txt lines.
  * Format: "key=value" lines, '#' comments; "config=" may repeat.
+ * kernel_config= names the kernel fragment `build kernel` uses for the board
+ * when --config is not given (NAME-minimal: data/NAME-minimal.config).
  */
 #ifndef RPIFS_BUILD_BOARD_H
 #define RPIFS_BUILD_BOARD_H
@@ -19,6 +21,7 @@ struct board {
 	char *console;                      /* "ttyS1,115200 ttyAMA0,115200" */
 	char *config[BOARD_MAX_CONFIG];     /* extra config.txt lines */
 	int n_config;
+	char *kernel_config;                /* "rpi4-minimal", or NULL */
 };
 
 /* 0, or -ENOENT for an unknown board (reported, with the known ones), or

@@ -65,7 +65,7 @@ static enum build_cmd accepted_by(int opt)
 	case OPT_FROM:
 		return CMD_FIRMWARE;
 	case OPT_BOARD:
-		return CMD_FIRMWARE | CMD_CONFIG;
+		return CMD_KERNEL | CMD_FIRMWARE | CMD_CONFIG;
 	case OPT_KERNEL: case OPT_CONSOLE: case OPT_DISK_ID:
 		return CMD_CONFIG;
 	default:
@@ -154,12 +154,16 @@ static const char help_kernel[] =
 "\n"
 "  --src DIR              the Linux source tree (must be clean: no in-tree\n"
 "                         .config; `make mrproper` cleans one)\n"
-"  --config CONFIG        rpi3-minimal (default): allnoconfig + the shipped\n"
-"                         fragment rpi3-minimal.config; defconfig: the arm64\n"
+"  --config CONFIG        rpi3-minimal or rpi4-minimal: allnoconfig + the\n"
+"                         shipped fragment NAME.config; defconfig: the arm64\n"
 "                         defconfig (a much longer build); FILE: your own\n"
 "                         fragment (or full .config), applied the way\n"
 "                         rpi3-minimal is: allnoconfig + FILE. Symbols the\n"
-"                         tree refuses are reported, not fatal\n"
+"                         tree refuses are reported, not fatal. Default: the\n"
+"                         board's (rpi3, rpi02w: rpi3-minimal; rpi4:\n"
+"                         rpi4-minimal)\n"
+"  --board BOARD          rpi3 (default), rpi4, rpi02w: picks the default\n"
+"                         --config\n"
 "  --cross-compile PFX    toolchain prefix (default: aarch64-linux-gnu-,\n"
 "                         Debian package gcc-aarch64-linux-gnu)\n"
 "  -j, --jobs N           parallel jobs (default: the number of CPUs)\n"
@@ -261,7 +265,7 @@ static void set_defaults(struct build_opts *o)
 	o->variant = "default";
 	o->hostname = "rpi";
 	o->serial = "ttyAMA0";
-	o->kconfig = "rpi3-minimal";
+	o->kconfig = NULL;          /* the board profile's kernel_config= */
 	o->cross_compile = "aarch64-linux-gnu-";
 	o->jobs = n > 0 ? (unsigned)n : 1;
 	o->board = "rpi3";
