@@ -14,6 +14,9 @@ struct qemu_board {
 	 * documentation: [pi3] is the 3B/3B+/3A+; [pi0] and [pi0w] include
 	 * the Zero 2 W), NULL-terminated: config_txt_read()'s MODELS. */
 	const char *models[4];
+	/* A property qemu's machine cannot serve, dropped from the copy of
+	 * the device tree qemu gets (qemu_dtb.c), or NULL. */
+	const char *dtb_node, *dtb_prop;
 };
 
 /* The board called NAME, or NULL (a message lists the known ones). */
