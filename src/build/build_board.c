@@ -108,6 +108,9 @@ static int parse(struct board *b, const char *path, char *text)
 		} else if (!strcmp(key, "dtb")) {
 			free(b->dtb);
 			b->dtb = build_xstrdup(val);
+		} else if (!strcmp(key, "kernel_config")) {
+			free(b->kernel_config);
+			b->kernel_config = build_xstrdup(val);
 		} else if (!strcmp(key, "console")) {
 			free(b->console);
 			b->console = build_xstrdup(val);
@@ -200,6 +203,7 @@ void build_board_free(struct board *b)
 	free(b->console);
 	free(b->kernel_name);
 	free(b->kernel_src);
+	free(b->kernel_config);
 	for (int i = 0; i < b->n_firmware; i++)
 		free(b->firmware[i]);
 	for (int i = 0; i < b->n_config; i++)

@@ -15,6 +15,9 @@
  *   label=gpt|mbr     the partition table `build config` names partitions
  *                     by: gpt writes PARTUUID=<uuid> into cmdline.txt and
  *                     etc/fstab (default mbr: PARTUUID=<disk id>-NN)
+ *
+ * kernel_config= names the kernel fragment `build kernel` uses for the board
+ * when --config is not given (NAME-minimal: data/NAME-minimal.config).
  */
 #ifndef RPIFS_BUILD_BOARD_H
 #define RPIFS_BUILD_BOARD_H
@@ -37,6 +40,8 @@ struct board {
 	bool gpt;                           /* label=gpt */
 	char *kernel_name;                  /* "kernel_2712.img", or NULL */
 	char *kernel_src;                   /* hint when --src lacks the dtb */
+ *
+	char *kernel_config;                /* "rpi4-minimal", or NULL */
 };
 
 /* 0, or -ENOENT for an unknown board (reported, with the known ones), or

@@ -224,34 +224,71 @@ static int check_tools(const struct build_opts *o)
 	return 0;
 }
 
+/* "NAME-minimal": a fragment shipped in data/ (rpi3-minimal, rpi4-minimal). */
+static bool is_shipped_name(const char *c)
+{
+	size_t n = strlen(c), m = strlen("-minimal");
+
+	return n > m && !strcmp(c + n - m, "-minimal") && !strchr(c, '/') && c[0] != '.';
+}
+
+/* Without --config, the board profile's kernel_config= decides. */
+static int board_config(const struct build_opts *o, char **name)
+{
+	struct board b;
+	int ret = build_board_load(o->board, &b);
+
+	if (ret)
+		return ret;
+	if (!b.kernel_config) {
+		log_error("--board %s: its profile names no kernel_config=: give --config"
+			  " (rpi3-minimal, rpi4-minimal, defconfig or a file)", o->board);
+		ret = -EINVAL;
+	} else {
+		*name = build_xstrdup(b.kernel_config);
+	}
+	build_board_free(&b);
+	return ret;
+}
+
 static int resolve_config(struct kctx *k)
 {
+	char *searched = NULL, *rel = NULL, *board = NULL;
 	const char *c = k->o->kconfig;
-	char *searched = NULL;
 	int ret = 0;
 
+	if (!c) {
+		ret = board_config(k->o, &board);
+		if (ret)
+			return ret;
+		c = board;
+	}
 	if (!strcmp(c, "defconfig")) {
 		k->target = "defconfig";
 	} else if ((ret = tree_defconfig(k, c)) != -ENOENT) {
 		k->target = c;      /* make bcm2712_defconfig; no fragment */
-	} else if (!strcmp(c, "rpi3-minimal")) {
+	} else if (is_shipped_name(c)) {
 		k->target = "allnoconfig";
-		ret = build_data_find("rpi3-minimal.config", &k->fragment, &searched);
+		rel = build_xasprintf("%s.config", c);
+		ret = build_data_find(rel, &k->fragment, &searched);
 		if (ret)
-			log_error("--config rpi3-minimal: rpi3-minimal.config not found (looked in"
-				  " %s): set RPIFS_DATADIR to rpifs's data directory", searched);
+			log_error("--config %s: %s not found (looked in %s): the shipped ones are"
+				  " rpi3-minimal and rpi4-minimal; or set RPIFS_DATADIR to rpifs's"
+				  " data directory", c, rel, searched ? searched : "-");
 	} else {
-		/* Like rpi3-minimal: what the file does not ask for is off, so
+		/* Like NAME-minimal: what the file does not ask for is off, so
 		 * the result does not depend on Kconfig defaults (a full
 		 * .config lists every symbol and comes out unchanged). */
 		k->target = "allnoconfig";
 		k->fragment = realpath(c, NULL);
 		if (!k->fragment || !build_fs_is_nonempty_file(k->fragment)) {
-			log_error("--config %s: not rpi3-minimal, defconfig, or a readable config"
-				  " file", c);
+			log_error("--config %s: not rpi3-minimal, rpi4-minimal, defconfig, or a"
+				  " readable config file", c);
 			ret = -ENOENT;
 		}
 	}
+	free(board);
+	free(rel);
 	free(searched);
 	return ret;
 }

@@ -154,19 +154,22 @@ static const char help_kernel[] =
 "\n"
 "  --src DIR              the Linux source tree (must be clean: no in-tree\n"
 "                         .config; `make mrproper` cleans one)\n"
-"  --config CONFIG        rpi3-minimal (default): allnoconfig + the shipped\n"
-"                         fragment rpi3-minimal.config; defconfig: the arm64\n"
+"  --config CONFIG        rpi3-minimal or rpi4-minimal: allnoconfig + the\n"
+"                         shipped fragment NAME.config; defconfig: the arm64\n"
 "                         defconfig (a much longer build); NAME_defconfig:\n"
 "                         one of the tree's arch/arm64/configs (the Pi 5:\n"
-"                         bcm2712_defconfig); FILE: your own\n"
-"                         fragment (or full .config), applied the way\n"
-"                         rpi3-minimal is: allnoconfig + FILE. Symbols the\n"
-"                         tree refuses are reported, not fatal\n"
-"  --board BOARD          rpi3 (default), rpi4, rpi02w, rpi5. rpi5 installs\n"
-"                         the kernel as boot/kernel_2712.img and needs a\n"
-"                         tree with bcm2712 support (the Raspberry Pi\n"
-"                         kernel tree, github.com/raspberrypi/linux):\n"
-"                         another one is refused before anything is built\n"
+"                         bcm2712_defconfig); FILE: your own fragment (or\n"
+"                         full .config), applied the way rpi3-minimal is:\n"
+"                         allnoconfig + FILE. Symbols the tree refuses are\n"
+"                         reported, not fatal. Default: the board's (rpi3,\n"
+"                         rpi02w: rpi3-minimal; rpi4: rpi4-minimal; rpi5:\n"
+"                         bcm2712_defconfig)\n"
+"  --board BOARD          rpi3 (default), rpi4, rpi02w, rpi5: picks the\n"
+"                         default --config. rpi5 installs the kernel as\n"
+"                         boot/kernel_2712.img and needs a tree with bcm2712\n"
+"                         support (the Raspberry Pi kernel tree,\n"
+"                         github.com/raspberrypi/linux): another one is\n"
+"                         refused before anything is built\n"
 "  --cross-compile PFX    toolchain prefix (default: aarch64-linux-gnu-,\n"
 "                         Debian package gcc-aarch64-linux-gnu)\n"
 "  -j, --jobs N           parallel jobs (default: the number of CPUs)\n"
@@ -272,7 +275,7 @@ static void set_defaults(struct build_opts *o)
 	o->variant = "default";
 	o->hostname = "rpi";
 	o->serial = "ttyAMA0";
-	o->kconfig = "rpi3-minimal";
+	o->kconfig = NULL;          /* the board profile's kernel_config= */
 	o->cross_compile = "aarch64-linux-gnu-";
 	o->jobs = n > 0 ? (unsigned)n : 1;
 	o->board = "rpi3";

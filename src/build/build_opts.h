@@ -37,7 +37,7 @@ struct build_opts {
 
 	/* kernel */
 	const char *src;
-	const char *kconfig;        /* rpi3-minimal, defconfig or a file */
+	const char *kconfig;        /* NAME-minimal, defconfig, a file; NULL: the board's */
 	const char *cross_compile;  /* aarch64-linux-gnu- */
 	const char *build_dir;      /* NULL: STATE/kbuild */
 	unsigned jobs;

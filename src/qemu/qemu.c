@@ -27,6 +27,8 @@
 #include "rpifs.h"
 #include "qemu.h"
 #include "qemu_board.h"
+#include "qemu_dtb.h"
+#include "qemu_machine.h"
 #include "qemu_nbd.h"
 
 static void usage(FILE *f)
@@ -55,8 +57,12 @@ static void usage(FILE *f)
 "                    config.txt, else boot, as the mount detects it)\n"
 "  --board NAME      rpi3 (default: -M raspi3b, 1G), rpi02w (Zero 2 W: -M\n"
 "                    raspi3ap, 512M), rpi4 (-M raspi4b, 2G: qemu 9.0 or later,\n"
-"                    e.g. Debian trixie's, given with --qemu); the device tree\n"
-"                    and config.txt's [pi3]/[pi02]/[pi4] sections follow it\n"
+"                    e.g. Debian trixie's, given with --qemu: rpifs's\n"
+"                    scripts/trixie-qemu makes one); the device tree\n"
+"                    and config.txt's [pi3]/[pi02]/[pi4] sections follow it\n""  --dtb-as-is       pass the device tree unchanged (rpi4: rpifs drops the\n"
+"                    SD controller's mmc-pwrseq from qemu's copy, as qemu's\n"
+"                    firmware has no GPIO expander; with it the kernel\n"
+"                    waits for its root forever)\n"
 "  --append ARGS     more kernel arguments\n"
 "  --overlay FILE    keep the guest's writes in FILE (passed to the mount)\n"
 "  --snapshot        discard the guest's writes at exit (qemu snapshot=on)\n"
@@ -272,7 +278,7 @@ static void print_cmd(char **argv)
 }
 
 enum { OPT_IMAGE = CLI_OPT_END, OPT_APPEND, OPT_OVERLAY, OPT_SNAPSHOT,
-       OPT_TIMEOUT, OPT_QEMU, OPT_DRY_RUN, OPT_UNTIL, OPT_NBD, OPT_BOARD };
+       OPT_TIMEOUT, OPT_QEMU, OPT_DRY_RUN, OPT_UNTIL, OPT_NBD, OPT_BOARD, OPT_DTB_AS_IS };
 
 /* The mount options given to rpifs qemu, passed on to its own mount
  * (--NAME ARG) or to nbdkit (NAME=ARG: the plugin's keys are the options'
@@ -322,13 +328,15 @@ int qemu_main(int argc, char **argv)
 		{ "until", required_argument, NULL, OPT_UNTIL },
 		{ "nbd", no_argument, NULL, OPT_NBD },
 		{ "board", required_argument, NULL, OPT_BOARD },
+		{ "dtb-as-is", no_argument, NULL, OPT_DTB_AS_IS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *image = NULL, *boot_dir = NULL, *append = NULL, *overlay = NULL;
 	const char *qemu = "qemu-system-aarch64", *until = NULL, *board = "rpi3";
 	const struct qemu_board *qb;
-	bool snapshot = false, dry = false, nbd = false;
+	bool snapshot = false, dry = false, nbd = false, dtb_as_is = false;
+	char dtb_copy[64] = "";
 	struct qemu_nbd ns = { 0 };
 	const char *why;
 	unsigned timeout = 0;
@@ -365,6 +373,7 @@ int qemu_main(int argc, char **argv)
 		case OPT_DRY_RUN: dry = true; break;
 		case OPT_NBD: nbd = true; break;
 		case OPT_BOARD: board = optarg; break;
+		case OPT_DTB_AS_IS: dtb_as_is = true; break;
 		case OPT_UNTIL: until = *optarg ? optarg : NULL; break;
 		case OPT_TIMEOUT: timeout = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'h': usage(stdout); return 0;
@@ -403,6 +412,10 @@ int qemu_main(int argc, char **argv)
 		return 2;
 	}
 	if (boot_config_read(boot, qb, &bc) < 0)
+		return 1;
+	/* Before mounting: a qemu without the machine is told apart here,
+	 * with where to get one (--dry-run prints the command regardless). */
+	if (!dry && qemu_machine_check(qemu, qb) < 0)
 		return 1;
 	/* A console where the tree names none: the PL011, serial0. */
 	snprintf(cmdline, sizeof(cmdline), "%s%s%s%s", bc.cmdline,
@@ -462,6 +475,10 @@ int qemu_main(int argc, char **argv)
 		ret = 2;
 		goto out;
 	}
+	if (!dry && !dtb_as_is && qemu_dtb_fixup(qb, bc.dtb, dtb_copy, sizeof(dtb_copy)) < 0) {
+		ret = 1;
+		goto out;
+	}
 	if (console_setup(&con, console_port(cmdline) == 1, dry) < 0) {
 		ret = 1;
 		goto out;
@@ -477,7 +494,7 @@ int qemu_main(int argc, char **argv)
 	qargv[n++] = (char *)"-kernel";
 	qargv[n++] = bc.kernel;
 	qargv[n++] = (char *)"-dtb";
-	qargv[n++] = bc.dtb;
+	qargv[n++] = *dtb_copy ? dtb_copy : bc.dtb;
 	if (*bc.initrd) {
 		qargv[n++] = (char *)"-initrd";
 		qargv[n++] = bc.initrd;
@@ -500,6 +517,8 @@ int qemu_main(int argc, char **argv)
 	ret = run_until(qargv, timeout, until, &con);
 	console_free(&con);
 out:
+	if (*dtb_copy)
+		unlink(dtb_copy);
 	qemu_nbd_stop(&ns);
 	if (until && ret == 0)
 		fprintf(stdout, "\nrpifs: qemu: saw \"%s\": stopped qemu\n", until);

@@ -20,7 +20,10 @@ static const struct qemu_board boards[] = {
 	  { "pi02", "pi0", "pi0w", NULL }, true },
 	{ "rpi4", "raspi4b", "2G", "9.0",
 	  { "broadcom/bcm2711-rpi-4-b.dtb", "bcm2711-rpi-4-b.dtb", NULL },
-	  { "pi4", NULL }, false },
+	  { "pi4", NULL }, false,
+	  /* raspi4b's card is on this controller, whose Wi-Fi power sequence
+	   * needs the firmware GPIO expander qemu lacks (qemu_dtb.c). */
+	  "/soc/mmc@7e300000", "mmc-pwrseq" },
 };
 
 const struct qemu_board *qemu_board_find(const char *name)

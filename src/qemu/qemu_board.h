@@ -19,6 +19,9 @@ struct qemu_board {
 	/* The board's boot ROM reads an MBR only (the Pi 3, the Zero 2 W): a
 	 * gpt card would not boot on the real board. */
 	bool mbr_only;
+	/* A property qemu's machine cannot serve, dropped from the copy of
+	 * the device tree qemu gets (qemu_dtb.c), or NULL. */
+	const char *dtb_node, *dtb_prop;
 };
 
 /* The board called NAME, or NULL (a message lists the known ones). */

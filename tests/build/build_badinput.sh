@@ -51,8 +51,12 @@ expect_fail "cross compiler nonexistent-gcc not found: install the Debian packag
 	kernel "$R" --src "$T/linux" --cross-compile nonexistent-
 expect_fail "build-dir $T/linux/out is inside the source tree" \
 	kernel "$R" --src "$T/linux" --build-dir "$T/linux/out"
-expect_fail "--config $T/nope.config: not rpi3-minimal, defconfig, or a readable config file" \
+expect_fail "--config $T/nope.config: not rpi3-minimal, rpi4-minimal, defconfig, or a readable config file" \
 	kernel "$R" --src "$T/linux" --config "$T/nope.config"
+# NAME-minimal is looked up in data/; a board's profile picks the default.
+expect_fail "--config pi7-minimal: pi7-minimal.config not found \\(looked in .*\\): the shipped ones are rpi3-minimal and rpi4-minimal" \
+	kernel "$R" --src "$T/linux" --config pi7-minimal
+expect_fail "--board pi9: unknown board" kernel "$R" --src "$T/linux" --board pi9
 # Inputs of every stage are checked before the first runs: a bad --src
 # fails `build all` before any debootstrap.
 expect_fail "--src $T/nope: No such file" all "$R" --src "$T/nope" --mirror http://127.0.0.1:9/debian
