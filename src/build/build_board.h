@@ -40,7 +40,6 @@ struct board {
 	bool gpt;                           /* label=gpt */
 	char *kernel_name;                  /* "kernel_2712.img", or NULL */
 	char *kernel_src;                   /* hint when --src lacks the dtb */
- *
 	char *kernel_config;                /* "rpi4-minimal", or NULL */
 };
 

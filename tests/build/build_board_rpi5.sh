@@ -163,6 +163,10 @@ fi
 # must be the tree's.
 printf '/dts-v1/;\n' > "$K/arch/arm64/boot/dts/broadcom/bcm2712-rpi-5-b.dts"
 expect_fail "--config rpi3-minimal is the Pi 3 .* fragment.*--config bcm2712_defconfig" \
+	build kernel "$R" --board rpi5 --src "$K" --build-dir "$KB" --config rpi3-minimal
+# Without --config, the profile's kernel_config= (bcm2712_defconfig) is asked
+# of the tree.
+expect_fail "--config bcm2712_defconfig: no arch/arm64/configs/bcm2712_defconfig in --src $K" \
 	build kernel "$R" --board rpi5 --src "$K" --build-dir "$KB"
 expect_fail "--config bcm2712_defconfig: no arch/arm64/configs/bcm2712_defconfig in --src $K" \
 	build kernel "$R" --board rpi5 --src "$K" --build-dir "$KB" --config bcm2712_defconfig
