@@ -28,6 +28,9 @@
 # through the mount afterwards (debugfs), both file systems must pass
 # fsck, and the tree's own device tree is unchanged.
 #
+# Boot 3: the same tree naming its root by a GPT partition UUID: a GPT card
+# (chosen by the mount from the tree) boots the same way.
+#
 # RPIFS_LONG=1 only: the kernel build is ~10 min on 2 cores, the trixie tree
 # ~1.5 min (measured figures: doc/DEVELOPMENT.md). Cached, a run is ~1 min.
 . "$TESTS_DIR/lib.sh"
@@ -169,4 +172,37 @@ e2fsck -fn "$img?offset=$p2" >"$T/fsck" 2>&1 || { cat "$T/fsck"; fail "e2fsck af
 extract_part "$img" 1 "$T/p1.img"
 fsck.fat -n "$T/p1.img" >"$T/fsckfat" 2>&1 || { cat "$T/fsckfat"; fail "fsck.fat after the boot"; }
 rpifs_umount "$T/mnt"
+
+# Boot 3, a GPT card: the same tree naming its root by a GPT partition UUID
+# makes the mount choose gpt by itself; the kernel (EFI_PARTITION) finds
+# root=PARTUUID=<uuid> on it and mounts partition 2.
+G=$T/gpt
+cp -a "$R" "$G"
+uuid=4c0ffee4-b007-4a11-8c4e-000000000002
+echo "console=ttyAMA0,115200 root=PARTUUID=$uuid rootfstype=ext4 rootwait" > "$G/boot/cmdline.txt"
+echo gpt4 > "$G/etc/marker"
+rpifs_mount "$G" "$T/mnt"
+sfdisk -J "$img" > "$T/gpt.json"
+python3 - "$T/gpt.json" "$uuid" <<'PY' || { cat "$T/gpt.json"; fail "the GPT card's table"; }
+import json, sys
+t = json.load(open(sys.argv[1]))["partitiontable"]
+assert t["label"] == "gpt", t["label"]
+assert t["partitions"][1]["uuid"].lower() == sys.argv[2], t["partitions"][1]
+assert t["partitions"][0]["type"].upper() == "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7"
+PY
+rc=0
+timeout 400 "$RPIFS" qemu --board rpi4 --qemu "$QEMU" --timeout 300 --until "RPIFS-DONE" \
+	--image "$img" "$G" >"$T/boot3.log" 2>&1 </dev/null || rc=$?
+[ "$rc" = 0 ] || { tail -40 "$T/boot3.log"; fail "the Pi 4 guest did not boot the GPT card (status $rc)"; }
+grepq "mmcblk0: p1 p2" < "$T/boot3.log" || fail "GPT card: not mmcblk0 with two partitions"
+grepq "VFS: Mounted root (ext4 filesystem) .*on device 179:2" < "$T/boot3.log" ||
+	fail "GPT card: the kernel did not mount partition 2 as root"
+grepq "RPIFS-MARKER: gpt4" < "$T/boot3.log" || fail "GPT card: marker not printed"
+p2=$(part_start "$img" 2)
+got=$(debugfs -R 'cat /guest-file' "$img?offset=$p2" 2>/dev/null)
+[ "$got" = "guest-wrote-this gpt4" ] || fail "GPT card: guest write not visible through the mount (got '$got')"
+e2fsck -fn "$img?offset=$p2" >"$T/fsck" 2>&1 || { cat "$T/fsck"; fail "e2fsck of the GPT card after the boot"; }
+command -v sgdisk >/dev/null && { sgdisk -v "$img" > "$T/sgdisk" 2>&1 || { cat "$T/sgdisk"; fail "sgdisk -v of the GPT card"; }; }
+rpifs_umount "$T/mnt"
+note "GPT card booted: root=PARTUUID=$uuid"
 note "ok"
