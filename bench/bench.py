@@ -428,6 +428,7 @@ class Mounts:
 
     def __init__(self):
         self.live = {}          # mnt -> pid (or None)
+        self.last_stderr = ""   # the last start()'s stderr (rpifs -v: its phases)
 
     def start(self, argv, mnt, binary):
         """Start a daemonising FUSE server; returns (pid, seconds until it
@@ -439,6 +440,7 @@ class Mounts:
         dt = now() - t
         if r.returncode != 0:
             raise BenchError(f"{' '.join(argv)}: exit {r.returncode}: {r.stderr.strip()}")
+        self.last_stderr = r.stderr
         pids = pids_of(binary, mnt)
         if len(pids) != 1:
             raise BenchError(f"cannot find the daemon serving {mnt} (pids {pids})")
@@ -530,6 +532,44 @@ def read_first_byte(path):
             raise BenchError(f"{path}: short first read")
     finally:
         os.close(fd)
+
+
+def bare_walk(walk, root):
+    """The bare walk (bench/walk.c) of root: getdents64, statx, llistxattr
+    and lgetxattr of everything, on rpifs's scan's thread count. Returns
+    (seconds from the start of the process to its exit, entries)."""
+    t = now()
+    out = run([walk, root])
+    dt = now() - t
+    m = re.search(r"entries (\d+) ", out)
+    if not m:
+        raise BenchError(f"walk {root}: unexpected output {out!r}")
+    return dt, int(m.group(1))
+
+
+# `rpifs -v` logs "N ms: PHASE" (time since its start) at the end of each
+# phase up to the mount (src/fuse/main.c, src/engine/generation.c, image.c,
+# src/fuse/fuse_ops.c); each phase's share is its time less the one before.
+PHASES = [("arguments checked", "start, arguments"), ("scanned", "scan (walk + digest)"),
+          ("layout", "layout"), ("FAT32", "FAT32"), ("ext4", "ext4"),
+          ("region map", "region map"), ("hole map", "hole map"), ("mounted", "mount")]
+
+
+def rpifs_phases(stderr):
+    """{phase label: seconds} from `rpifs -v`'s stderr; missing phases are
+    left out (a later rpifs may log others)."""
+    at = {}
+    for m in re.finditer(r"debug: ([0-9.]+) ms: ([a-zA-Z0-9 ]+)", stderr):
+        for key, label in PHASES:
+            if m.group(2).startswith(key) and label not in at:
+                at[label] = float(m.group(1)) / 1000
+    out, prev = {}, 0.0
+    for _, label in PHASES:
+        if label in at:
+            out[label] = at[label] - prev
+            prev = at[label]
+    out["(mounted at)"] = prev
+    return out
 
 
 # ---- the materialising pipeline --------------------------------------------
@@ -896,27 +936,53 @@ class Bench:
         img = os.path.join(self.mnt, "disk.img")
         out = os.path.join(self.work, "pipeline.img")
         first, last, mnt, pipe, mk, gi = [], [], [], [], [], []
+        walk, walk_cold, first_cold, phases, phases_cold = [], [], [], [], []
+        entries = 0
         for i in range(cfg.runs):
             log(f"1. readable: run {i + 1}/{cfg.runs}")
             ready(self.work, root)
             t = now()
-            _, dt = self.mount(root)
+            _, dt = self.mount(root, ["-v"])
             mnt.append(dt)
             read_first_byte(img)
             first.append(now() - t)
+            phases.append(rpifs_phases(self.mounts.last_stderr))
             dd_read(img, layout.size)
             last.append(now() - t)
             self.umount()
+            # the limit, from the same state: the bare walk of the tree
+            ready(self.work, root)
+            dt, entries = bare_walk(cfg.walk, root)
+            walk.append(dt)
+            # cold: the tree's pages, dentries and inodes dropped, each
+            # (taking turns at going first)
+            for who in (("rpifs", "walk") if i % 2 == 0 else ("walk", "rpifs")):
+                settle(self.work)
+                if not self.drop():
+                    break
+                if who == "walk":
+                    walk_cold.append(bare_walk(cfg.walk, root)[0])
+                    continue
+                t = now()
+                self.mount(root, ["-v"])
+                read_first_byte(img)
+                first_cold.append(now() - t)
+                phases_cold.append(rpifs_phases(self.mounts.last_stderr))
+                self.umount()
+            warm(root)
             pipe.append(pipeline(root, noboot, layout, out))
             mk.append(mke2fs_alone(noboot, layout, os.path.join(self.work, "alone.ext4")))
             if genimage:
                 gi.append(genimage_run(root, layout, self.work))
-        f, p, m = median(first), median(pipe), median(mk)
+        f, p, m, w = median(first), median(pipe), median(mk), median(walk)
         R.section(f"1. Time until disk.img is readable (source tree in page cache; "
                   f"median of {cfg.runs})")
-        R.row("rpifs: start -> first byte of disk.img read", secs(f))
+        R.row("rpifs: start -> first byte of disk.img read", secs(f),
+              f"{f / w:.2f}x the bare walk")
         R.row("  of which: start -> rpifs returned (mounted)", secs(median(mnt)),
               "the rest: open (its change check) + read")
+        R.row(f"bare walk (bench/walk.c, {entries} entries)", secs(w),
+              "the limit: what any tool must read")
         R.row(f"rpifs: start -> last byte read ({layout.size // MiB} MiB, dd bs=4M)",
               secs(median(last)), f"{median(last) / f:.1f}x first byte")
         R.row("materialise: mkfs.vfat -C, mcopy -s, mke2fs -d, sfdisk, dd", secs(p),
@@ -929,12 +995,43 @@ class Bench:
                   f"{g / f:.1f}x rpifs first byte")
         else:
             R.note("genimage not installed: apt-get install genimage")
+        fc = wc = None
+        if first_cold and walk_cold:
+            fc, wc = median(first_cold), median(walk_cold)
+            R.row("cold (after drop_caches): rpifs start -> first byte", secs(fc),
+                  f"{fc / wc:.2f}x the bare walk")
+            R.row("cold: bare walk", secs(wc))
+        else:
+            R.note("cannot drop caches (not root): no cold rows")
+        self.phase_rows(phases, "rpifs -v phases, warm (median of each phase):", f)
+        if phases_cold:
+            self.phase_rows(phases_cold, "rpifs -v phases, cold:", fc)
         R.target(1, p / f >= 30 and m / f >= 5,
                  f"readable {secs(f)}: {p / f:.1f}x faster than the pipeline (>= 30x), "
                  f"{m / f:.1f}x faster than mke2fs -d alone (>= 5x)")
+        cold_txt = f"; cold {fc / wc:.2f}x ({secs(fc)} against {secs(wc)})" if fc else ""
+        R.target("1b", f / w <= 1.5,
+                 f"start -> first byte {secs(f)} = {f / w:.2f}x the bare walk's {secs(w)} "
+                 f"(<= 1.5x, warm){cold_txt}")
         self.rep.raw["readable"] = {"mounted": mnt, "first": first, "last": last, "pipeline": pipe,
-                                    "mke2fs": mk, "genimage": gi}
+                                    "mke2fs": mk, "genimage": gi, "walk": walk,
+                                    "walk_cold": walk_cold, "first_cold": first_cold,
+                                    "phases": phases, "phases_cold": phases_cold}
         return out
+
+    def phase_rows(self, phases, title, first):
+        """Where rpifs's time to the first byte goes: each `rpifs -v` phase
+        (median over the runs), and what is left after the mount (the
+        daemon's return, the open with its change check, the read)."""
+        R = self.rep
+        R.row(title, "")
+        for _, label in PHASES:
+            xs = [p[label] for p in phases if label in p]
+            if xs:
+                R.row(f"  {label}", f"{median(xs) * 1000:.1f} ms")
+        at = median([p["(mounted at)"] for p in phases])
+        R.row("  after the mount: return, open (change check), read",
+              f"{(first - at) * 1000:.1f} ms")
 
     # 2 ---------------------------------------------------------------------
     def sequential(self, root, layout, materialised):
@@ -1581,6 +1678,7 @@ def main():
     ap.add_argument("--rpifs", required=True)
     ap.add_argument("--memfuse", required=True)
     ap.add_argument("--gentree", required=True)
+    ap.add_argument("--walk", required=True)
     ap.add_argument("--nbd-plugin", default=os.environ.get("RPIFS_NBD_PLUGIN", ""))
     cfg = ap.parse_args()
     cfg.cache = os.path.abspath(cfg.cache)
