@@ -1481,6 +1481,141 @@ class Bench:
 
 
     # 7 ---------------------------------------------------------------------
+    def peers(self, root, noboot, layout):
+        """nbdkit's own tree-to-disk plugins behind nbdfuse, side by side
+        with rpifs's FUSE disk.img (item 7's second part): linuxdisk (an ext4
+        of the tree without boot/, made by mke2fs -d before it serves; no
+        partition table, no FAT) against disk.img's partition 2, and floppy
+        (a FAT32 of boot/, built in memory at start, file data read on
+        demand; no ext4) against partition 1. Every server is fresh; first
+        byte = start -> 512 bytes read from the FUSE file (polled every
+        0.5 ms), then the full read is dd bs=4M of the same bytes count."""
+        cfg, R = self.cfg, self.rep
+        title = f"7b. Peers: nbdkit linuxdisk and floppy behind nbdfuse (median of {cfg.runs})"
+        why = None
+        for t in ("nbdkit", "nbdfuse"):
+            if not shutil.which(t):
+                why = f"{t} not installed (packages nbdkit, libnbd-bin)"
+        if not why:
+            for plug in ("linuxdisk", "floppy"):
+                if subprocess.run(["nbdkit", plug, "--dump-plugin"], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL).returncode != 0:
+                    why = f"nbdkit's {plug} plugin not found"
+        R.section(title)
+        if why:
+            R.note(f"skipped: {why}")
+            line = f"  7b. skipped {why}"
+            R.targets.append(line)
+            R.lines.append(line)
+            return
+        img = os.path.join(self.mnt, "disk.img")
+        nmnt = os.path.join(self.work, "mnt-nbdfuse")
+        os.makedirs(nmnt, exist_ok=True)
+        nimg = os.path.join(nmnt, "disk.img")
+        p1 = (layout.p1_start * 512, layout.p1_size * 512)
+        p2 = (layout.p2_start * 512, layout.p2_size * 512)
+        boot = os.path.join(root, "boot")
+        S = {k: [] for k in ("r_first", "r_p2", "r_p1", "ld_first", "ld_read", "fl_first",
+                             "fl_read")}
+        fl_size = ld_size = 0
+
+        def nbdfuse(args):
+            """nbdfuse NMNT/disk.img --command nbdkit -s ARGS: (Popen,
+            seconds to the first 512 bytes read)."""
+            if is_mounted(nmnt):
+                raise BenchError(f"{nmnt} is still mounted")
+            t = now()
+            p = subprocess.Popen(["nbdfuse", nimg, "--command", "nbdkit", "-s"] + args,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            while True:
+                try:
+                    fd = os.open(nimg, os.O_RDONLY)
+                    try:
+                        if len(os.pread(fd, 512, 0)) == 512:
+                            break
+                    finally:
+                        os.close(fd)
+                except OSError:
+                    pass
+                if p.poll() is not None:
+                    raise BenchError(f"nbdfuse {' '.join(args)}: exit {p.returncode}: "
+                                     f"{p.stderr.read().decode()[-2000:]}")
+                time.sleep(0.0005)
+            return p, now() - t
+
+        def nbdfuse_stop(p):
+            subprocess.run(["fusermount3", "-u", nmnt], stderr=subprocess.DEVNULL)
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+        def dd_range(path, off, n):
+            t = now()
+            run(["dd", f"if={path}", "bs=4M", "of=/dev/null", "iflag=skip_bytes,count_bytes",
+                 f"skip={off}", f"count={n}"])
+            return now() - t
+
+        try:
+            for i in range(cfg.runs):
+                log(f"7b. peers: run {i + 1}/{cfg.runs}")
+                # rpifs: a fresh mount each for partition 2 and partition 1
+                for part, key in ((p2, "r_p2"), (p1, "r_p1")):
+                    ready(self.work, root)
+                    t = now()
+                    self.mount(root)
+                    read_first_byte(img)
+                    if key == "r_p2":
+                        S["r_first"].append(now() - t)
+                    S[key].append(dd_range(img, *part))
+                    self.umount()
+                ready(self.work, noboot)
+                p, dt = nbdfuse(["linuxdisk", noboot, "type=ext4", "label=rootfs",
+                                 f"size={p2[1]}"])
+                S["ld_first"].append(dt)
+                ld_size = os.path.getsize(nimg)
+                S["ld_read"].append(dd_range(nimg, 0, ld_size))
+                nbdfuse_stop(p)
+                ready(self.work, boot)
+                p, dt = nbdfuse(["floppy", boot])
+                S["fl_first"].append(dt)
+                fl_size = os.path.getsize(nimg)
+                S["fl_read"].append(dd_range(nimg, 0, fl_size))
+                nbdfuse_stop(p)
+        finally:
+            if is_mounted(nmnt):
+                subprocess.run(["fusermount3", "-u", nmnt], stderr=subprocess.DEVNULL)
+            if is_mounted(self.mnt):
+                self.umount()
+        m = {k: median(v) for k, v in S.items()}
+        R.row("first byte (start -> 512 bytes read from the FUSE file):", "")
+        R.row("  rpifs disk.img (FAT32 + ext4 + MBR)", secs(m["r_first"]))
+        R.row("  nbdkit linuxdisk type=ext4 (tree without boot/) + nbdfuse",
+              secs(m["ld_first"]), f"{m['ld_first'] / m['r_first']:.1f}x rpifs")
+        R.row("  nbdkit floppy (boot/ only) + nbdfuse", secs(m["fl_first"]),
+              f"{m['fl_first'] / m['r_first']:.2f}x rpifs")
+        R.row("full read after the first byte (dd bs=4M, fresh server):", "")
+        R.row(f"  rpifs disk.img partition 2 (ext4, {p2[1] // MiB} MiB)", secs(m["r_p2"]),
+              rate(p2[1], m["r_p2"]))
+        R.row(f"  linuxdisk + nbdfuse ({ld_size // MiB} MiB)", secs(m["ld_read"]),
+              f"{rate(ld_size, m['ld_read'])}, {m['ld_read'] / m['r_p2']:.2f}x rpifs's time")
+        R.row(f"  rpifs disk.img partition 1 (FAT32, {p1[1] // MiB} MiB)", secs(m["r_p1"]),
+              rate(p1[1], m["r_p1"]))
+        R.row(f"  floppy + nbdfuse ({fl_size / MiB:.0f} MiB: sized to boot/)",
+              secs(m["fl_read"]), rate(fl_size, m["fl_read"]))
+        R.note("linuxdisk: a GPT with one ext4 partition, no FAT, read-only, the whole ext4 "
+               "made by mke2fs -d into a temporary file before it serves; floppy: an MBR with "
+               "one FAT32 of boot/ (no ext4), read-only, only as large as boot/ needs; rpifs "
+               "serves both partitions of the card, writable, and follows the tree's edits")
+        ld_ok = m["ld_first"] / m["r_first"] >= 10 and m["ld_read"] / m["r_p2"] >= 2
+        R.target("7b", ld_ok,
+                 f"against linuxdisk + nbdfuse: first byte {m['ld_first'] / m['r_first']:.1f}x "
+                 f"faster (>= 10x), full read of the ext4 {m['ld_read'] / m['r_p2']:.2f}x faster "
+                 f"(>= 2x); floppy (FAT, reported only): first byte "
+                 f"{secs(m['fl_first'])} against rpifs {secs(m['r_first'])}")
+        self.rep.raw["peers"] = dict(S, linuxdisk_size=ld_size, floppy_size=fl_size)
+
     def nbd(self, root, noboot, layout):
         """Serving over NBD (issue 14): nbdkit with the rpifs plugin against
         nbdkit's file plugin on a copy of the same image (full read), against
@@ -1757,6 +1892,7 @@ def main():
             b.card(root, noboot, layout, materialised)
         if "7" in cfg.only:
             b.nbd(root, noboot, layout)
+            b.peers(root, noboot, layout)
 
         R.lines.append("")
         R.lines.append("Targets:")
