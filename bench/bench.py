@@ -1515,7 +1515,7 @@ class Bench:
         R.section(title)
         if why:
             R.note(f"skipped: {why}")
-            line = f"  8. skipped: {why}"
+            line = f"  8. skipped {why}"
             R.targets.append(line)
             R.lines.append(line)
             return
