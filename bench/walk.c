@@ -234,8 +234,16 @@ int main(int argc, char **argv)
 		die("memory", "");
 	struct statx sx;
 
+	/* The root is an entry too: its stat and xattrs (its mode, owner and
+	 * ACLs are the image's root directory's). */
 	if (statx(root_fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS | STATX_BTIME, &sx) < 0)
 		die("statx", argv[1]);
+	ssize_t len = llistxattr(argv[1], w[0].list, BUF);
+	if (len < 0 && errno != ENOTSUP && errno != ENODATA)
+		die("llistxattr", argv[1]);
+	for (ssize_t i = 0; i < len; i += (ssize_t)strlen(w[0].list + i) + 1)
+		if (lgetxattr(argv[1], w[0].list + i, w[0].value, BUF) < 0 && errno != ENODATA)
+			die("lgetxattr", argv[1]);
 	entries = 1;
 	push(strdup(""));
 	for (unsigned i = 1; i < nth; i++)
