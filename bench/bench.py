@@ -428,6 +428,7 @@ class Mounts:
 
     def __init__(self):
         self.live = {}          # mnt -> pid (or None)
+        self.last_stderr = ""   # the last start()'s stderr (rpifs -v: its phases)
 
     def start(self, argv, mnt, binary):
         """Start a daemonising FUSE server; returns (pid, seconds until it
@@ -439,6 +440,7 @@ class Mounts:
         dt = now() - t
         if r.returncode != 0:
             raise BenchError(f"{' '.join(argv)}: exit {r.returncode}: {r.stderr.strip()}")
+        self.last_stderr = r.stderr
         pids = pids_of(binary, mnt)
         if len(pids) != 1:
             raise BenchError(f"cannot find the daemon serving {mnt} (pids {pids})")
@@ -530,6 +532,44 @@ def read_first_byte(path):
             raise BenchError(f"{path}: short first read")
     finally:
         os.close(fd)
+
+
+def bare_walk(walk, root):
+    """The bare walk (bench/walk.c) of root: getdents64, statx, llistxattr
+    and lgetxattr of everything, on rpifs's scan's thread count. Returns
+    (seconds from the start of the process to its exit, entries)."""
+    t = now()
+    out = run([walk, root])
+    dt = now() - t
+    m = re.search(r"entries (\d+) ", out)
+    if not m:
+        raise BenchError(f"walk {root}: unexpected output {out!r}")
+    return dt, int(m.group(1))
+
+
+# `rpifs -v` logs "N ms: PHASE" (time since its start) at the end of each
+# phase up to the mount (src/fuse/main.c, src/engine/generation.c, image.c,
+# src/fuse/fuse_ops.c); each phase's share is its time less the one before.
+PHASES = [("arguments checked", "start, arguments"), ("scanned", "scan (walk + digest)"),
+          ("layout", "layout"), ("FAT32", "FAT32"), ("ext4", "ext4"),
+          ("region map", "region map"), ("hole map", "hole map"), ("mounted", "mount")]
+
+
+def rpifs_phases(stderr):
+    """{phase label: seconds} from `rpifs -v`'s stderr; missing phases are
+    left out (a later rpifs may log others)."""
+    at = {}
+    for m in re.finditer(r"debug: ([0-9.]+) ms: ([a-zA-Z0-9 ]+)", stderr):
+        for key, label in PHASES:
+            if m.group(2).startswith(key) and label not in at:
+                at[label] = float(m.group(1)) / 1000
+    out, prev = {}, 0.0
+    for _, label in PHASES:
+        if label in at:
+            out[label] = at[label] - prev
+            prev = at[label]
+    out["(mounted at)"] = prev
+    return out
 
 
 # ---- the materialising pipeline --------------------------------------------
@@ -896,27 +936,53 @@ class Bench:
         img = os.path.join(self.mnt, "disk.img")
         out = os.path.join(self.work, "pipeline.img")
         first, last, mnt, pipe, mk, gi = [], [], [], [], [], []
+        walk, walk_cold, first_cold, phases, phases_cold = [], [], [], [], []
+        entries = 0
         for i in range(cfg.runs):
             log(f"1. readable: run {i + 1}/{cfg.runs}")
             ready(self.work, root)
             t = now()
-            _, dt = self.mount(root)
+            _, dt = self.mount(root, ["-v"])
             mnt.append(dt)
             read_first_byte(img)
             first.append(now() - t)
+            phases.append(rpifs_phases(self.mounts.last_stderr))
             dd_read(img, layout.size)
             last.append(now() - t)
             self.umount()
+            # the limit, from the same state: the bare walk of the tree
+            ready(self.work, root)
+            dt, entries = bare_walk(cfg.walk, root)
+            walk.append(dt)
+            # cold: the tree's pages, dentries and inodes dropped, each
+            # (taking turns at going first)
+            for who in (("rpifs", "walk") if i % 2 == 0 else ("walk", "rpifs")):
+                settle(self.work)
+                if not self.drop():
+                    break
+                if who == "walk":
+                    walk_cold.append(bare_walk(cfg.walk, root)[0])
+                    continue
+                t = now()
+                self.mount(root, ["-v"])
+                read_first_byte(img)
+                first_cold.append(now() - t)
+                phases_cold.append(rpifs_phases(self.mounts.last_stderr))
+                self.umount()
+            warm(root)
             pipe.append(pipeline(root, noboot, layout, out))
             mk.append(mke2fs_alone(noboot, layout, os.path.join(self.work, "alone.ext4")))
             if genimage:
                 gi.append(genimage_run(root, layout, self.work))
-        f, p, m = median(first), median(pipe), median(mk)
+        f, p, m, w = median(first), median(pipe), median(mk), median(walk)
         R.section(f"1. Time until disk.img is readable (source tree in page cache; "
                   f"median of {cfg.runs})")
-        R.row("rpifs: start -> first byte of disk.img read", secs(f))
+        R.row("rpifs: start -> first byte of disk.img read", secs(f),
+              f"{f / w:.2f}x the bare walk")
         R.row("  of which: start -> rpifs returned (mounted)", secs(median(mnt)),
               "the rest: open (its change check) + read")
+        R.row(f"bare walk (bench/walk.c, {entries} entries)", secs(w),
+              "the limit: what any tool must read")
         R.row(f"rpifs: start -> last byte read ({layout.size // MiB} MiB, dd bs=4M)",
               secs(median(last)), f"{median(last) / f:.1f}x first byte")
         R.row("materialise: mkfs.vfat -C, mcopy -s, mke2fs -d, sfdisk, dd", secs(p),
@@ -929,12 +995,43 @@ class Bench:
                   f"{g / f:.1f}x rpifs first byte")
         else:
             R.note("genimage not installed: apt-get install genimage")
+        fc = wc = None
+        if first_cold and walk_cold:
+            fc, wc = median(first_cold), median(walk_cold)
+            R.row("cold (after drop_caches): rpifs start -> first byte", secs(fc),
+                  f"{fc / wc:.2f}x the bare walk")
+            R.row("cold: bare walk", secs(wc))
+        else:
+            R.note("cannot drop caches (not root): no cold rows")
+        self.phase_rows(phases, "rpifs -v phases, warm (median of each phase):", f)
+        if phases_cold:
+            self.phase_rows(phases_cold, "rpifs -v phases, cold:", fc)
         R.target(1, p / f >= 30 and m / f >= 5,
                  f"readable {secs(f)}: {p / f:.1f}x faster than the pipeline (>= 30x), "
                  f"{m / f:.1f}x faster than mke2fs -d alone (>= 5x)")
+        cold_txt = f"; cold {fc / wc:.2f}x ({secs(fc)} against {secs(wc)})" if fc else ""
+        R.target("1b", f / w <= 1.5,
+                 f"start -> first byte {secs(f)} = {f / w:.2f}x the bare walk's {secs(w)} "
+                 f"(<= 1.5x, warm){cold_txt}")
         self.rep.raw["readable"] = {"mounted": mnt, "first": first, "last": last, "pipeline": pipe,
-                                    "mke2fs": mk, "genimage": gi}
+                                    "mke2fs": mk, "genimage": gi, "walk": walk,
+                                    "walk_cold": walk_cold, "first_cold": first_cold,
+                                    "phases": phases, "phases_cold": phases_cold}
         return out
+
+    def phase_rows(self, phases, title, first):
+        """Where rpifs's time to the first byte goes: each `rpifs -v` phase
+        (median over the runs), and what is left after the mount (the
+        daemon's return, the open with its change check, the read)."""
+        R = self.rep
+        R.row(title, "")
+        for _, label in PHASES:
+            xs = [p[label] for p in phases if label in p]
+            if xs:
+                R.row(f"  {label}", f"{median(xs) * 1000:.1f} ms")
+        at = median([p["(mounted at)"] for p in phases])
+        R.row("  after the mount: return, open (change check), read",
+              f"{(first - at) * 1000:.1f} ms")
 
     # 2 ---------------------------------------------------------------------
     def sequential(self, root, layout, materialised):
@@ -1384,6 +1481,219 @@ class Bench:
 
 
     # 7 ---------------------------------------------------------------------
+    # 8 ---------------------------------------------------------------------
+    def qemu_boot(self):
+        """A busybox tree (scripts/busybox-tree, as tests/boot/boot.sh makes
+        it) booted by `rpifs qemu --until MARKER` from the mount (rpifs qemu
+        mounts the tree for the run) and from a materialised copy of the
+        same disk.img (--image FILE, in the page cache); both --snapshot, so
+        neither is written. Full mode only; the kernel is the test suite's
+        (BUILD/cache/rootfs/boot, tests/build/build_all.sh): skipped with
+        the reason when there is none, the bench never builds one."""
+        cfg, R = self.cfg, self.rep
+        title = f"8. qemu raspi3b boot to the init's marker: mount against a copy (median of {cfg.runs})"
+        kcache = cfg.kernel_cache or os.path.join(
+            os.path.dirname(os.path.dirname(os.path.abspath(cfg.rpifs))), "cache")
+        why = None
+        if cfg.quick:
+            why = "full mode only (a boot takes 10-60 s)"
+        elif not shutil.which("qemu-system-aarch64"):
+            why = "qemu-system-aarch64 not installed (package qemu-system-arm)"
+        tree = os.path.join(self.work, "qemu-tree")
+        copy = os.path.join(self.work, "qemu-copy.img")
+        marker = "RPIFS-BENCH-INIT"
+        if not why:
+            shutil.rmtree(tree, ignore_errors=True)
+            top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+            r = subprocess.run([os.path.join(top, "scripts", "busybox-tree"), kcache, tree],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            if r.returncode == 2:
+                why = (f"{r.stderr.strip()} (or pass --kernel-cache DIR, a test build's "
+                       f"cache)").replace("busybox-tree: ", "")
+            elif r.returncode != 0:
+                raise BenchError(f"scripts/busybox-tree: {r.stderr.strip()}")
+        R.section(title)
+        if why:
+            R.note(f"skipped: {why}")
+            line = f"  8. skipped {why}"
+            R.targets.append(line)
+            R.lines.append(line)
+            return
+        write_file(os.path.join(tree, "sbin/init"),
+                   "#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\n"
+                   f"echo {marker}\n/bin/busybox poweroff -f\n".encode())
+        os.chmod(os.path.join(tree, "sbin/init"), 0o755)
+        self.mount(tree)
+        try:
+            run(["cp", "--sparse=always", os.path.join(self.mnt, "disk.img"), copy])
+        finally:
+            self.umount()
+        base = [cfg.rpifs, "qemu", "--snapshot", "--timeout", "240", "--until", marker]
+        mounted, materialised = [], []
+        try:
+            for i in range(cfg.runs):
+                log(f"8. qemu: run {i + 1}/{cfg.runs}")
+                for who in (("mount", "copy") if i % 2 == 0 else ("copy", "mount")):
+                    ready(self.work, tree)
+                    if who == "copy":
+                        dd_read(copy, os.path.getsize(copy))
+                    argv = base + (["--image", copy] if who == "copy" else []) + [tree]
+                    t = now()
+                    r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, text=True)
+                    dt = now() - t
+                    if r.returncode != 0:
+                        raise BenchError(f"{' '.join(argv)}: exit {r.returncode}:\n"
+                                         f"{r.stdout[-2000:]}")
+                    (mounted if who == "mount" else materialised).append(dt)
+        finally:
+            if os.path.exists(copy):
+                os.unlink(copy)
+        m, c = median(mounted), median(materialised)
+        ra = median([a / b for a, b in zip(mounted, materialised)])
+        R.row("rpifs qemu TREE (mounts it for the run) -> marker", secs(m),
+              f"{ra:.3f}x the copy (median of the runs' ratios)")
+        R.row("rpifs qemu --image COPY TREE (a cp of disk.img) -> marker", secs(c))
+        R.target(8, ra <= 1.05,
+                 f"boot from the mount {secs(m)}: {ra:.3f}x the materialised copy's "
+                 f"{secs(c)} (median of the runs' ratios; <= 1.05x)")
+        self.rep.raw["qemu"] = {"mounted": mounted, "materialised": materialised}
+
+    def peers(self, root, noboot, layout):
+        """nbdkit's own tree-to-disk plugins behind nbdfuse, side by side
+        with rpifs's FUSE disk.img (item 7's second part): linuxdisk (an ext4
+        of the tree without boot/, made by mke2fs -d before it serves; no
+        partition table, no FAT) against disk.img's partition 2, and floppy
+        (a FAT32 of boot/, built in memory at start, file data read on
+        demand; no ext4) against partition 1. Every server is fresh; first
+        byte = start -> 512 bytes read from the FUSE file (polled every
+        0.5 ms), then the full read is dd bs=4M of the same bytes count."""
+        cfg, R = self.cfg, self.rep
+        title = f"7b. Peers: nbdkit linuxdisk and floppy behind nbdfuse (median of {cfg.runs})"
+        why = None
+        for t in ("nbdkit", "nbdfuse"):
+            if not shutil.which(t):
+                why = f"{t} not installed (packages nbdkit, libnbd-bin)"
+        if not why:
+            for plug in ("linuxdisk", "floppy"):
+                if subprocess.run(["nbdkit", plug, "--dump-plugin"], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL).returncode != 0:
+                    why = f"nbdkit's {plug} plugin not found"
+        R.section(title)
+        if why:
+            R.note(f"skipped: {why}")
+            line = f"  7b. skipped {why}"
+            R.targets.append(line)
+            R.lines.append(line)
+            return
+        img = os.path.join(self.mnt, "disk.img")
+        nmnt = os.path.join(self.work, "mnt-nbdfuse")
+        os.makedirs(nmnt, exist_ok=True)
+        nimg = os.path.join(nmnt, "disk.img")
+        p1 = (layout.p1_start * 512, layout.p1_size * 512)
+        p2 = (layout.p2_start * 512, layout.p2_size * 512)
+        boot = os.path.join(root, "boot")
+        S = {k: [] for k in ("r_first", "r_p2", "r_p1", "ld_first", "ld_read", "fl_first",
+                             "fl_read")}
+        fl_size = ld_size = 0
+
+        def nbdfuse(args):
+            """nbdfuse NMNT/disk.img --command nbdkit -s ARGS: (Popen,
+            seconds to the first 512 bytes read)."""
+            if is_mounted(nmnt):
+                raise BenchError(f"{nmnt} is still mounted")
+            t = now()
+            p = subprocess.Popen(["nbdfuse", nimg, "--command", "nbdkit", "-s"] + args,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            while True:
+                try:
+                    fd = os.open(nimg, os.O_RDONLY)
+                    try:
+                        if len(os.pread(fd, 512, 0)) == 512:
+                            break
+                    finally:
+                        os.close(fd)
+                except OSError:
+                    pass
+                if p.poll() is not None:
+                    raise BenchError(f"nbdfuse {' '.join(args)}: exit {p.returncode}: "
+                                     f"{p.stderr.read().decode()[-2000:]}")
+                time.sleep(0.0005)
+            return p, now() - t
+
+        def nbdfuse_stop(p):
+            subprocess.run(["fusermount3", "-u", nmnt], stderr=subprocess.DEVNULL)
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+        def dd_range(path, off, n):
+            t = now()
+            run(["dd", f"if={path}", "bs=4M", "of=/dev/null", "iflag=skip_bytes,count_bytes",
+                 f"skip={off}", f"count={n}"])
+            return now() - t
+
+        try:
+            for i in range(cfg.runs):
+                log(f"7b. peers: run {i + 1}/{cfg.runs}")
+                # rpifs: a fresh mount each for partition 2 and partition 1
+                for part, key in ((p2, "r_p2"), (p1, "r_p1")):
+                    ready(self.work, root)
+                    t = now()
+                    self.mount(root)
+                    read_first_byte(img)
+                    if key == "r_p2":
+                        S["r_first"].append(now() - t)
+                    S[key].append(dd_range(img, *part))
+                    self.umount()
+                ready(self.work, noboot)
+                p, dt = nbdfuse(["linuxdisk", noboot, "type=ext4", "label=rootfs",
+                                 f"size={p2[1]}"])
+                S["ld_first"].append(dt)
+                ld_size = os.path.getsize(nimg)
+                S["ld_read"].append(dd_range(nimg, 0, ld_size))
+                nbdfuse_stop(p)
+                ready(self.work, boot)
+                p, dt = nbdfuse(["floppy", boot])
+                S["fl_first"].append(dt)
+                fl_size = os.path.getsize(nimg)
+                S["fl_read"].append(dd_range(nimg, 0, fl_size))
+                nbdfuse_stop(p)
+        finally:
+            if is_mounted(nmnt):
+                subprocess.run(["fusermount3", "-u", nmnt], stderr=subprocess.DEVNULL)
+            if is_mounted(self.mnt):
+                self.umount()
+        m = {k: median(v) for k, v in S.items()}
+        R.row("first byte (start -> 512 bytes read from the FUSE file):", "")
+        R.row("  rpifs disk.img (FAT32 + ext4 + MBR)", secs(m["r_first"]))
+        R.row("  nbdkit linuxdisk type=ext4 (tree without boot/) + nbdfuse",
+              secs(m["ld_first"]), f"{m['ld_first'] / m['r_first']:.1f}x rpifs")
+        R.row("  nbdkit floppy (boot/ only) + nbdfuse", secs(m["fl_first"]),
+              f"{m['fl_first'] / m['r_first']:.2f}x rpifs")
+        R.row("full read after the first byte (dd bs=4M, fresh server):", "")
+        R.row(f"  rpifs disk.img partition 2 (ext4, {p2[1] // MiB} MiB)", secs(m["r_p2"]),
+              rate(p2[1], m["r_p2"]))
+        R.row(f"  linuxdisk + nbdfuse ({ld_size // MiB} MiB)", secs(m["ld_read"]),
+              f"{rate(ld_size, m['ld_read'])}, {m['ld_read'] / m['r_p2']:.2f}x rpifs's time")
+        R.row(f"  rpifs disk.img partition 1 (FAT32, {p1[1] // MiB} MiB)", secs(m["r_p1"]),
+              rate(p1[1], m["r_p1"]))
+        R.row(f"  floppy + nbdfuse ({fl_size / MiB:.0f} MiB: sized to boot/)",
+              secs(m["fl_read"]), rate(fl_size, m["fl_read"]))
+        R.note("linuxdisk: a GPT with one ext4 partition, no FAT, read-only, the whole ext4 "
+               "made by mke2fs -d into a temporary file before it serves; floppy: an MBR with "
+               "one FAT32 of boot/ (no ext4), read-only, only as large as boot/ needs; rpifs "
+               "serves both partitions of the card, writable, and follows the tree's edits")
+        ld_ok = m["ld_first"] / m["r_first"] >= 10 and m["ld_read"] / m["r_p2"] >= 2
+        R.target("7b", ld_ok,
+                 f"against linuxdisk + nbdfuse: first byte {m['ld_first'] / m['r_first']:.1f}x "
+                 f"faster (>= 10x), full read of the ext4 {m['ld_read'] / m['r_p2']:.2f}x faster "
+                 f"(>= 2x); floppy (FAT, reported only): first byte "
+                 f"{secs(m['fl_first'])} against rpifs {secs(m['r_first'])}")
+        self.rep.raw["peers"] = dict(S, linuxdisk_size=ld_size, floppy_size=fl_size)
+
     def nbd(self, root, noboot, layout):
         """Serving over NBD (issue 14): nbdkit with the rpifs plugin against
         nbdkit's file plugin on a copy of the same image (full read), against
@@ -1577,10 +1887,13 @@ def main():
     ap.add_argument("--cache", default=os.environ.get("RPIFS_BENCH_CACHE", "/var/tmp/rpifs-bench"))
     ap.add_argument("--mirror")
     ap.add_argument("--rootfs", help="use this tree instead of debootstrap's")
-    ap.add_argument("--only", default="1234567", help="items to run, e.g. 15")
+    ap.add_argument("--only", default="12345678", help="items to run, e.g. 15")
+    ap.add_argument("--kernel-cache", default=os.environ.get("RPIFS_KERNEL_CACHE"),
+                    help="item 8's kernel: a test build's cache (CACHE/rootfs/boot)")
     ap.add_argument("--rpifs", required=True)
     ap.add_argument("--memfuse", required=True)
     ap.add_argument("--gentree", required=True)
+    ap.add_argument("--walk", required=True)
     ap.add_argument("--nbd-plugin", default=os.environ.get("RPIFS_NBD_PLUGIN", ""))
     cfg = ap.parse_args()
     cfg.cache = os.path.abspath(cfg.cache)
@@ -1659,6 +1972,9 @@ def main():
             b.card(root, noboot, layout, materialised)
         if "7" in cfg.only:
             b.nbd(root, noboot, layout)
+            b.peers(root, noboot, layout)
+        if "8" in cfg.only:
+            b.qemu_boot()
 
         R.lines.append("")
         R.lines.append("Targets:")

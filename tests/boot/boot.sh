@@ -34,37 +34,14 @@
 need qemu-system-aarch64 qemu-img debugfs dpkg-deb apt-get
 
 CACHE=$BUILD_ROOT/cache
-K=$(ls "$CACHE"/rootfs/boot/vmlinuz-* 2>/dev/null | head -1 || true)
-DTB=$CACHE/rootfs/boot/broadcom/bcm2837-rpi-3-b.dtb
-[ -n "$K" ] && [ -s "$DTB" ] ||
-	fail "no kernel in $CACHE/rootfs/boot: the build suite (build_all) makes it; run it first"
-
-# busybox-static for arm64, cached.
-BB=$CACHE/busybox-static-arm64/bin/busybox
-if [ ! -x "$BB" ]; then
-	dpkg --print-foreign-architectures | grepq -x arm64 || {
-		dpkg --add-architecture arm64
-		apt-get update -qq
-	}
-	mkdir -p "$T/deb" && (cd "$T/deb" && apt-get download -qq busybox-static:arm64 2>/dev/null) ||
-		fail "apt-get download busybox-static:arm64 failed"
-	rm -rf "$CACHE/busybox-static-arm64"
-	dpkg-deb -x "$T"/deb/busybox-static_*.deb "$CACHE/busybox-static-arm64"
-fi
-
 R=$T/root
-mkdir -p "$R"/{bin,sbin,etc,proc,sys,dev,tmp,boot/broadcom}
-cp "$BB" "$R/bin/busybox"
-ln -s busybox "$R/bin/sh"
-cp "$K" "$R/boot/Image"
-cp "$DTB" "$R/boot/broadcom/"
-cat > "$R/boot/config.txt" <<'CFG'
-arm_64bit=1
-kernel=Image
-device_tree=broadcom/bcm2837-rpi-3-b.dtb
-enable_uart=1
-CFG
-echo "root=PARTUUID=7e57b007-02 rootfstype=ext4 rootwait" > "$R/boot/cmdline.txt"
+# busybox, the kernel, the device tree, config.txt, cmdline.txt
+# (root=PARTUUID=7e57b007-02); shared with bench item 8
+rc=0
+"$TESTS_DIR/../scripts/busybox-tree" "$CACHE" "$R" 2>"$T/tree.err" || rc=$?
+[ $rc = 0 ] || fail "$(cat "$T/tree.err")"
+K=$(ls "$CACHE"/rootfs/boot/vmlinuz-* | head -1)
+BB=$CACHE/busybox-static-arm64/bin/busybox
 cat > "$R/sbin/init" <<'INIT'
 #!/bin/busybox sh
 b=/bin/busybox
