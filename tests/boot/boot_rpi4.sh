@@ -72,30 +72,9 @@ QEMU=$("$SRC_ROOT/scripts/trixie-qemu") || fail "scripts/trixie-qemu failed"
 note "trixie qemu: $QEMU ($(( $(date +%s) - start )) s): $("$QEMU" --version | head -1)"
 "$QEMU" -machine help | grepq '^raspi4b ' || fail "$QEMU has no raspi4b"
 
-# busybox-static for arm64, cached (as boot.sh).
-BB=$CACHE/busybox-static-arm64/bin/busybox
-if [ ! -x "$BB" ]; then
-	dpkg --print-foreign-architectures | grepq -x arm64 || {
-		dpkg --add-architecture arm64
-		apt-get update -qq
-	}
-	mkdir -p "$T/deb" && (cd "$T/deb" && apt-get download -qq busybox-static:arm64 2>/dev/null) ||
-		fail "apt-get download busybox-static:arm64 failed"
-	rm -rf "$CACHE/busybox-static-arm64"
-	dpkg-deb -x "$T"/deb/busybox-static_*.deb "$CACHE/busybox-static-arm64"
-fi
-
+# boot.sh's busybox tree, with this kernel and device tree.
 R=$T/root
-mkdir -p "$R"/{bin,sbin,etc,proc,sys,dev,tmp,boot/broadcom}
-cp "$BB" "$R/bin/busybox"
-ln -s busybox "$R/bin/sh"
-cp "$K" "$R/boot/Image"
-cp "$DTB" "$R/boot/broadcom/"
-cat > "$R/boot/config.txt" <<'CFG'
-arm_64bit=1
-kernel=Image
-enable_uart=1
-CFG
+"$SRC_ROOT/scripts/busybox-tree" "$CACHE" "$R" "$K" "$DTB" || fail "scripts/busybox-tree failed"
 echo "console=ttyAMA0,115200 root=PARTUUID=7e57b004-02 rootfstype=ext4 rootwait" > "$R/boot/cmdline.txt"
 cat > "$R/sbin/init" <<'INIT'
 #!/bin/busybox sh
