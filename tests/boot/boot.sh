@@ -35,44 +35,13 @@ need qemu-system-aarch64 qemu-img debugfs dpkg-deb apt-get
 
 CACHE=$BUILD_ROOT/cache
 R=$T/root
-# busybox, the kernel, the device tree, config.txt, cmdline.txt
+# busybox, the kernel, the device tree, config.txt, cmdline.txt, sbin/init
 # (root=PARTUUID=7e57b007-02); shared with bench item 8
 rc=0
 "$TESTS_DIR/../scripts/busybox-tree" "$CACHE" "$R" 2>"$T/tree.err" || rc=$?
 [ $rc = 0 ] || fail "$(cat "$T/tree.err")"
 K=$(ls "$CACHE"/rootfs/boot/vmlinuz-* | head -1)
 BB=$CACHE/busybox-static-arm64/bin/busybox
-cat > "$R/sbin/init" <<'INIT'
-#!/bin/busybox sh
-b=/bin/busybox
-$b mount -t proc proc /proc
-$b mount -t sysfs sysfs /sys
-$b mount -o remount,rw /
-echo "RPIFS-MODEL: $($b cat /sys/firmware/devicetree/base/model)"
-echo "RPIFS-MEM: $($b awk '/MemTotal/ { print $2 }' /proc/meminfo)"
-echo "RPIFS-MARKER: $($b cat /etc/marker)"
-if $b grep -qw rpifs_two /proc/cmdline; then
-	# One of two guests on one NBD server (step 8): a file named for this
-	# guest; read-only again, so the journal is checkpointed and the root
-	# directory block is at home on the server; then wait for the host's
-	# word that the other guest has written, and re-read / from the server.
-	n=guest-$($b cat /proc/sys/kernel/random/uuid)
-	echo mine > /$n
-	$b sync
-	$b mount -o remount,ro /
-	echo "RPIFS-WROTE: $n"
-	read -t 200 go || echo "RPIFS-NO-GO"
-	echo 3 > /proc/sys/vm/drop_caches
-	echo "RPIFS-LS: $($b ls / | $b tr '\n' ' ')"
-else
-	echo "guest-wrote-this $($b cat /etc/marker)" > /guest-file
-	$b sync
-	$b mount -o remount,ro /
-fi
-echo "RPIFS-DONE"
-$b poweroff -f
-INIT
-chmod 755 "$R/sbin/init"
 echo one > "$R/etc/marker"
 cp -p "$R/etc/marker" "$T/marker.orig"
 before=$(tree_sums "$R")

@@ -72,26 +72,10 @@ QEMU=$("$SRC_ROOT/scripts/trixie-qemu") || fail "scripts/trixie-qemu failed"
 note "trixie qemu: $QEMU ($(( $(date +%s) - start )) s): $("$QEMU" --version | head -1)"
 "$QEMU" -machine help | grepq '^raspi4b ' || fail "$QEMU has no raspi4b"
 
-# boot.sh's busybox tree, with this kernel and device tree.
+# boot.sh's busybox tree and init, with this kernel and device tree.
 R=$T/root
 "$SRC_ROOT/scripts/busybox-tree" "$CACHE" "$R" "$K" "$DTB" || fail "scripts/busybox-tree failed"
 echo "console=ttyAMA0,115200 root=PARTUUID=7e57b004-02 rootfstype=ext4 rootwait" > "$R/boot/cmdline.txt"
-cat > "$R/sbin/init" <<'INIT'
-#!/bin/busybox sh
-b=/bin/busybox
-$b mount -t proc proc /proc
-$b mount -t sysfs sysfs /sys
-$b mount -o remount,rw /
-echo "RPIFS-MODEL: $($b cat /proc/device-tree/model)"
-echo "RPIFS-MEM: $($b awk '/MemTotal/ { print $2 }' /proc/meminfo)"
-echo "RPIFS-MARKER: $($b cat /etc/marker)"
-echo "guest-wrote-this $($b cat /etc/marker)" > /guest-file
-$b sync
-$b mount -o remount,ro /
-echo "RPIFS-DONE"
-$b poweroff -f
-INIT
-chmod 755 "$R/sbin/init"
 echo pi4 > "$R/etc/marker"
 
 cp "$DTB" "$T/dtb.orig"
