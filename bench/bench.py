@@ -845,6 +845,13 @@ class Report:
         self.lines.append(line)
         print(line, flush=True)
 
+    def skipped(self, n, why):
+        """Item n did not run: the reason, in its section and among the targets."""
+        self.note(f"skipped: {why}")
+        line = f"  {n}. skipped {why}"
+        self.targets.append(line)
+        self.lines.append(line)
+
     def target(self, n, met, text):
         word = "met" if met else "missed"
         line = f"  target {n}: {word:<6} {text}"
@@ -1514,10 +1521,7 @@ class Bench:
                 raise BenchError(f"scripts/busybox-tree: {r.stderr.strip()}")
         R.section(title)
         if why:
-            R.note(f"skipped: {why}")
-            line = f"  8. skipped {why}"
-            R.targets.append(line)
-            R.lines.append(line)
+            R.skipped("8", why)
             return
         write_file(os.path.join(tree, "sbin/init"),
                    "#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\n"
@@ -1581,10 +1585,7 @@ class Bench:
                     why = f"nbdkit's {plug} plugin not found"
         R.section(title)
         if why:
-            R.note(f"skipped: {why}")
-            line = f"  7b. skipped {why}"
-            R.targets.append(line)
-            R.lines.append(line)
+            R.skipped("7b", why)
             return
         img = os.path.join(self.mnt, "disk.img")
         nmnt = os.path.join(self.work, "mnt-nbdfuse")
@@ -1705,10 +1706,7 @@ class Bench:
         why = nbd_missing(plugin)
         if why:
             R.section(title)
-            R.note(f"skipped: {why}")
-            line = f"  7. skipped {why}"
-            R.targets.append(line)
-            R.lines.append(line)
+            R.skipped("7", why)
             return
         linuxdisk = subprocess.run(["nbdkit", "linuxdisk", "--dump-plugin"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
