@@ -57,9 +57,12 @@ static void usage(FILE *f)
 "                    config.txt, else boot, as the mount detects it)\n"
 "  --board NAME      rpi3 (default: -M raspi3b, 1G), rpi02w (Zero 2 W: -M\n"
 "                    raspi3ap, 512M), rpi4 (-M raspi4b, 2G: qemu 9.0 or later,\n"
-"                    e.g. Debian trixie's, given with --qemu: rpifs's\n"
-"                    scripts/trixie-qemu makes one); the device tree\n"
-"                    and config.txt's [pi3]/[pi02]/[pi4] sections follow it\n""  --dtb-as-is       pass the device tree unchanged (rpi4: rpifs drops the\n"
+"                    e.g. Debian trixie's: rpifs's scripts/trixie-qemu makes\n"
+"                    one, found in its default place when the host's qemu\n"
+"                    lacks raspi4b and --qemu is not given); the device\n"
+"                    tree and config.txt's [pi3]/[pi02]/[pi4] sections\n"
+"                    follow it\n"
+"  --dtb-as-is       pass the device tree unchanged (rpi4: rpifs drops the\n"
 "                    SD controller's mmc-pwrseq from qemu's copy, as qemu's\n"
 "                    firmware has no GPIO expander; with it the kernel\n"
 "                    waits for its root forever)\n"
@@ -334,6 +337,7 @@ int qemu_main(int argc, char **argv)
 	};
 	const char *image = NULL, *boot_dir = NULL, *append = NULL, *overlay = NULL;
 	const char *qemu = "qemu-system-aarch64", *until = NULL, *board = "rpi3";
+	bool qemu_given = false;
 	const struct qemu_board *qb;
 	bool snapshot = false, dry = false, nbd = false, dtb_as_is = false;
 	char dtb_copy[64] = "";
@@ -369,7 +373,7 @@ int qemu_main(int argc, char **argv)
 		case OPT_APPEND: append = optarg; break;
 		case OPT_OVERLAY: overlay = optarg; break;
 		case OPT_SNAPSHOT: snapshot = true; break;
-		case OPT_QEMU: qemu = optarg; break;
+		case OPT_QEMU: qemu = optarg; qemu_given = true; break;
 		case OPT_DRY_RUN: dry = true; break;
 		case OPT_NBD: nbd = true; break;
 		case OPT_BOARD: board = optarg; break;
@@ -415,7 +419,7 @@ int qemu_main(int argc, char **argv)
 		return 1;
 	/* Before mounting: a qemu without the machine is told apart here,
 	 * with where to get one (--dry-run prints the command regardless). */
-	if (!dry && qemu_machine_check(qemu, qb) < 0)
+	if (!dry && qemu_machine_check(&qemu, qemu_given, qb) < 0)
 		return 1;
 	/* A console where the tree names none: the PL011, serial0. */
 	snprintf(cmdline, sizeof(cmdline), "%s%s%s%s", bc.cmdline,

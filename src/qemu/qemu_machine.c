@@ -92,20 +92,51 @@ static bool listed(const char *list, const char *name)
 	return false;
 }
 
-int qemu_machine_check(const char *qemu, const struct qemu_board *qb)
+/* Where scripts/trixie-qemu puts its wrapper by default, into path (len
+ * bytes): $RPIFS_TRIXIE_QEMU_DIR, else /var/cache/rpifs/trixie-qemu for
+ * root, else $XDG_CACHE_HOME (or ~/.cache)/rpifs/trixie-qemu. false: none. */
+static bool trixie_wrapper(char *path, size_t len)
 {
-	static char list[64 * 1024];
+	const char *dir = getenv("RPIFS_TRIXIE_QEMU_DIR"), *xdg = getenv("XDG_CACHE_HOME"),
+		   *home = getenv("HOME");
+	int n;
+
+	if (dir && *dir)
+		n = snprintf(path, len, "%s/qemu-system-aarch64", dir);
+	else if (geteuid() == 0)
+		n = snprintf(path, len, "/var/cache/rpifs/trixie-qemu/qemu-system-aarch64");
+	else if (xdg && *xdg)
+		n = snprintf(path, len, "%s/rpifs/trixie-qemu/qemu-system-aarch64", xdg);
+	else if (home && *home)
+		n = snprintf(path, len, "%s/.cache/rpifs/trixie-qemu/qemu-system-aarch64", home);
+	else
+		return false;
+	return n > 0 && (size_t)n < len && access(path, X_OK) == 0;
+}
+
+int qemu_machine_check(const char **qemu, bool given, const struct qemu_board *qb)
+{
+	static char list[64 * 1024], wrapper[4096];
 
 	if (atoi(qb->min_qemu) <= 7)
 		return 0;
-	if (machine_list(qemu, list, sizeof(list)) < 0 || !strstr(list, "Supported machines are:"))
+	if (machine_list(*qemu, list, sizeof(list)) < 0 || !strstr(list, "Supported machines are:"))
 		return 0;
 	if (listed(list, qb->machine))
 		return 0;
+	/* No --qemu: the one scripts/trixie-qemu made, if it is there. */
+	if (!given && trixie_wrapper(wrapper, sizeof(wrapper)) &&
+	    machine_list(wrapper, list, sizeof(list)) == 0 && listed(list, qb->machine)) {
+		log_info("qemu: %s has no -M %s: using %s (made by scripts/trixie-qemu; --qemu "
+			 "picks another)", *qemu, qb->machine, wrapper);
+		*qemu = wrapper;
+		return 0;
+	}
 	log_error("qemu: %s has no -M %s (board %s needs qemu %s or later; Debian bookworm's"
 		  " is 7.2). scripts/trixie-qemu in rpifs's source tree makes one from Debian"
-		  " trixie's packages without installing anything (it prints its path); then"
-		  " rpifs qemu --board %s --qemu PATH", qemu, qb->machine, qb->name,
+		  " trixie's packages without installing anything (it prints its path; rpifs"
+		  " qemu then finds it in its default place by itself); or"
+		  " rpifs qemu --board %s --qemu PATH", *qemu, qb->machine, qb->name,
 		  qb->min_qemu, qb->name);
 	return -ENOTSUP;
 }

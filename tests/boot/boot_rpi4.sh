@@ -100,10 +100,12 @@ grepq "SDHCI controller on fe340000.mmc" < "$T/boot1.log" || fail "boot 1: EMMC2
 grepq "raspberrypi-exp-gpio.*Failed to get GPIO" < "$T/boot1.log" &&
 	note "boot 1: qemu's firmware does not answer the GPIO expander: $(grep -m1 'raspberrypi-exp-gpio' "$T/boot1.log" | tr -d '\r')"
 
-# Boot 2, as a user would: rpifs gives qemu its copy of the device tree.
+# Boot 2, as a user would: no --qemu (the host's lacks raspi4b: rpifs finds
+# scripts/trixie-qemu's in $RPIFS_TRIXIE_QEMU_DIR), and rpifs gives qemu its
+# copy of the device tree.
 start=$(date +%s.%N)
 rc=0
-timeout 400 "$RPIFS" qemu --board rpi4 --qemu "$QEMU" --timeout 300 --until "RPIFS-DONE" \
+timeout 400 "$RPIFS" qemu --board rpi4 --timeout 300 --until "RPIFS-DONE" \
 	--image "$img" "$R" >"$T/boot.log" 2>&1 </dev/null || rc=$?
 note "boot to the marker: $(echo "$(date +%s.%N) - $start" | bc) s (status $rc)"
 if [ "$rc" != 0 ]; then
@@ -111,6 +113,9 @@ if [ "$rc" != 0 ]; then
 	fail "the Pi 4 guest did not reach the end of its init (status $rc)"
 fi
 grepq -- "-M raspi4b -m 2G" < "$T/boot.log" || fail "not -M raspi4b -m 2G"
+qemu-system-aarch64 -machine help 2>/dev/null | grepq '^raspi4b ' ||
+	grepq "using $QEMU (made by scripts/trixie-qemu" < "$T/boot.log" ||
+	fail "rpifs qemu without --qemu did not use the trixie qemu"
 grepq "passing $R/boot/broadcom/bcm2711-rpi-4-b.dtb without mmc-pwrseq in /soc/mmc@7e300000" < "$T/boot.log" ||
 	fail "rpifs qemu did not say it drops mmc-pwrseq"
 grepq -- "-dtb /tmp/rpifs-dtb\." < "$T/boot.log" || fail "qemu did not get rpifs's copy of the device tree"

@@ -189,6 +189,22 @@ chmod 755 "$T/qemu10"
 rc=0; ARGS=$T/args10 "$RPIFS" qemu --qemu "$T/qemu10" --board rpi4 --image /dev/null "$R" >"$T/out" 2>&1 </dev/null || rc=$?
 [ "$rc" = 0 ] && grepq "without mmc-pwrseq in /soc/mmc@7e300000" < "$T/out" || { cat "$T/out"; fail "--board rpi4: no device tree copy ($rc)"; }
 cmp -s "$R/boot/broadcom/bcm2711-rpi-4-b.dtb" "$T/dtb.orig" || fail "the tree's device tree was written"
+# No --qemu, and the host's qemu (bookworm: 7.2) lacks raspi4b: the wrapper
+# scripts/trixie-qemu leaves in its place ($RPIFS_TRIXIE_QEMU_DIR here) is
+# used, and said; without one, the refusal says how to get it.
+if command -v qemu-system-aarch64 >/dev/null && ! qemu-system-aarch64 -machine help | grepq '^raspi4b '; then
+	mkdir -p "$T/trixie"
+	rc=0; RPIFS_TRIXIE_QEMU_DIR=$T/trixie "$RPIFS" qemu --board rpi4 --image /dev/null "$R" >"$T/out" 2>&1 </dev/null || rc=$?
+	[ "$rc" = 1 ] && grepq "has no -M raspi4b.*scripts/trixie-qemu" < "$T/out" ||
+		{ cat "$T/out"; fail "--board rpi4, no --qemu and no trixie qemu: not refused clearly ($rc)"; }
+	cp "$T/qemu10" "$T/trixie/qemu-system-aarch64"
+	rc=0; ARGS=$T/args10 RPIFS_TRIXIE_QEMU_DIR=$T/trixie "$RPIFS" qemu --board rpi4 --image /dev/null "$R" >"$T/out" 2>&1 </dev/null || rc=$?
+	[ "$rc" = 0 ] && grepq "using $T/trixie/qemu-system-aarch64 (made by scripts/trixie-qemu" < "$T/out" &&
+		grepq "^booted -M raspi4b" < "$T/out" ||
+		{ cat "$T/out"; fail "--board rpi4 without --qemu did not use the trixie qemu ($rc)"; }
+else
+	note "the host's qemu has raspi4b (or there is none): the trixie qemu fallback is not exercised"
+fi
 copy=$(sed -n 's/^booted .*-dtb \([^ ]*\) .*/\1/p' "$T/out")
 [ -n "$copy" ] && [ ! -e "$copy" ] || fail "qemu's device tree copy '$copy' left behind"
 python3 - "$T/dtb.orig" "$T/args10.dtb" <<'PY' || fail "qemu's copy is not the tree's minus one property"
