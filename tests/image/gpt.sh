@@ -171,7 +171,11 @@ rm -f "$T/a4k.img"*
 
 # 8. nbdkit label=gpt: the mount's bytes.
 PLUGIN=${NBDKIT_PLUGIN:-$BUILD_ROOT/src/nbdkit/nbdkit-rpifs-plugin.so}
-if command -v nbdkit >/dev/null && command -v nbdcopy >/dev/null && [ -f "$PLUGIN" ]; then
+# A sanitizer build's plugin needs its runtime preloaded into nbdkit
+# (tests/nbd/nbd_lib.sh does that for the nbd suite): compared in the
+# release build only.
+if command -v nbdkit >/dev/null && command -v nbdcopy >/dev/null && [ -f "$PLUGIN" ] &&
+	! ldd "$PLUGIN" | grepq 'libasan\|libtsan'; then
 	nbdkit -U - "$PLUGIN" rootfs="$T/root" label=gpt --run "nbdcopy \"\$uri\" $T/nbd.img" ||
 		fail "nbdkit label=gpt"
 	cmp "$T/nbd.img" "$T/mount.img" || fail "nbdkit label=gpt differs from the mount"
@@ -180,6 +184,6 @@ if command -v nbdkit >/dev/null && command -v nbdcopy >/dev/null && [ -f "$PLUGI
 	fi
 	grepq "label=fat: dos or gpt" < "$T/err" || { cat "$T/err"; fail "no message for label=fat"; }
 else
-	note "nbdkit or its plugin missing: the NBD part skipped"
+	note "nbdkit or its plugin missing, or the plugin is a sanitizer build: the NBD part skipped"
 fi
 note "ok"
