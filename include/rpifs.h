@@ -129,6 +129,8 @@ void rpifs_opts_init(struct rpifs_opts *o);
 const char *rpifs_boot_dir(const char *rootfs);
 /* "256M", "4MiB", "2G", "8S" (sectors), "512" (bytes): 0 or -EINVAL. */
 int rpifs_parse_size(const char *s, uint64_t *out);
+/* "dos" (or "mbr"), "gpt": 0 or -EINVAL. */
+int rpifs_parse_label(const char *s, enum rpifs_label *out);
 /* "HOST:IMAGE:COUNT" (decimal): 0, -EINVAL or -ERANGE. */
 int rpifs_parse_idmap(const char *s, struct rpifs_idmap *out);
 

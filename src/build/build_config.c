@@ -18,6 +18,7 @@
 #include "cmdline.h"
 #include "digest.h"
 #include "log.h"
+#include "parttable.h"
 
 /* root=PARTUUID=xxxxxxxx-02 in cmdline.txt, read by the function rpifs's
  * mount reads it with (cmdline.h): the id the mount will use. 0: none. */
@@ -95,13 +96,8 @@ static void uuid_derive(const char *seed, const char *purpose, char out[BUILD_UU
 
 	digest_init(&d);
 	digest_str(&d, seed);
-	digest_fill(&d, purpose, u, sizeof(u));
-	u[6] = (uint8_t)((u[6] & 0x0f) | 0x40);
-	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
-	snprintf(out, BUILD_UUID_LEN,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
-		 u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
-		 u[14], u[15]);
+	digest_uuid(&d, purpose, u);
+	parttable_uuid_str(u, out);
 }
 
 void build_config_gpt_uuids(const struct build_opts *o, char root[BUILD_UUID_LEN],

@@ -64,11 +64,7 @@ int cli_layout_opt(struct rpifs_opts *o, int c, const char *arg, unsigned *given
 	case CLI_OPT_NO_EXT4: o->ext4 = false; break;
 	case CLI_OPT_DEVICES: o->devices = arg; break;
 	case CLI_OPT_LABEL:
-		if (!strcmp(arg, "dos") || !strcmp(arg, "mbr")) {
-			o->label = RPIFS_LABEL_DOS;
-		} else if (!strcmp(arg, "gpt")) {
-			o->label = RPIFS_LABEL_GPT;
-		} else {
+		if (rpifs_parse_label(arg, &o->label) < 0) {
 			log_error("--label %s: dos or gpt", arg);
 			return -EINVAL;
 		}

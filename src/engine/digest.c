@@ -75,3 +75,10 @@ void digest_fill(const struct digest *d, const char *purpose, void *out, size_t 
 		o[i] = (unsigned char)(x >> (8 * (i % 8)));
 	}
 }
+
+void digest_uuid(const struct digest *d, const char *purpose, uint8_t out[16])
+{
+	digest_fill(d, purpose, out, 16);
+	out[6] = (uint8_t)((out[6] & 0x0f) | 0x40);
+	out[8] = (uint8_t)((out[8] & 0x3f) | 0x80);
+}

@@ -24,5 +24,9 @@ uint64_t digest_final(const struct digest *d);
 uint64_t digest_derive(const struct digest *d, const char *purpose);
 /* Fill out[n] with bytes derived from d and purpose. */
 void digest_fill(const struct digest *d, const char *purpose, void *out, size_t n);
+/* An RFC 4122 version 4 UUID (the version and variant bits set, as mke2fs's
+ * and sgdisk's random ones have) derived from d and purpose: stable, never
+ * random. The ext4 UUID, the GPT GUIDs, the build's PARTUUIDs. */
+void digest_uuid(const struct digest *d, const char *purpose, uint8_t out[16]);
 
 #endif

@@ -51,6 +51,17 @@ int rpifs_parse_size(const char *s, uint64_t *out)
 	return parse_size(s, out);
 }
 
+int rpifs_parse_label(const char *s, enum rpifs_label *out)
+{
+	if (!strcmp(s, "dos") || !strcmp(s, "mbr"))
+		*out = RPIFS_LABEL_DOS;
+	else if (!strcmp(s, "gpt"))
+		*out = RPIFS_LABEL_GPT;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 int rpifs_parse_idmap(const char *s, struct rpifs_idmap *out)
 {
 	return idmap_parse(s, out);

@@ -410,30 +410,20 @@ static void *pt_job_run(void *arg)
 	return NULL;
 }
 
-/* RFC 4122 version 4 / variant bits, as mke2fs's and sgdisk's uuids have. */
-static void uuid_v4(uint8_t u[16])
-{
-	u[6] = (uint8_t)((u[6] & 0x0f) | 0x40);
-	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
-}
-
 /* gpt's GUIDs: the tree's PARTUUIDs where it names them, else derived from
  * the tree (never random: the same tree, the same bytes). */
 static void gpt_ids(struct image *img, const struct identity *id)
 {
-	digest_fill(&img->tree.digest, "gpt-disk-guid", img->disk_guid, 16);
-	uuid_v4(img->disk_guid);
+	digest_uuid(&img->tree.digest, "gpt-disk-guid", img->disk_guid);
 	if (id->has_boot_partuuid) {
 		memcpy(img->part_uuid[0], id->boot_partuuid, 16);
 	} else {
-		digest_fill(&img->tree.digest, "gpt-part1-uuid", img->part_uuid[0], 16);
-		uuid_v4(img->part_uuid[0]);
+		digest_uuid(&img->tree.digest, "gpt-part1-uuid", img->part_uuid[0]);
 	}
 	if (id->has_root_partuuid) {
 		memcpy(img->part_uuid[1], id->root_partuuid, 16);
 	} else {
-		digest_fill(&img->tree.digest, "gpt-part2-uuid", img->part_uuid[1], 16);
-		uuid_v4(img->part_uuid[1]);
+		digest_uuid(&img->tree.digest, "gpt-part2-uuid", img->part_uuid[1]);
 	}
 	/* A derived one equal to the tree's other one (a tree naming exactly
 	 * the derived value): not two partitions with one GUID. */
@@ -549,10 +539,7 @@ int image_build_tree(struct image *img, struct tree *tree, const struct image_op
 		if (id.has_uuid) {
 			memcpy(eo.uuid, id.uuid, sizeof(eo.uuid));
 		} else {
-			digest_fill(&img->tree.digest, "ext4-uuid", eo.uuid, sizeof(eo.uuid));
-			/* RFC 4122 version 4 / variant bits, as mke2fs's uuids have. */
-			eo.uuid[6] = (uint8_t)((eo.uuid[6] & 0x0f) | 0x40);
-			eo.uuid[8] = (uint8_t)((eo.uuid[8] & 0x3f) | 0x80);
+			digest_uuid(&img->tree.digest, "ext4-uuid", eo.uuid);
 		}
 		digest_fill(&img->tree.digest, "ext4-hash-seed", eo.hash_seed,
 			    sizeof(eo.hash_seed));

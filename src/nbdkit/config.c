@@ -122,11 +122,7 @@ int plugin_config(const char *key, const char *value)
 		return 0;
 	}
 	if (!strcmp(key, "label")) {
-		if (!strcmp(value, "dos") || !strcmp(value, "mbr")) {
-			o->label = RPIFS_LABEL_DOS;
-		} else if (!strcmp(value, "gpt")) {
-			o->label = RPIFS_LABEL_GPT;
-		} else {
+		if (rpifs_parse_label(value, &o->label) < 0) {
 			nbdkit_error("label=%s: dos or gpt", value);
 			return -1;
 		}
