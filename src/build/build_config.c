@@ -1,5 +1,4 @@
 /* build_config.c - write boot/config.txt and boot/cmdline.txt. */
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -17,6 +16,7 @@
 #include "build_userns.h"
 #include "cmdline.h"
 #include "digest.h"
+#include "identity.h"
 #include "log.h"
 #include "parttable.h"
 
@@ -51,20 +51,6 @@ uint32_t build_config_disk_id(const struct build_opts *o)
 	return id ? id : 1;
 }
 
-/* 8-4-4-4-12 hex digits, either case: a GPT partition UUID. */
-static bool is_uuid(const char *p, size_t n)
-{
-	if (n != 36)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-
-		if (dash ? p[i] != '-' : !isxdigit((unsigned char)p[i]))
-			return false;
-	}
-	return true;
-}
-
 /* root=PARTUUID=<uuid> in cmdline.txt, read with the mount's reader
  * (cmdline_root): the UUID the mount gives partition 2, lower-cased (the
  * kernel ignores case). false: cmdline.txt names none. */
@@ -72,15 +58,18 @@ static bool uuid_from_cmdline(const char *rootfs, char out[BUILD_UUID_LEN])
 {
 	char *path = build_xasprintf("%s/boot/cmdline.txt", rootfs), *text = NULL;
 	const char *v;
+	char val[BUILD_UUID_LEN];
+	uint8_t u[16];
 	size_t len;
 	bool ok = false;
 
 	if (build_fs_read(path, &text, NULL) == 0 && cmdline_root(text, &v, &len) == 0 &&
-	    len > 9 && !strncasecmp(v, "PARTUUID=", 9) && is_uuid(v + 9, len - 9)) {
-		for (size_t i = 0; i < 36; i++)
-			out[i] = (char)tolower((unsigned char)v[9 + i]);
-		out[36] = '\0';
-		ok = true;
+	    len == 9 + 36 && !strncasecmp(v, "PARTUUID=", 9)) {
+		memcpy(val, v + 9, 36);
+		val[36] = '\0';
+		ok = id_uuid(val, u);
+		if (ok)
+			parttable_uuid_str(u, out);     /* lower case */
 	}
 	free(text);
 	free(path);

@@ -133,7 +133,7 @@ static const char *kind_name(enum id_kind k)
 	return k == ID_LABEL ? "LABEL" : k == ID_UUID ? "UUID" : "PARTUUID";
 }
 
-static bool parse_uuid(const char *s, uint8_t out[16])
+bool id_uuid(const char *s, uint8_t out[16])
 {
 	size_t o = 0;
 
@@ -183,7 +183,7 @@ static bool same_value(const struct claim *a, const struct claim *b)
 	 * names the problem, not a contradiction. */
 	switch (a->kind) {
 	case ID_UUID:
-		if (!parse_uuid(a->val, ua) || !parse_uuid(b->val, ub))
+		if (!id_uuid(a->val, ua) || !id_uuid(b->val, ub))
 			return !strcasecmp(a->val, b->val);
 		return !memcmp(ua, ub, 16);
 	case ID_PARTUUID:
@@ -324,7 +324,7 @@ static int resolve_label(struct identity *id, const struct identity_in *in,
 	for (size_t i = 0; i < n; i++) {
 		if (!c[i] || c[i]->kind != ID_PARTUUID)
 			continue;
-		if (!gpt && parse_uuid(c[i]->val, u))
+		if (!gpt && id_uuid(c[i]->val, u))
 			gpt = c[i];
 		else if (!mbr && parse_partuuid(c[i]->val, &disk, &part))
 			mbr = c[i];
@@ -383,14 +383,14 @@ static int resolve_gpt(struct identity *id, const struct identity_in *in,
 	ret = pick(root, 2, ID_PARTUUID, "root partition (PARTUUID=)", NULL, &c);
 	if (ret < 0)
 		return ret;
-	if (c && parse_uuid(c->val, id->root_partuuid))
+	if (c && id_uuid(c->val, id->root_partuuid))
 		id->has_root_partuuid = true;
 	else if (c)
 		log_warn("%s:%u: %sPARTUUID=%s is not a GPT partition's id (8-4-4-4-12 hex "
 			 "digits): partition 2's is derived, and that name will not find it",
 			 c->path, c->line, c->pre, c->val);
 	if (boot && boot->kind == ID_PARTUUID) {
-		if (parse_uuid(boot->val, id->boot_partuuid))
+		if (id_uuid(boot->val, id->boot_partuuid))
 			id->has_boot_partuuid = true;
 		else
 			log_warn("%s:%u: PARTUUID=%s is not a GPT partition's id (8-4-4-4-12 "
@@ -445,7 +445,7 @@ int identity_resolve(struct identity *id, const struct identity_in *in)
 	if (ret < 0)
 		goto out;
 	if (c) {
-		if (!parse_uuid(c->val, id->uuid)) {
+		if (!id_uuid(c->val, id->uuid)) {
 			log_error("%s:%u: %sUUID=%s is not an ext4 UUID (8-4-4-4-12 hex digits); "
 				  "correct it there", c->path, c->line, c->pre, c->val);
 			ret = -EINVAL;

@@ -48,6 +48,10 @@ enum id_kind { ID_OTHER, ID_LABEL, ID_UUID, ID_PARTUUID };
  * ID_OTHER for /dev/mmcblk0p2 and the like, or a value that does not fit. */
 enum id_kind id_spec(const char *spec, size_t len, char *val, size_t cap);
 
+/* s (NUL-terminated): 8-4-4-4-12 hex digits, either case, into out[16] in
+ * text order. false: not such a UUID. */
+bool id_uuid(const char *s, uint8_t out[16]);
+
 /* The last entry of fstab (text, NUL-terminated) mounted on mnt ("/",
  * "/boot/firmware"; trailing slashes do not count): its first field with
  * the octal escapes (\040 for a space) undone into spec (cap bytes), its
