@@ -271,14 +271,15 @@ bool image_file_span(const struct image *img, uint64_t off, size_t len, uint32_t
 		     uint64_t *file_off)
 {
 	const struct region *x;
+	struct region gap;
 
 	if (!len || off >= img->size || len > img->size - off)
 		return false;
-	x = &img->map.v[regions_find(&img->map, off)];
+	x = regions_piece(&img->map, regions_find(&img->map, off), off, &gap);
 	if (x->kind != REGION_FILE || off + len > x->start + x->len)
 		return false;
-	*id = x->u.file.id;
-	*file_off = x->u.file.off + (off - x->start);
+	*id = x->file_id;
+	*file_off = x->file_off + (off - x->start);
 	return true;
 }
 
@@ -290,15 +291,15 @@ static bool same_bytes(const struct image *a, const struct region *x,
 
 	if (x->kind != y->kind)
 		return false;
-	switch (x->kind) {
+	switch ((enum region_kind)x->kind) {
 	case REGION_ZERO:
 		return true;
 	case REGION_MEM:
-		return !memcmp(x->u.mem + ix, y->u.mem + iy, n);
+		return !memcmp(x->mem + ix, y->mem + iy, n);
 	case REGION_FILE:
-		return x->u.file.off + ix == y->u.file.off + iy &&
-		       srcfile_same(&a->tree.files.v[x->u.file.id],
-				    &b->tree.files.v[y->u.file.id]);
+		return x->file_off + ix == y->file_off + iy &&
+		       srcfile_same(&a->tree.files.v[x->file_id],
+				    &b->tree.files.v[y->file_id]);
 	}
 	return false;
 }
@@ -312,9 +313,11 @@ int image_diff(const struct image *a, const struct image *b,
 
 	if (a->size != b->size)
 		return fn(ctx, 0, a->size > b->size ? a->size : b->size);
-	/* Both maps cover [0, size) without gaps: walk them side by side. */
+	/* Walk both maps side by side, their gaps as zero regions. */
 	while (pos < a->size) {
-		const struct region *x = &a->map.v[i], *y = &b->map.v[j];
+		struct region gx, gy;
+		const struct region *x = regions_piece(&a->map, i, pos, &gx);
+		const struct region *y = regions_piece(&b->map, j, pos, &gy);
 		uint64_t xe = x->start + x->len, ye = y->start + y->len;
 		uint64_t end = xe < ye ? xe : ye;
 
@@ -329,9 +332,9 @@ int image_diff(const struct image *a, const struct image *b,
 			}
 		}
 		pos = end;
-		if (xe == end)
+		if (x != &gx && xe == end)
 			i++;
-		if (ye == end)
+		if (y != &gy && ye == end)
 			j++;
 	}
 	return runlen ? fn(ctx, run, runlen) : 0;

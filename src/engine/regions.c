@@ -1,6 +1,7 @@
 /* regions.c - the region map of the virtual disk (see regions.h). */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,9 +27,10 @@ static const char *const what_name[RW_COUNT] = {
 	[RW_EXT4_FILE] = "ext4 file data",
 };
 
-/* The description rides in the padding after kind: a region stays 40 bytes
- * (a million-file tree has a million regions). */
-_Static_assert(sizeof(struct region) <= 40, "struct region grew");
+/* A million-file tree has a million regions: keep them at 32 bytes. */
+_Static_assert(sizeof(struct region) == 32, "struct region grew");
+_Static_assert(offsetof(struct region, file_id) == 24, "struct region layout");
+_Static_assert(RW_COUNT <= 256 && REGION_FILE <= 255, "kind and what are bytes");
 
 const char *regions_what_name(enum region_what what)
 {
@@ -79,7 +81,7 @@ int regions_add_mem(struct regions *r, uint64_t start, uint64_t len, const void 
 		    enum region_what what)
 {
 	struct region reg = { .start = start, .len = len, .kind = REGION_MEM,
-			      .what = (uint8_t)what, .u.mem = mem };
+			      .what = (uint8_t)what, .mem = mem };
 	return push(r, &reg);
 }
 
@@ -87,7 +89,7 @@ int regions_add_file(struct regions *r, uint64_t start, uint64_t len,
 		     uint32_t id, uint64_t off, enum region_what what)
 {
 	struct region reg = { .start = start, .len = len, .kind = REGION_FILE,
-			      .what = (uint8_t)what, .u.file = { .id = id, .off = off } };
+			      .what = (uint8_t)what, .file_id = id, .file_off = off };
 	return push(r, &reg);
 }
 
@@ -113,122 +115,126 @@ static void describe(const struct region *g, char *buf, size_t n)
 }
 
 /* The builders add regions in a few increasing runs (the MBR, FAT32, ext4's
- * file extents in allocation order, its metadata pages in offset order):
- * merging the runs is linear, where sorting a million regions is not. More
- * runs than this and the map is sorted instead. */
+ * file extents in allocation order, its metadata pages in offset order). The
+ * longest run (ext4's file extents: one a file) stays where it is; the
+ * others are copied aside, sorted, and merged with it from the back, so the
+ * extra memory is the short runs, not a second map. More runs than this and
+ * the map is sorted in place instead. */
 #define MAX_RUNS 16
 
-struct runs {
-	size_t head[MAX_RUNS], end[MAX_RUNS];
-	size_t k;
-};
-
-/* Split v[0..n) into increasing runs; false if there are too many. */
-static bool find_runs(const struct region *v, size_t n, struct runs *rs)
+/* Split v[0..n) into increasing runs: the longest one in *head, *len.
+ * False if there are more than MAX_RUNS. */
+static bool longest_run(const struct region *v, size_t n, size_t *head, size_t *len)
 {
-	rs->k = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (i && v[i].start >= v[i - 1].start)
+	size_t runs = 0, start = 0;
+
+	*head = *len = 0;
+	for (size_t i = 0; i <= n; i++) {
+		if (i > 0 && i < n && v[i].start >= v[i - 1].start)
 			continue;
-		if (rs->k == MAX_RUNS)
+		if (i > start && i - start > *len) {
+			*head = start;
+			*len = i - start;
+		}
+		if (i < n && ++runs > MAX_RUNS)
 			return false;
-		if (rs->k)
-			rs->end[rs->k - 1] = i;
-		rs->head[rs->k++] = i;
+		start = i;
 	}
-	if (rs->k)
-		rs->end[rs->k - 1] = n;
 	return true;
 }
 
-/* The next region in start order, or NULL when all runs are consumed. */
-static const struct region *next_region(const struct region *v, struct runs *rs)
+/* Sort r->v by start. 0 or -ENOMEM. */
+static int sort_regions(struct regions *r)
 {
-	size_t best = MAX_RUNS;
+	struct region *v = r->v, *side;
+	size_t head, len, m, w, i, j;
 
-	for (size_t j = 0; j < rs->k; j++)
-		if (rs->head[j] < rs->end[j] &&
-		    (best == MAX_RUNS || v[rs->head[j]].start < v[rs->head[best]].start))
-			best = j;
-	return best == MAX_RUNS ? NULL : &v[rs->head[best]++];
+	if (!longest_run(v, r->n, &head, &len)) {
+		qsort(v, r->n, sizeof(*v), cmp_start);
+		return 0;
+	}
+	m = r->n - len;
+	if (m == 0)
+		return 0;
+	side = malloc(m * sizeof(*side));
+	if (!side)
+		return -ENOMEM;
+	memcpy(side, v, head * sizeof(*v));
+	memcpy(side + head, v + head + len, (r->n - head - len) * sizeof(*v));
+	memmove(v, v + head, len * sizeof(*v));
+	qsort(side, m, sizeof(*side), cmp_start);
+	/* Merge from the back: the write index never falls below the read
+	 * index of the run in place (w = i + j + 1 >= i + 1). */
+	for (i = len, j = m, w = r->n; j > 0;) {
+		if (i > 0 && v[i - 1].start > side[j - 1].start)
+			v[--w] = v[--i];
+		else
+			v[--w] = side[--j];
+	}
+	free(side);
+	return 0;
 }
 
 int regions_finalize(struct regions *r, uint64_t size)
 {
-	struct region *v = NULL;
-	const struct region *g, *prev = NULL;
-	struct runs rs;
-	size_t n = 0, cap;
-	uint64_t pos = 0;
-	int ret = 0;
+	const struct region *prev = NULL;
+	int ret;
 
 	if (r->final)
 		return -EINVAL;
-	if (!find_runs(r->v, r->n, &rs)) {
-		qsort(r->v, r->n, sizeof(*r->v), cmp_start);
-		rs = (struct runs){ .head = { 0 }, .end = { r->n }, .k = 1 };
-	}
-	/* Worst case every region is preceded by a gap, plus the tail. */
-	cap = 2 * r->n + 1;
-	v = malloc(cap * sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	while ((g = next_region(r->v, &rs))) {
-		if (g->start < pos) {
+	ret = sort_regions(r);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < r->n; i++) {
+		const struct region *g = &r->v[i];
+
+		if (prev && g->start < prev->start + prev->len) {
 			char a[128], b[128];
 
 			describe(prev, a, sizeof(a));
 			describe(g, b, sizeof(b));
 			log_error("layout: region %s overlaps %s", b, a);
-			ret = -EINVAL;
-			goto out;
+			return -EINVAL;
 		}
 		if (g->start + g->len > size) {
 			char b[128];
 
 			describe(g, b, sizeof(b));
 			log_error("layout: region %s ends past the disk size %" PRIu64, b, size);
-			ret = -EINVAL;
-			goto out;
+			return -EINVAL;
 		}
-		if (g->start > pos)
-			v[n++] = (struct region){ .start = pos, .len = g->start - pos,
-						  .kind = REGION_ZERO };
-		v[n++] = *g;
-		pos = g->start + g->len;
 		prev = g;
 	}
-	if (pos < size)
-		v[n++] = (struct region){ .start = pos, .len = size - pos, .kind = REGION_ZERO };
-	free(r->v);
-	r->v = v;
-	r->n = n;
-	r->cap = cap;
-	v = NULL;
 	r->size = size;
 	r->final = true;
-out:
-	free(v);
-	return ret;
+	return 0;
 }
 
 void regions_dump(const struct regions *r, FILE *f, regions_file_namer name, void *ctx)
 {
+	struct region gap;
+	uint64_t off = 0;
+	size_t i = 0;
+
+	/* The gaps are printed as the zero regions they read as ("free"). */
 	fprintf(f, "# %-14s %-14s %-12s %-6s %s\n", "start", "end", "length", "kind", "what");
-	for (size_t i = 0; i < r->n; i++) {
-		const struct region *g = &r->v[i];
+	while (off < r->size) {
+		const struct region *g = regions_piece(r, i, off, &gap);
 		const char *path = NULL;
 
+		if (g != &gap)
+			i++;
+		off = g->start + g->len;
 		fprintf(f, "%16" PRIu64 " %14" PRIu64 " %12" PRIu64 " %-6s %s", g->start,
 			g->start + g->len, g->len, kind_name[g->kind], regions_what_name(g->what));
 		if (g->kind == REGION_FILE) {
 			if (name)
-				path = name(ctx, g->u.file.id);
+				path = name(ctx, g->file_id);
 			if (path)
 				fprintf(f, ": %s", path);
 			else
-				fprintf(f, ": file #%" PRIu32, g->u.file.id);
-			fprintf(f, " @ %" PRIu64, g->u.file.off);
+				fprintf(f, ": file #%" PRIu32, g->file_id);
+			fprintf(f, " @ %" PRIu64, g->file_off);
 		}
 		fputc('\n', f);
 	}
@@ -238,22 +244,35 @@ size_t regions_find(const struct regions *r, uint64_t off)
 {
 	size_t lo = 0, hi = r->n;
 
-	/* Invariant: v[lo].start <= off < v[hi].start (v[n].start = size). */
-	while (hi - lo > 1) {
+	/* Ends ascend (the regions are sorted and disjoint): the first region
+	 * with end > off. Invariant: v[i].end <= off for i < lo, > off for i >= hi. */
+	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (r->v[mid].start <= off)
-			lo = mid;
+		if (r->v[mid].start + r->v[mid].len <= off)
+			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	return lo;
 }
 
+const struct region *regions_piece(const struct regions *r, size_t i, uint64_t off,
+				   struct region *gap)
+{
+	if (i < r->n && r->v[i].start <= off)
+		return &r->v[i];
+	*gap = (struct region){ .kind = REGION_ZERO, .what = RW_GAP };
+	gap->start = i ? r->v[i - 1].start + r->v[i - 1].len : 0;
+	gap->len = (i < r->n ? r->v[i].start : r->size) - gap->start;
+	return gap;
+}
+
 int regions_read(const struct regions *r, void *buf, size_t len, uint64_t off,
 		 regions_file_reader reader, void *ctx)
 {
 	uint8_t *out = buf;
+	struct region gap;
 	size_t i;
 	int ret;
 
@@ -261,20 +280,20 @@ int regions_read(const struct regions *r, void *buf, size_t len, uint64_t off,
 		return -EINVAL;
 	if (len == 0)
 		return 0;
-	for (i = regions_find(r, off); len > 0; i++) {
-		const struct region *g = &r->v[i];
+	for (i = regions_find(r, off); len > 0;) {
+		const struct region *g = regions_piece(r, i, off, &gap);
 		uint64_t in = off - g->start;
 		size_t n = g->len - in < len ? (size_t)(g->len - in) : len;
 
-		switch (g->kind) {
+		switch ((enum region_kind)g->kind) {
 		case REGION_ZERO:
 			memset(out, 0, n);
 			break;
 		case REGION_MEM:
-			memcpy(out, g->u.mem + in, n);
+			memcpy(out, g->mem + in, n);
 			break;
 		case REGION_FILE:
-			ret = reader(ctx, g->u.file.id, out, n, g->u.file.off + in);
+			ret = reader(ctx, g->file_id, out, n, g->file_off + in);
 			if (ret < 0)
 				return ret;
 			break;
@@ -282,6 +301,8 @@ int regions_read(const struct regions *r, void *buf, size_t len, uint64_t off,
 		out += n;
 		off += n;
 		len -= n;
+		if (g != &gap && off == g->start + g->len)
+			i++;
 	}
 	return 0;
 }

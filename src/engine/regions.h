@@ -1,12 +1,16 @@
 /* regions.h - a virtual disk as a sorted list of byte regions.
  *
  * Modelled on nbdkit's common/regions. Builders add regions in any order;
- * regions_finalize() sorts them, refuses overlaps, fills the gaps with zero
- * regions and pads to the disk size. After that the map is immutable and
- * regions_read() may run from any number of threads without locks.
+ * regions_finalize() sorts them in place and refuses overlaps. After that the
+ * map is immutable and regions_read() may run from any number of threads
+ * without locks.
  *
- * Invariant after finalize: v[0].start == 0, v[i].start + v[i].len ==
- * v[i+1].start, the last region ends at size, no region has len 0.
+ * Invariant after finalize: v[i].start + v[i].len <= v[i+1].start, the last
+ * region ends at or before size, no region has len 0. The bytes between
+ * regions (the gaps) read as zeros: they are not stored, because a
+ * million-file tree leaves a gap after nearly every file's last block and
+ * storing them doubled the map. regions_piece() hands a walker the gap as
+ * a zero region (what RW_GAP), so the disk still reads as a tiling.
  */
 #ifndef RPIFS_REGIONS_H
 #define RPIFS_REGIONS_H
@@ -41,18 +45,17 @@ enum region_what {
 	RW_COUNT
 };
 
+/* 32 bytes: a million-file tree has a million regions. */
 struct region {
-	uint64_t start;
-	uint64_t len;
-	enum region_kind kind;
-	uint8_t what;           /* enum region_what */
-	union {
-		const uint8_t *mem;
-		struct {
-			uint32_t id;    /* srcfiles id */
-			uint64_t off;   /* offset in the source file */
-		} file;
-	} u;
+	uint64_t start;                 /* offset 0 */
+	uint64_t len;                   /* offset 8 */
+	union {                         /* offset 16 */
+		const uint8_t *mem;     /* REGION_MEM: the bytes */
+		uint64_t file_off;      /* REGION_FILE: offset in the source file */
+	};
+	uint32_t file_id;               /* offset 24: REGION_FILE: srcfiles id */
+	uint8_t kind;                   /* offset 28: enum region_kind */
+	uint8_t what;                   /* offset 29: enum region_what */
 };
 
 struct regions {
@@ -85,12 +88,20 @@ int regions_add_zero(struct regions *r, uint64_t start, uint64_t len,
 /* "ext4 metadata", "FAT #1"... */
 const char *regions_what_name(enum region_what what);
 
-/* Sort, check, fill gaps, pad to size. -EINVAL (logged, naming both regions)
- * when two regions overlap or one ends past size. */
+/* Sort in place and check. -EINVAL (logged, naming both regions) when two
+ * regions overlap or one ends past size. The extra memory is the regions
+ * outside the longest sorted run (see regions.c), not a copy of the map. */
 int regions_finalize(struct regions *r, uint64_t size);
 
-/* Index of the region holding byte off (off < size). */
+/* Index of the first region that ends after byte off: the region holding
+ * off, or the one after the gap off lies in (n when off is in the tail). */
 size_t regions_find(const struct regions *r, uint64_t off);
+/* The piece of the disk holding byte off, given i = regions_find(off) or a
+ * walker's cursor that has not passed off: &v[i] when v[i] holds off, else
+ * *gap, filled in as the whole gap before v[i] (or before size) as a zero
+ * region, what RW_GAP. A walker moves i on when it passes v[i]'s end. */
+const struct region *regions_piece(const struct regions *r, size_t i, uint64_t off,
+				   struct region *gap);
 
 /* Names a source file id for regions_dump (NULL: print the id). */
 typedef const char *(*regions_file_namer)(void *ctx, uint32_t id);

@@ -88,8 +88,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	for (off = 0; off < size;) {
-		size_t r = regions_find(&map, off);
-		const struct region *g = &map.v[r];
+		struct region gap;
+		const struct region *g = regions_piece(&map, regions_find(&map, off), off,
+						       &gap);
 		uint64_t end = g->start + g->len;
 		size_t n = end - off < sizeof(buf) ? (size_t)(end - off) : sizeof(buf);
 

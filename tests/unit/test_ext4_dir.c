@@ -224,7 +224,9 @@ static void check_built(const char *scratch, const char *dir, size_t n, size_t l
 	fd = open(img, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	must(fd >= 0 && ftruncate(fd, (off_t)o.part_size) == 0, img);
 	for (off = 0; off < o.part_size;) {
-		const struct region *g = &map.v[regions_find(&map, off)];
+		struct region gap;
+		const struct region *g = regions_piece(&map, regions_find(&map, off), off,
+						       &gap);
 		uint64_t end = g->start + g->len;
 		size_t m = end - off < sizeof(buf) ? (size_t)(end - off) : sizeof(buf);
 

@@ -101,8 +101,8 @@ static bool file_extent(struct image *img, const char *rel, uint64_t *off, uint6
 	for (size_t i = 0; i < img->map.n; i++) {
 		const struct region *g = &img->map.v[i];
 
-		if (g->kind == REGION_FILE && g->u.file.off == 0 &&
-		    !strcmp(sf->v[g->u.file.id].path, rel)) {
+		if (g->kind == REGION_FILE && g->file_off == 0 &&
+		    !strcmp(sf->v[g->file_id].path, rel)) {
 			*off = g->start;
 			*len = g->len;
 			return true;

@@ -1,5 +1,6 @@
-/* test_regions.c - region map: finalize fills gaps, refuses overlaps, find
- * and read agree with a flat reference buffer at every offset. */
+/* test_regions.c - region map: finalize sorts in place and refuses overlaps,
+ * gaps read as zeros, find/piece and read agree with a flat reference buffer
+ * at every offset. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,8 +67,9 @@ static void test_dump(void)
 	CHECK(regions_add_file(&r, 4096, 100, 7, 3, RW_FAT_FILE) == 0);
 	CHECK(regions_add_file(&r, 8192, 100, 8, 0, RW_EXT4_FILE) == 0);
 	CHECK(regions_finalize(&r, 16384) == 0);
-	CHECK(r.n == 6);
-	CHECK(r.v[0].what == RW_MBR && r.v[1].what == RW_GAP && r.v[2].what == RW_FAT_FILE);
+	/* The gaps are not stored: the three regions, in order. */
+	CHECK(r.n == 3);
+	CHECK(r.v[0].what == RW_MBR && r.v[1].what == RW_FAT_FILE && r.v[2].what == RW_EXT4_FILE);
 	f = open_memstream(&out, &outlen);
 	CHECK(f != NULL);
 	if (f) {
@@ -142,15 +144,44 @@ static void test_random(unsigned seed, int runs)
 			CHECK(regions_add_file(&r, rs[i].s, rs[i].l, rs[i].id, 5, RW_GAP) == 0);
 	}
 	CHECK(regions_finalize(&r, SIZE) == 0);
-	/* Invariants: contiguous, no empty region, ends at SIZE. */
-	CHECK(r.n > 0 && r.v[0].start == 0);
+	/* Invariants: sorted, disjoint, no empty region, within SIZE; every
+	 * region added is there (none merged away, none invented). */
+	CHECK(r.n == (size_t)n);
 	for (size_t i = 0; i + 1 < r.n; i++)
-		CHECK(r.v[i].start + r.v[i].len == r.v[i + 1].start && r.v[i].len > 0);
-	CHECK(r.v[r.n - 1].start + r.v[r.n - 1].len == SIZE);
-	/* find(): every offset maps into its region. */
+		CHECK(r.v[i].start + r.v[i].len <= r.v[i + 1].start && r.v[i].len > 0);
+	CHECK(r.n && r.v[r.n - 1].start + r.v[r.n - 1].len <= SIZE);
+	/* find() + piece(): every offset lies in its piece, a region or the
+	 * whole gap around it (bounded by its neighbours), and the pieces tile
+	 * the disk. */
 	for (uint64_t off = 0; off < SIZE; off += 7) {
 		size_t k = regions_find(&r, off);
-		CHECK(r.v[k].start <= off && off < r.v[k].start + r.v[k].len);
+		struct region gap;
+		const struct region *g = regions_piece(&r, k, off, &gap);
+
+		CHECK(g->start <= off && off < g->start + g->len);
+		if (g == &gap) {
+			CHECK(gap.kind == REGION_ZERO && gap.what == RW_GAP);
+			CHECK(k == r.n || r.v[k].start == gap.start + gap.len);
+			CHECK(k == 0 || r.v[k - 1].start + r.v[k - 1].len == gap.start);
+		} else {
+			CHECK(g == &r.v[k]);
+		}
+	}
+	{
+		uint64_t off = 0;
+		size_t k = 0, pieces = 0;
+		struct region gap;
+
+		while (off < SIZE) {
+			const struct region *g = regions_piece(&r, k, off, &gap);
+
+			CHECK(g->start == off && g->len > 0);
+			if (g != &gap)
+				k++;
+			off = g->start + g->len;
+			pieces++;
+		}
+		CHECK(off == SIZE && k == r.n && pieces >= r.n);
 	}
 	/* read(): random ranges equal the reference, including the last byte. */
 	for (int t = 0; t < 2000; t++) {
