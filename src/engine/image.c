@@ -297,8 +297,8 @@ static bool same_bytes(const struct image *a, const struct region *x,
 		return !memcmp(x->u.mem + ix, y->u.mem + iy, n);
 	case REGION_FILE:
 		return x->u.file.off + ix == y->u.file.off + iy &&
-		       srcfile_same(&a->tree.files.v[x->u.file.id],
-				    &b->tree.files.v[y->u.file.id]);
+		       srcfile_same(a->tree.files.v[x->u.file.id],
+				    b->tree.files.v[y->u.file.id]);
 	}
 	return false;
 }
