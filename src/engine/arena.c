@@ -10,7 +10,7 @@
 #include <string.h>
 #include "arena.h"
 
-#define ARENA_BLOCK (1u << 20)
+#define ARENA_BLOCK (256u << 10)
 
 struct arena_block {
 	struct arena_block *next;

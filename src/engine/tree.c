@@ -11,8 +11,10 @@
  * Directories are visited on up to TREE_WALK_MAX_THREADS threads through a
  * tree walk (tree_walk.c): a visit lists one directory, stats and reads
  * each entry and queues the subdirectories; each thread has its own cwd,
- * path buffer and newest mtime; node and byte counts are atomic. A visit
- * fills only its own directory's node and children. Source files get their
+ * path buffer, newest mtime and arena (adopted by the tree's when the thread
+ * ends); node and byte counts are atomic. A visit fills only its own
+ * directory's node and children: the children are allocated as the listing
+ * is read, their array once it is complete (exactly sized). Source files get their
  * ids afterwards, in tree order (register_files), so the tree and the image
  * are the same whichever thread scanned what.
  */
@@ -125,10 +127,10 @@ int tree_put_child(struct tree *t, struct tree_node *dir, struct tree_node *k)
 	kids = arena_alloc(&t->arena, (dir->nkids + 1) * sizeof(*kids), _Alignof(void *));
 	if (!kids)
 		return -ENOMEM;
-	if (dir->nkids)
+	if (dir->nkids) {
 		memcpy(kids, dir->kids, lo * sizeof(*kids));
-	if (dir->nkids)
 		memcpy(kids + lo + 1, dir->kids + lo, (dir->nkids - lo) * sizeof(*kids));
+	}
 	kids[lo] = k;
 	dir->kids = kids;
 	dir->nkids++;
