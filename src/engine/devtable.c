@@ -266,34 +266,31 @@ int devtable_apply(const struct devtable *t, struct tree *tree)
 				  e->path, tree->root_path);
 			return -EEXIST;
 		}
-		struct tree_node *k = calloc(1, sizeof(*k));
+		struct tree_node *k = tree_node_new(&tree->arena, name, strlen(name));
 
-		if (!k || !(k->name = strdup(name))) {
-			free(k);
+		if (!k)
 			return -ENOMEM;
-		}
-		k->file = SRCFILE_NONE;
 		k->virt = true;
 		/* Times from its directory: deterministic, no "now". */
 		k->st.st_mode = e->mode;
 		k->st.st_uid = e->uid;
 		k->st.st_gid = e->gid;
-		k->st.st_rdev = S_ISFIFO(e->mode) ? 0 : e->rdev;
+		if (S_ISCHR(e->mode) || S_ISBLK(e->mode))
+			k->rdev = e->rdev;
 		k->st.st_nlink = 1;
 		k->st.st_dev = dir->st.st_dev;
 		k->st.st_mtim = dir->st.st_mtim;
 		k->st.st_atim = dir->st.st_mtim;
 		k->st.st_ctim = dir->st.st_mtim;
 		/* Replaces a symlink, device, fifo or socket of the name. */
-		switch (tree_put_child(dir, k)) {
+		switch (tree_put_child(tree, dir, k)) {
 		case 1:
 			tree->nodes++;
 			break;
 		case 0:
 			break;
 		default:
-			tree_node_free(k);
-			return -ENOMEM;
+			return -ENOMEM;     /* k stays in the arena */
 		}
 	}
 	return 0;

@@ -33,6 +33,7 @@
 #include "generation.h"
 #include "idmap.h"
 #include "log.h"
+#include "tree_walk.h"
 #include "tree_watch.h"
 
 void rpifs_opts_init(struct rpifs_opts *o)
@@ -497,18 +498,31 @@ void rpifs_gen_put(struct rpifs *r, struct rpifs_gen *g)
 	pthread_mutex_unlock(&r->lock);
 }
 
+/* The namer's state: paths are kept nowhere, so each is rebuilt into buf
+ * (valid until the next call, which is all regions_dump() needs). */
+struct file_namer {
+	const struct srcfiles *sf;
+	char buf[TREE_PATH_MAX];
+};
+
 static const char *name_file(void *ctx, uint32_t id)
 {
-	const struct srcfiles *sf = ctx;
+	struct file_namer *fn = ctx;
 
-	return id < sf->n ? sf->v[id].path : NULL;
+	if (!fn || id >= fn->sf->n || tree_path_into(fn->sf->v[id], fn->buf, sizeof(fn->buf)) < 0)
+		return NULL;
+	return fn->buf;
 }
 
 void rpifs_gen_dump(const struct rpifs_gen *g, FILE *f)
 {
 	const struct image *img = gen_img(g);
+	struct file_namer *fn = malloc(sizeof(*fn));
 
-	regions_dump(&img->map, f, name_file, (void *)&img->tree.files);
+	if (fn)
+		fn->sf = &img->tree.files;
+	regions_dump(&img->map, f, name_file, fn);
+	free(fn);
 }
 
 uint64_t rpifs_gen_size(const struct rpifs_gen *g)

@@ -298,8 +298,8 @@ static bool same_bytes(const struct image *a, const struct region *x,
 		return !memcmp(x->mem + ix, y->mem + iy, n);
 	case REGION_FILE:
 		return x->file_off + ix == y->file_off + iy &&
-		       srcfile_same(&a->tree.files.v[x->file_id],
-				    &b->tree.files.v[y->file_id]);
+		       srcfile_same(a->tree.files.v[x->file_id],
+				    b->tree.files.v[y->file_id]);
 	}
 	return false;
 }

@@ -4,7 +4,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/openat2.h>
-#include <stdatomic.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "log.h"
 #include "srcfile.h"
+#include "tree.h"
 #include "vector.h"
 
 /* Open fds are cached so a sequential read of a large file does not pay an
@@ -76,8 +77,6 @@ void srcfiles_free(struct srcfiles *sf)
 		}
 		free(sf->cache);
 	}
-	for (size_t i = 0; i < sf->n; i++)
-		free(sf->v[i].path);
 	free(sf->v);
 	if (sf->root_fd >= 0)
 		close(sf->root_fd);
@@ -115,38 +114,43 @@ int srcfile_stat(int dirfd, const char *name, int flags, struct stat *st,
 	return 0;
 }
 
-static bool ts_eq(struct timespec a, struct timespec b)
+static bool ts_eq(struct tree_time a, struct tree_time b)
 {
 	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
 }
 
-bool srcfile_same(const struct srcfile *a, const struct srcfile *b)
+bool srcfile_same(const struct tree_node *a, const struct tree_node *b)
 {
-	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-	       ts_eq(a->btime, b->btime) && ts_eq(a->mtime, b->mtime) &&
-	       ts_eq(a->ctime, b->ctime);
+	return a->st.st_dev == b->st.st_dev && a->st.st_ino == b->st.st_ino &&
+	       a->st.st_size == b->st.st_size && ts_eq(a->st.st_btime, b->st.st_btime) &&
+	       ts_eq(a->st.st_mtim, b->st.st_mtim) && ts_eq(a->st.st_ctim, b->st.st_ctim);
 }
 
-int srcfiles_add(struct srcfiles *sf, const char *relpath, const struct stat *st,
-		 const struct timespec *btime, uint32_t *id)
+int srcfiles_reserve(struct srcfiles *sf, size_t n)
+{
+	struct tree_node **v;
+
+	if (n <= sf->cap)
+		return 0;
+	if (n > SRCFILE_NONE)
+		return -EOVERFLOW;
+	v = realloc(sf->v, n * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	sf->v = v;
+	sf->cap = n;
+	return 0;
+}
+
+int srcfiles_add(struct srcfiles *sf, struct tree_node *n)
 {
 	if (sf->n >= SRCFILE_NONE)
 		return -EOVERFLOW;
 	if (VEC_RESERVE(sf->v, sf->cap, sf->n + 1, 1024) < 0)
 		return -ENOMEM;
-	struct srcfile *f = &sf->v[sf->n];
-
-	f->path = strdup(relpath);
-	if (!f->path)
-		return -ENOMEM;
-	f->dev = st->st_dev;
-	f->ino = st->st_ino;
-	f->size = (uint64_t)st->st_size;
-	f->mtime = st->st_mtim;
-	f->ctime = st->st_ctim;
-	f->btime = btime ? *btime : (struct timespec){ 0, 0 };
-	f->warned = 0;
-	*id = (uint32_t)sf->n++;
+	n->warned = 0;
+	n->file = (uint32_t)sf->n;
+	sf->v[sf->n++] = n;
 	return 0;
 }
 
@@ -208,40 +212,57 @@ int srcfile_open_beneath(int root_fd, const char *relpath, int flags)
 
 int srcfiles_open(const struct srcfiles *sf, uint32_t id, struct stat *st)
 {
-	const struct srcfile *f = &sf->v[id];
+	const struct tree_node *f = sf->v[id];
 	struct timespec bt;
+	char buf[PATH_MAX], *heap = NULL;
+	const char *path = buf;
+	int fd;
+
+	/* The path from the node's parents: kept nowhere, an open is rare next
+	 * to the reads it serves (fd cache). */
+	if (tree_path_into(f, buf, sizeof(buf)) < 0 && !(path = heap = tree_path(f)))
+		return -ENOMEM;
 	/* O_NONBLOCK: a file swapped for a fifo must not block the open (the
 	 * stat below refuses anything but a regular file). */
-	int fd = srcfile_open_beneath(sf->root_fd, f->path,
-				      O_RDONLY | O_NONBLOCK | O_NOCTTY);
-
+	fd = srcfile_open_beneath(sf->root_fd, path, O_RDONLY | O_NONBLOCK | O_NOCTTY);
+	free(heap);
 	if (fd < 0)
 		return fd;
 	/* Same device and inode is not enough: a file deleted and written
 	 * again often gets the old inode number back; its birth time differs. */
 	if (srcfile_stat(fd, "", AT_EMPTY_PATH, st, &bt) < 0 || !S_ISREG(st->st_mode) ||
-	    st->st_dev != f->dev || st->st_ino != f->ino ||
-	    bt.tv_sec != f->btime.tv_sec || bt.tv_nsec != f->btime.tv_nsec) {
+	    st->st_dev != f->st.st_dev || st->st_ino != f->st.st_ino ||
+	    bt.tv_sec != f->st.st_btime.tv_sec || bt.tv_nsec != f->st.st_btime.tv_nsec) {
 		close(fd);
 		return -ESTALE;
 	}
 	return fd;
 }
 
-static void warn_once(struct srcfile *f, const char *what)
+/* True for the first caller only: a file's change is logged once. */
+static bool first_warning(struct tree_node *f)
 {
-	int expected = 0;
+	return !__atomic_exchange_n(&f->warned, 1, __ATOMIC_RELAXED);
+}
 
-	if (atomic_compare_exchange_strong((_Atomic int *)&f->warned, &expected, 1))
-		log_warn("source file %s %s; serving zeros where its bytes are missing "
-			 "(remount, or reopen disk.img, to pick up the change)", f->path, what);
+static void warn_once(struct tree_node *f, const char *what)
+{
+	char *path;
+
+	if (!first_warning(f))
+		return;
+	path = tree_path(f);
+	log_warn("source file %s %s; serving zeros where its bytes are missing "
+		 "(remount, or reopen disk.img, to pick up the change)", path ? path : f->name,
+		 what);
+	free(path);
 }
 
 /* Get an fd for id with a reference held, or -errno. */
 static int fd_get(struct srcfiles *sf, uint32_t id, struct fdslot **out)
 {
 	struct fdshard *c = shard_of(sf, id);
-	struct srcfile *f = &sf->v[id];
+	struct tree_node *f = sf->v[id];
 	struct fdslot *victim = NULL;
 	struct stat st;
 	int fd;
@@ -268,15 +289,17 @@ static int fd_get(struct srcfiles *sf, uint32_t id, struct fdslot **out)
 			  fd == -ESTALE ? "was replaced by another file" : "cannot be opened");
 		return fd;
 	}
-	if ((uint64_t)st.st_size != f->size || st.st_mtim.tv_sec != f->mtime.tv_sec ||
-	    st.st_mtim.tv_nsec != f->mtime.tv_nsec) {
-		int expected = 0;
+	if (st.st_size != f->st.st_size || st.st_mtim.tv_sec != f->st.st_mtim.tv_sec ||
+	    (uint32_t)st.st_mtim.tv_nsec != f->st.st_mtim.tv_nsec) {
+		if (first_warning(f)) {
+			char *path = tree_path(f);
 
-		if (atomic_compare_exchange_strong((_Atomic int *)&f->warned, &expected, 1))
 			log_warn("source file %s changed since the image was built: serving "
-				 "its current bytes, clipped or zero-padded to %" PRIu64 " bytes "
+				 "its current bytes, clipped or zero-padded to %" PRId64 " bytes "
 				 "(close disk.img everywhere and reopen it to serve the new tree)",
-				 f->path, f->size);
+				 path ? path : f->name, f->st.st_size);
+			free(path);
+		}
 	}
 
 	pthread_mutex_lock(&c->lock);
@@ -325,9 +348,11 @@ static void fd_put(struct srcfiles *sf, struct fdslot *s, int fd)
 /* How many of the len bytes at off are the file's: bytes past the recorded
  * size are never read (the image promised that size, and a grown file must
  * not spill into the next region). */
-static size_t served_len(const struct srcfile *f, uint64_t off, size_t len)
+static size_t served_len(const struct tree_node *f, uint64_t off, size_t len)
 {
-	return off >= f->size ? 0 : f->size - off < len ? (size_t)(f->size - off) : len;
+	uint64_t size = (uint64_t)f->st.st_size;
+
+	return off >= size ? 0 : size - off < len ? (size_t)(size - off) : len;
 }
 
 /* One step of moving file bytes: n bytes of fd at off, to position at of
@@ -340,7 +365,7 @@ typedef ssize_t (*move_step)(void *dst, int fd, size_t at, size_t n, uint64_t of
 static int move_bytes(struct srcfiles *sf, uint32_t id, size_t want, uint64_t off,
 		      move_step step, void *dst, size_t *done)
 {
-	struct srcfile *f = &sf->v[id];
+	struct tree_node *f = sf->v[id];
 	struct fdslot *slot;
 	int fd, ret = 0;
 
@@ -374,6 +399,15 @@ static ssize_t pread_step(void *dst, int fd, size_t at, size_t n, uint64_t off)
 	return pread(fd, (uint8_t *)dst + at, n, (off_t)off);
 }
 
+static void log_read_error(const struct srcfiles *sf, uint32_t id, uint64_t off, int err)
+{
+	char *path = tree_path(sf->v[id]);
+
+	log_error("reading %s at %" PRIu64 ": %s", path ? path : sf->v[id]->name, off,
+		  strerror(-err));
+	free(path);
+}
+
 int srcfiles_pread(struct srcfiles *sf, uint32_t id, void *buf, size_t len,
 		   uint64_t off)
 {
@@ -387,10 +421,9 @@ int srcfiles_pread(struct srcfiles *sf, uint32_t id, void *buf, size_t len,
 	 * faster (the kernel's own readahead per source fd already runs, and a
 	 * prefetch thread advising the next 32 MiB of files did not help
 	 * either: the cold read costs what reading the tree cold costs). */
-	ret = move_bytes(sf, id, served_len(&sf->v[id], off, len), off, pread_step, buf, &done);
+	ret = move_bytes(sf, id, served_len(sf->v[id], off, len), off, pread_step, buf, &done);
 	if (ret < 0)
-		log_error("reading %s at %" PRIu64 ": %s", sf->v[id].path, off + done,
-			  strerror(-ret));
+		log_read_error(sf, id, off + done, ret);
 	memset((uint8_t *)buf + done, 0, len - done);
 	return ret;
 }
@@ -415,15 +448,14 @@ int srcfiles_splice(struct srcfiles *sf, uint32_t id, uint64_t off, size_t len,
 
 	if (id >= sf->n)
 		return -EINVAL;
-	ret = move_bytes(sf, id, served_len(&sf->v[id], off, len), off, splice_step,
+	ret = move_bytes(sf, id, served_len(sf->v[id], off, len), off, splice_step,
 			 &pipe_w, &done);
 	/* A filesystem without splice, or a pipe out of slots (unaligned
 	 * pages take one more): the caller copies. */
 	if (ret == -EINVAL && done == 0)
 		ret = -EOPNOTSUPP;
 	else if (ret < 0 && ret != -EAGAIN)
-		log_error("reading %s at %" PRIu64 ": %s", sf->v[id].path, off + done,
-			  strerror(-ret));
+		log_read_error(sf, id, off + done, ret);
 	/* The reply must be exactly len bytes: a short one would tell the
 	 * kernel that disk.img ends there. */
 	while (!ret && done < len) {

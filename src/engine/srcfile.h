@@ -24,24 +24,16 @@
 
 #define SRCFILE_NONE UINT32_MAX
 
-struct srcfile {
-	char *path;         /* relative to the root, no leading '/' */
-	dev_t dev;
-	ino_t ino;
-	uint64_t size;      /* size at scan time: the size served */
-	struct timespec mtime;  /* at scan time: a change is logged once */
-	struct timespec ctime;  /* at scan time: with the rest, tells two scans'
-				 * records of one unchanged file (image_diff) */
-	struct timespec btime;  /* birth time, {0,0} if the fs has none: tells
-				 * a file recreated on a reused inode number */
-	int warned;         /* a change has been logged once (atomic) */
-};
+struct tree_node;
 
-struct fdcache;
-
+/* A source file is its node in the scanned tree (tree.h): the identity and
+ * times recorded at scan time are the node's st (st_dev, st_ino, st_size:
+ * the size served, st_mtim, st_ctim, st_btime), its path is rebuilt from
+ * the node's parents when the file is opened, and tree_node.warned says a
+ * change has been logged once. */
 struct srcfiles {
 	int root_fd;        /* O_PATH|O_DIRECTORY fd of the tree root, owned */
-	struct srcfile *v;
+	struct tree_node **v; /* id -> node; sized once (srcfiles_reserve) */
 	size_t n, cap;
 	struct fdcache *cache;
 };
@@ -49,9 +41,11 @@ struct srcfiles {
 /* root_fd is taken over (closed by srcfiles_free). */
 int srcfiles_init(struct srcfiles *sf, int root_fd);
 void srcfiles_free(struct srcfiles *sf);
-/* Register a regular file (btime may be NULL); *id receives its id. */
-int srcfiles_add(struct srcfiles *sf, const char *relpath,
-		 const struct stat *st, const struct timespec *btime, uint32_t *id);
+/* Room for n files in all, exactly (the scan knows the count). */
+int srcfiles_reserve(struct srcfiles *sf, size_t n);
+/* Register the regular file of node n, which must outlive sf: n->file
+ * receives its id. Past the reserved room the table grows. */
+int srcfiles_add(struct srcfiles *sf, struct tree_node *n);
 /* fstatat(dirfd, name, st, flags) and the birth time in one statx() call;
  * *btime is {0,0} where the filesystem does not record it. 0 or -errno. */
 int srcfile_stat(int dirfd, const char *name, int flags, struct stat *st,
@@ -66,7 +60,7 @@ int srcfile_open_beneath(int root_fd, const char *relpath, int flags);
 /* Do records a and b (of two scans) name the same file with the same
  * bytes, as far as a stat tells: device, inode, birth time, size, mtime
  * and ctime (which any write moves). */
-bool srcfile_same(const struct srcfile *a, const struct srcfile *b);
+bool srcfile_same(const struct tree_node *a, const struct tree_node *b);
 /* Open file id read-only below the root, following no symlink, and check
  * that it is still the file that was registered (a regular file with the
  * same device, inode and birth time). The fd, with its current stat in *st,

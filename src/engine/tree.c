@@ -11,8 +11,10 @@
  * Directories are visited on up to TREE_WALK_MAX_THREADS threads through a
  * tree walk (tree_walk.c): a visit lists one directory, stats and reads
  * each entry and queues the subdirectories; each thread has its own cwd,
- * path buffer and newest mtime; node and byte counts are atomic. A visit
- * fills only its own directory's node and children. Source files get their
+ * path buffer, newest mtime and arena (adopted by the tree's when the thread
+ * ends); node and byte counts are atomic. A visit fills only its own
+ * directory's node and children: the children are allocated as the listing
+ * is read, their array once it is complete (exactly sized). Source files get their
  * ids afterwards, in tree order (register_files), so the tree and the image
  * are the same whichever thread scanned what.
  */
@@ -49,34 +51,48 @@ struct scan {
 	int64_t newest_mtime;
 	char *path;             /* relative path of the current node, for messages
 				 * (the walk's buffer: TREE_PATH_MAX bytes) */
+	struct arena *arena;    /* where this thread's nodes go: own, or (before
+				 * and after the walk) the tree's */
+	struct arena own;       /* a scanning thread's: adopted by the tree's
+				 * when the thread ends */
+	struct tree_node **kids; /* a listing being read (reused) */
+	size_t kids_cap;
 	_Alignas(8) char dents[32768];  /* getdents64 buffer, as readdir's */
 };
-
-void tree_node_free(struct tree_node *n)
-{
-	if (!n)
-		return;
-	for (size_t i = 0; i < n->nkids; i++)
-		tree_node_free(n->kids[i]);
-	free(n->kids);
-	for (size_t i = 0; i < n->nxattrs; i++) {
-		free(n->xattrs[i].name);
-		free(n->xattrs[i].value);
-	}
-	free(n->xattrs);
-	free(n->link);
-	free(n->name);
-	free(n);
-}
 
 void tree_free(struct tree *t)
 {
 	/* The watch's helper thread reads the nodes: stop it first. */
 	tree_watch_free(t->watch);
-	tree_node_free(t->root);
 	srcfiles_free(&t->files);
+	arena_free(&t->arena);
 	free(t->root_path);
 	memset(t, 0, sizeof(*t));
+}
+
+struct tree_node *tree_node_new(struct arena *a, const char *name, size_t len)
+{
+	struct tree_node *n = arena_alloc(a, sizeof(*n) + len + 1, _Alignof(struct tree_node));
+
+	if (n)
+		memcpy(n->name, name, len);     /* the '\0' is the arena's zero */
+	return n;
+}
+
+void tree_stat_set(struct tree_stat *ts, const struct stat *st, const struct timespec *btime)
+{
+	ts->st_dev = st->st_dev;
+	ts->st_ino = st->st_ino;
+	ts->st_size = st->st_size;
+	ts->st_mode = st->st_mode;
+	ts->st_uid = st->st_uid;
+	ts->st_gid = st->st_gid;
+	ts->st_nlink = (uint32_t)st->st_nlink;
+	ts->st_mtim = (struct tree_time){ st->st_mtim.tv_sec, (uint32_t)st->st_mtim.tv_nsec };
+	ts->st_ctim = (struct tree_time){ st->st_ctim.tv_sec, (uint32_t)st->st_ctim.tv_nsec };
+	ts->st_atim = (struct tree_time){ st->st_atim.tv_sec, (uint32_t)st->st_atim.tv_nsec };
+	ts->st_btime = btime ? (struct tree_time){ btime->tv_sec, (uint32_t)btime->tv_nsec } :
+		       (struct tree_time){ 0, 0 };
 }
 
 static int cmp_kids(const void *a, const void *b)
@@ -87,7 +103,7 @@ static int cmp_kids(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-int tree_put_child(struct tree_node *dir, struct tree_node *k)
+int tree_put_child(struct tree *t, struct tree_node *dir, struct tree_node *k)
 {
 	size_t lo = 0, hi = dir->nkids;
 	struct tree_node **kids;
@@ -97,8 +113,7 @@ int tree_put_child(struct tree_node *dir, struct tree_node *k)
 		int c = strcmp(dir->kids[mid]->name, k->name);
 
 		if (c == 0) {
-			tree_node_free(dir->kids[mid]);
-			dir->kids[mid] = k;
+			dir->kids[mid] = k;     /* the old one stays in the arena */
 			k->parent = dir;
 			return 0;
 		}
@@ -107,10 +122,15 @@ int tree_put_child(struct tree_node *dir, struct tree_node *k)
 		else
 			hi = mid;
 	}
-	kids = realloc(dir->kids, (dir->nkids + 1) * sizeof(*kids));
+	/* A new array, exactly sized: the old one stays in the arena (a device
+	 * table adds a few nodes; the scan's arrays are never grown). */
+	kids = arena_alloc(&t->arena, (dir->nkids + 1) * sizeof(*kids), _Alignof(void *));
 	if (!kids)
 		return -ENOMEM;
-	memmove(kids + lo + 1, kids + lo, (dir->nkids - lo) * sizeof(*kids));
+	if (dir->nkids) {
+		memcpy(kids, dir->kids, lo * sizeof(*kids));
+		memcpy(kids + lo + 1, dir->kids + lo, (dir->nkids - lo) * sizeof(*kids));
+	}
 	kids[lo] = k;
 	dir->kids = kids;
 	dir->nkids++;
@@ -174,7 +194,11 @@ static int read_xattrs(struct scan *s, const char *p, bool follow, struct tree_n
 	size_t count = 0;
 	for (ssize_t i = 0; i < len; i += (ssize_t)strlen(list + i) + 1)
 		count++;
-	n->xattrs = calloc(count, sizeof(*n->xattrs));
+	if (count > UINT16_MAX) {
+		ret = -E2BIG;
+		goto out;
+	}
+	n->xattrs = arena_alloc(s->arena, count * sizeof(*n->xattrs), _Alignof(struct xattr));
 	if (!n->xattrs) {
 		ret = -ENOMEM;
 		goto out;
@@ -193,19 +217,15 @@ static int read_xattrs(struct scan *s, const char *p, bool follow, struct tree_n
 			goto out;
 		}
 		x = &n->xattrs[n->nxattrs];
-		x->name = strdup(xn);
-		x->value = malloc(vl ? (size_t)vl : 1);
+		x->name = arena_strndup(s->arena, xn, strlen(xn));
+		x->value = arena_alloc(s->arena, vl ? (size_t)vl : 1, 1);
 		if (!x->name || !x->value) {
-			free(x->name);
-			free(x->value);
 			ret = -ENOMEM;
 			goto out;
 		}
 		vl = x_get(p, follow, xn, x->value, (size_t)vl);
 		if (vl < 0) {
 			ret = -errno;
-			free(x->name);
-			free(x->value);
 			goto out;
 		}
 		x->len = (size_t)vl;
@@ -231,8 +251,8 @@ static void digest_node(struct digest *d, const struct tree_node *n)
 	digest_u64(d, S_ISDIR(n->st.st_mode) ? 0 : (uint64_t)n->st.st_size);
 	digest_u64(d, (uint64_t)n->st.st_mtim.tv_sec);
 	digest_u64(d, (uint64_t)n->st.st_mtim.tv_nsec);
-	digest_u64(d, S_ISCHR(n->st.st_mode) || S_ISBLK(n->st.st_mode) ? n->st.st_rdev : 0);
-	if (n->link)
+	digest_u64(d, S_ISCHR(n->st.st_mode) || S_ISBLK(n->st.st_mode) ? n->rdev : 0);
+	if (S_ISLNK(n->st.st_mode) && n->link)
 		digest_str(d, n->link);
 	for (size_t i = 0; i < n->nxattrs; i++) {
 		digest_str(d, n->xattrs[i].name);
@@ -322,6 +342,7 @@ static int scan_entry(struct scan *s, int dirfd, struct tree_node *n, size_t ple
 {
 	size_t nl = strlen(n->name);
 	struct timespec bt;
+	struct stat st;
 	int ret = 0;
 
 	if (plen + nl + 2 >= TREE_PATH_MAX) {
@@ -332,10 +353,17 @@ static int scan_entry(struct scan *s, int dirfd, struct tree_node *n, size_t ple
 		s->path[plen++] = '/';
 	memcpy(s->path + plen, n->name, nl + 1);
 
-	ret = srcfile_stat(dirfd, n->name, AT_SYMLINK_NOFOLLOW, &n->st, &bt);
+	ret = srcfile_stat(dirfd, n->name, AT_SYMLINK_NOFOLLOW, &st, &bt);
 	if (ret < 0) {
 		log_error("%s/%s: %s", s->t->root_path, s->path, strerror(-ret));
 		goto out;
+	}
+	tree_stat_set(&n->st, &st, S_ISREG(st.st_mode) ? &bt : NULL);
+	if (S_ISREG(st.st_mode)) {
+		n->file = SRCFILE_NONE;         /* registered by register_files() */
+		n->sparse = (uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size;
+	} else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+		n->rdev = st.st_rdev;
 	}
 	if (s->opts->xattrs) {
 		char p[64 + NAME_MAX];
@@ -364,7 +392,7 @@ static int scan_entry(struct scan *s, int dirfd, struct tree_node *n, size_t ple
 		size_t cap = (size_t)n->st.st_size + 1;
 		ssize_t l;
 
-		n->link = malloc(cap);
+		n->link = arena_alloc(s->arena, cap, 1);
 		if (!n->link) {
 			ret = -ENOMEM;
 			goto out;
@@ -385,7 +413,7 @@ static int scan_entry(struct scan *s, int dirfd, struct tree_node *n, size_t ple
 			goto out;
 		}
 		__atomic_fetch_add(&s->t->data_bytes, (uint64_t)n->st.st_size, __ATOMIC_RELAXED);
-		n->btime = bt;  /* registered in order by register_files() */
+		__atomic_fetch_add(&s->t->nregular, 1, __ATOMIC_RELAXED);
 	}
 	progress(s, false);
 out:
@@ -399,7 +427,7 @@ static int scan_dir(struct tree_walk *w, void *wctx, struct tree_node *dir, int 
 		    char *path, size_t plen)
 {
 	struct scan *s = wctx;
-	size_t cap = 0;
+	size_t nk = 0;
 	int ret = 0;
 
 	s->path = path;
@@ -445,21 +473,32 @@ static int scan_dir(struct tree_walk *w, void *wctx, struct tree_node *dir, int 
 			off += e->d_reclen;
 			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 				continue;
-			if ((ret = VEC_RESERVE(dir->kids, cap, dir->nkids + 1, 8)) < 0)
+			if ((ret = VEC_RESERVE(s->kids, s->kids_cap, nk + 1, 256)) < 0)
 				goto out;
-			k = calloc(1, sizeof(*k));
-			if (!k || !(k->name = strdup(e->d_name))) {
-				free(k);
+			k = tree_node_new(s->arena, e->d_name, strlen(e->d_name));
+			if (!k) {
 				ret = -ENOMEM;
 				goto out;
 			}
 			k->parent = dir;
-			k->file = SRCFILE_NONE;
-			dir->kids[dir->nkids++] = k;
+			s->kids[nk++] = k;
 		}
 	}
-	if (dir->nkids)
+	/* The children array sized once the listing is complete: no slack. */
+	if (nk > UINT32_MAX - 1) {
+		ret = -EOVERFLOW;
+		goto out;
+	}
+	if (nk) {
+		dir->kids = arena_alloc(s->arena, nk * sizeof(*dir->kids), _Alignof(void *));
+		if (!dir->kids) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		memcpy(dir->kids, s->kids, nk * sizeof(*dir->kids));
+		dir->nkids = (uint32_t)nk;
 		qsort(dir->kids, dir->nkids, sizeof(*dir->kids), cmp_kids);
+	}
 	for (size_t i = 0; i < dir->nkids && !tree_walk_stopping(w); i++) {
 		ret = scan_entry(s, fd, dir->kids[i], plen);
 		if (ret < 0)
@@ -474,9 +513,11 @@ out:
  * depend on readdir order. */
 static void digest_tree(struct digest *d, const struct tree_node *n)
 {
+	uint32_t nk = S_ISDIR(n->st.st_mode) ? n->nkids : 0;
+
 	digest_node(d, n);
-	digest_u64(d, n->nkids);
-	for (size_t i = 0; i < n->nkids; i++)
+	digest_u64(d, nk);
+	for (size_t i = 0; i < nk; i++)
 		digest_tree(d, n->kids[i]);
 }
 
@@ -486,6 +527,7 @@ static void digest_tree(struct digest *d, const struct tree_node *n)
 struct scan_ctx {
 	const struct scan *proto;
 	int64_t newest_mtime;   /* atomic */
+	pthread_mutex_t lock;   /* the tree's arena, adopting a thread's */
 };
 
 /* A scanning thread's own struct scan, a copy of the caller's. Helpers
@@ -498,6 +540,10 @@ static void *scan_start(void *ctx, bool first)
 	if (!s)
 		return NULL;
 	*s = *c->proto;
+	memset(&s->own, 0, sizeof(s->own));
+	s->arena = &s->own;
+	s->kids = NULL;
+	s->kids_cap = 0;
 	s->cwd_dir = NULL;
 	s->newest_mtime = INT64_MIN;
 	if (!first)
@@ -518,6 +564,10 @@ static void scan_end(void *ctx, void *wctx)
 	       !__atomic_compare_exchange_n(&c->newest_mtime, &cur, s->newest_mtime,
 					    false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		;
+	pthread_mutex_lock(&c->lock);
+	arena_adopt(&s->t->arena, &s->own);
+	pthread_mutex_unlock(&c->lock);
+	free(s->kids);
 	free(s);
 }
 
@@ -530,26 +580,16 @@ static const struct tree_walk_ops scan_ops = {
 /* Give every regular file its source id, in tree order (sorted names,
  * depth first): the ids, and so the image, do not depend on which thread
  * scanned what. */
-static int register_dir(struct tree *t, struct tree_node *dir, char *path, size_t plen)
+static int register_dir(struct tree *t, struct tree_node *dir)
 {
 	for (size_t i = 0; i < dir->nkids; i++) {
 		struct tree_node *k = dir->kids[i];
-		size_t nl = strlen(k->name), l = plen;
 		int ret = 0;
 
-		if (!S_ISREG(k->st.st_mode) && !S_ISDIR(k->st.st_mode))
-			continue;
-		/* The scan refused deeper paths already. */
-		if (l + nl + 2 > TREE_PATH_MAX)
-			return -ENAMETOOLONG;
-		if (l)
-			path[l++] = '/';
-		memcpy(path + l, k->name, nl + 1);
 		if (S_ISREG(k->st.st_mode))
-			ret = srcfiles_add(&t->files, path, &k->st, &k->btime, &k->file);
-		else
-			ret = register_dir(t, k, path, l + nl);
-		path[plen] = '\0';
+			ret = srcfiles_add(&t->files, k);
+		else if (S_ISDIR(k->st.st_mode))
+			ret = register_dir(t, k);
 		if (ret < 0)
 			return ret;
 	}
@@ -566,15 +606,11 @@ static void *digest_job(void *arg)
 
 static int register_files(struct tree *t)
 {
-	char *path = malloc(TREE_PATH_MAX);
-	int ret;
+	/* The table sized once: the scan counted the regular files (a device
+	 * table adds none). */
+	int ret = srcfiles_reserve(&t->files, t->nregular);
 
-	if (!path)
-		return -ENOMEM;
-	path[0] = '\0';
-	ret = register_dir(t, t->root, path, 0);
-	free(path);
-	return ret;
+	return ret < 0 ? ret : register_dir(t, t->root);
 }
 
 int tree_scan(struct tree *t, const char *root_path, const struct tree_scan_opts *opts)
@@ -582,6 +618,7 @@ int tree_scan(struct tree *t, const char *root_path, const struct tree_scan_opts
 	static const struct tree_scan_opts defaults = { .xattrs = true };
 	struct scan *s = NULL;
 	struct scan_ctx ctx;
+	struct stat st;
 	pthread_t digest_thread;
 	bool digest_started;
 	int fd = -1, pfd = -1, cwd, ret;
@@ -590,15 +627,15 @@ int tree_scan(struct tree *t, const char *root_path, const struct tree_scan_opts
 	t->files.root_fd = -1;
 	s = calloc(1, sizeof(*s));
 	t->root_path = strdup(root_path);
-	t->root = calloc(1, sizeof(*t->root));
-	if (!s || !t->root_path || !t->root || !(t->root->name = strdup(""))) {
+	t->root = tree_node_new(&t->arena, "", 0);
+	if (!s || !t->root_path || !t->root) {
 		ret = -ENOMEM;
 		goto out;
 	}
 	s->t = t;
+	s->arena = &t->arena;
 	s->opts = opts ? opts : &defaults;
 	s->check_read = geteuid() != 0;
-	t->root->file = SRCFILE_NONE;
 
 	fd = open_dir(AT_FDCWD, root_path, 0);
 	if (fd < 0) {
@@ -618,10 +655,11 @@ int tree_scan(struct tree *t, const char *root_path, const struct tree_scan_opts
 		goto out;
 	if (s->opts->watch)
 		s->watch = t->watch = tree_watch_new(t->files.root_fd);
-	if (fstat(fd, &t->root->st) < 0) {
+	if (fstat(fd, &st) < 0) {
 		ret = -errno;
 		goto out;
 	}
+	tree_stat_set(&t->root->st, &st, NULL);
 	if (s->opts->xattrs) {
 		char p[64];
 
@@ -640,9 +678,10 @@ int tree_scan(struct tree *t, const char *root_path, const struct tree_scan_opts
 	 * as --overlay FILE, still mean what they meant. */
 	cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	s->own_cwd = cwd >= 0 && unshare(CLONE_FS) == 0;
-	ctx = (struct scan_ctx){ s, s->newest_mtime };
+	ctx = (struct scan_ctx){ s, s->newest_mtime, PTHREAD_MUTEX_INITIALIZER };
 	ret = tree_walk_run(t->files.root_fd, t->root, s->opts->threads, O_RDONLY,
 			    &scan_ops, &ctx);
+	pthread_mutex_destroy(&ctx.lock);
 	s->newest_mtime = ctx.newest_mtime;
 	if (cwd >= 0) {
 		if (fchdir(cwd) < 0)
@@ -670,7 +709,7 @@ int tree_scan(struct tree *t, const char *root_path, const struct tree_scan_opts
 	/* The digest and the ids are two walks over the finished tree, each
 	 * mostly cache misses (the nodes come from every scanning thread): run
 	 * them side by side. The digest reads no field that registering writes
-	 * (tree_node.file). */
+	 * (tree_node.file: digest_tree reads nkids of directories only). */
 	digest_init(&t->digest);
 	digest_started = pthread_create(&digest_thread, NULL, digest_job, t) == 0;
 	if (!digest_started)
@@ -694,7 +733,7 @@ out:
 
 struct tree_node *tree_child(const struct tree_node *dir, const char *name)
 {
-	size_t lo = 0, hi = dir->nkids;
+	size_t lo = 0, hi = S_ISDIR(dir->st.st_mode) ? dir->nkids : 0;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
@@ -737,7 +776,7 @@ static struct tree_node *lookup(const struct tree *t, const struct tree_node *di
 			k = tree_child(cur, name);
 			if (!k)
 				return NULL;
-			if (k->link) {
+			if (S_ISLNK(k->st.st_mode)) {
 				if (--*budget < 0)
 					return NULL;
 				k = lookup(t, cur, k->link, budget);
@@ -759,28 +798,40 @@ struct tree_node *tree_lookup(const struct tree *t, const struct tree_node *dir,
 	return lookup(t, dir, path, &budget);
 }
 
+long tree_path_into(const struct tree_node *node, char *buf, size_t size)
+{
+	size_t len = 0, at;
+	const struct tree_node *n;
+
+	for (n = node; n->parent; n = n->parent)
+		len += strlen(n->name) + (n->parent->parent ? 1 : 0);
+	if (len >= size)
+		return -ENAMETOOLONG;
+	buf[len] = '\0';
+	at = len;
+	for (n = node; n->parent; n = n->parent) {
+		size_t l = strlen(n->name);
+
+		at -= l;
+		memcpy(buf + at, n->name, l);
+		if (n->parent->parent)
+			buf[--at] = '/';
+	}
+	return (long)len;
+}
+
 char *tree_path(const struct tree_node *node)
 {
 	size_t len = 0;
 	const struct tree_node *n;
-	char *buf, *p;
+	char *buf;
 
 	for (n = node; n->parent; n = n->parent)
 		len += strlen(n->name) + 1;
-	if (len)
-		len--;          /* no leading '/' */
 	buf = malloc(len + 1);
-	if (!buf)
-		return NULL;
-	p = buf + len;
-	*p = '\0';
-	for (n = node; n->parent; n = n->parent) {
-		size_t l = strlen(n->name);
-
-		p -= l;
-		memcpy(p, n->name, l);
-		if (p > buf)
-			*--p = '/';
+	if (buf && tree_path_into(node, buf, len + 1) < 0) {
+		free(buf);
+		buf = NULL;
 	}
 	return buf;
 }

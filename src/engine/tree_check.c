@@ -28,14 +28,14 @@
 /* The walk's result when something changed. */
 #define CHANGED 1
 
-bool tree_stat_same(const struct stat *a, const struct stat *b)
+bool tree_stat_same(const struct stat *a, const struct tree_stat *b)
 {
 	return a->st_ino == b->st_ino && a->st_dev == b->st_dev &&
 	       ((a->st_mode ^ b->st_mode) & S_IFMT) == 0 && a->st_size == b->st_size &&
 	       a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
-	       a->st_ctim.tv_nsec == b->st_ctim.tv_nsec &&
+	       (uint32_t)a->st_ctim.tv_nsec == b->st_ctim.tv_nsec &&
 	       a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
-	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+	       (uint32_t)a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
 /* The entries of dir (open as fd), then its subdirectories queued. */

@@ -82,34 +82,10 @@ int tree_walk_push_subdirs(struct tree_walk *w, const struct tree_node *dir)
 	return 0;
 }
 
-/* The relative path of d into buf (TREE_PATH_MAX bytes): its length, or
- * -ENAMETOOLONG. */
-static long path_of(const struct tree_node *d, char *buf)
-{
-	size_t len = 0, at;
-	const struct tree_node *n;
-
-	for (n = d; n->parent; n = n->parent)
-		len += strlen(n->name) + (n->parent->parent ? 1 : 0);
-	if (len >= TREE_PATH_MAX)
-		return -ENAMETOOLONG;
-	buf[len] = '\0';
-	at = len;
-	for (n = d; n->parent; n = n->parent) {
-		size_t l = strlen(n->name);
-
-		at -= l;
-		memcpy(buf + at, n->name, l);
-		if (n->parent->parent)
-			buf[--at] = '/';
-	}
-	return (long)len;
-}
-
 static int visit_one(struct worker *wk, struct tree_node *d)
 {
 	struct tree_walk *w = wk->w;
-	long plen = path_of(d, wk->path);
+	long plen = tree_path_into(d, wk->path, TREE_PATH_MAX);
 	struct stat st;
 	int fd, ret;
 

@@ -399,7 +399,7 @@ out:
  * kids e[0..n) in name order, as ext4_dir_plan() lays it out. nsub:
  * subdirectories among them (for the link count). */
 int ext4_dir_create(struct build *b, ext2_ino_t ino, ext2_ino_t parent,
-		    const struct stat *st, const struct tree_node *xa,
+		    const struct tree_stat *st, const struct tree_node *xa,
 		    const struct dent *e, size_t n, size_t nsub, size_t min_blocks)
 {
 	struct dir_plan p = { 0 };

@@ -184,7 +184,7 @@ static int filemap_fn(void *ctx, const struct ext2fs_extent *e)
  * first_goal() for the inode's first allocation, then ~0 (the library looks
  * next to the blocks already allocated). */
 static int file_alloc(struct build *b, ext2_ino_t ino, union inode_buf *ib,
-		      uint64_t first, uint64_t last, blk64_t *goal, const char *path)
+		      uint64_t first, uint64_t last, blk64_t *goal, const struct tree_node *n)
 {
 	errcode_t err;
 
@@ -196,9 +196,13 @@ static int file_alloc(struct build *b, ext2_ino_t ino, union inode_buf *ib,
 	if (err) {
 		int ret = ext4_err(err);
 
-		if (ret != -ENOSPC)
-			log_error("ext4: allocating blocks for /%s: %s", path,
+		if (ret != -ENOSPC) {
+			char *path = tree_path(n);
+
+			log_error("ext4: allocating blocks for /%s: %s", path ? path : n->name,
 				  error_message(err));
+			free(path);
+		}
 		return ret;
 	}
 	return 0;
@@ -217,7 +221,7 @@ int ext4_data_walk(const struct tree *t, const struct tree_node *n, bool warn,
 	/* A file with as many bytes allocated as its size has no hole worth
 	 * keeping: skip the open and the SEEK_DATA walk (a quarter of the
 	 * mount's time on a Debian tree). Content is the same either way. */
-	if ((uint64_t)n->st.st_blocks * 512 >= size || n->file == SRCFILE_NONE)
+	if (!n->sparse || n->file == SRCFILE_NONE)
 		return fn(ctx, 0, end);
 	/* The reads' own open: below the root, no symlink followed, and the
 	 * file that was scanned (a swapped directory symlink cannot lead the
@@ -226,10 +230,14 @@ int ext4_data_walk(const struct tree *t, const struct tree_node *n, bool warn,
 	 * would anyway). */
 	fd = srcfiles_open(&t->files, n->file, &st);
 	if (fd < 0) {
-		if (warn)
+		if (warn) {
+			char *path = tree_path(n);
+
 			log_warn("ext4: /%s: %s; allocating it without holes",
-				 t->files.v[n->file].path, fd == -ESTALE ?
+				 path ? path : n->name, fd == -ESTALE ?
 				 "not the file that was scanned" : strerror(-fd));
+			free(path);
+		}
 		return fn(ctx, 0, end);
 	}
 	for (data = 0; (uint64_t)data < size; data = hole) {
@@ -259,14 +267,14 @@ struct falloc_ctx {
 	ext2_ino_t ino;
 	union inode_buf *ib;
 	blk64_t goal;
-	const char *path;
+	const struct tree_node *n;     /* for messages */
 };
 
 static int falloc_fn(void *ctx, uint64_t first, uint64_t last)
 {
 	struct falloc_ctx *fc = ctx;
 
-	return file_alloc(fc->b, fc->ino, fc->ib, first, last, &fc->goal, fc->path);
+	return file_alloc(fc->b, fc->ino, fc->ib, first, last, &fc->goal, fc->n);
 }
 
 /* Allocate the file's data: one fallocate per data segment of the source
@@ -275,7 +283,7 @@ int ext4_file_data(struct build *b, ext2_ino_t ino, union inode_buf *ib,
 		   const struct tree_node *n)
 {
 	struct falloc_ctx fc = { b, ino, ib, first_goal(b->fs, ino),
-				 b->t->files.v[n->file].path };
+				 n };
 	struct filemap fm = { b, n, (uint64_t)n->st.st_size };
 	int ret;
 

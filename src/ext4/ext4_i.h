@@ -238,7 +238,7 @@ int ext4_dir_plan(const struct dent *e, size_t n, size_t min_blocks,
 void ext4_dir_plan_free(struct dir_plan *p);
 
 int ext4_dir_create(struct build *b, ext2_ino_t ino, ext2_ino_t parent,
-		    const struct stat *st, const struct tree_node *xa,
+		    const struct tree_stat *st, const struct tree_node *xa,
 		    const struct dent *e, size_t n, size_t nsub, size_t min_blocks);
 int ext4_build_dir(struct build *b, const struct tree_node *d, ext2_ino_t ino,
 		   ext2_ino_t parent);
@@ -247,7 +247,7 @@ int ext4_build_dir(struct build *b, const struct tree_node *d, ext2_ino_t ino,
 
 errcode_t ext4_held_write(ext2_filsys fs, ext2_ino_t ino, struct ext2_inode *inode);
 void ext4_inode_init(const struct build *b, union inode_buf *ib,
-		     const struct stat *st, uint32_t links);
+		     const struct tree_stat *st, uint32_t links);
 int ext4_inode_init_extents(struct build *b, ext2_ino_t ino, union inode_buf *ib);
 int ext4_inode_write(struct build *b, ext2_ino_t ino, union inode_buf *ib);
 void ext4_inode_hold(struct build *b, ext2_ino_t ino, union inode_buf *ib);

@@ -41,12 +41,12 @@ errcode_t ext4_held_write(ext2_filsys fs, ext2_ino_t ino, struct ext2_inode *ino
  * With keep_atime_ctime they come from the source (crtime = ctime: lstat has
  * no birth time). */
 void ext4_inode_init(const struct build *b, union inode_buf *ib,
-		     const struct stat *st, uint32_t links)
+		     const struct tree_stat *st, uint32_t links)
 {
 	struct ext2_inode_large *in = &ib->in;
 	uint32_t uid = b->o->root_owner ? 0 : st->st_uid;
 	uint32_t gid = b->o->root_owner ? 0 : st->st_gid;
-	const struct timespec *at = &st->st_mtim, *ct = &st->st_mtim;
+	const struct tree_time *at = &st->st_mtim, *ct = &st->st_mtim;
 
 	if (b->o->keep_atime_ctime) {
 		at = &st->st_atim;
@@ -224,7 +224,7 @@ static int make_special(struct build *b, ext2_ino_t ino,
 			const struct tree_node *n, uint32_t links)
 {
 	union inode_buf ib;
-	unsigned maj = major(n->st.st_rdev), min = minor(n->st.st_rdev);
+	unsigned maj = major(n->rdev), min = minor(n->rdev);
 	int ret;
 
 	ext4_inode_init(b, &ib, &n->st, links);

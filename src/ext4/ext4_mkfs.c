@@ -204,7 +204,7 @@ int ext4_system_inodes(struct build *b, bool want_lpf)
 	ext2_filsys fs = b->fs;
 	union inode_buf ib;
 	struct ext2fs_journal_params jp;
-	struct stat st;
+	struct tree_stat st;
 	ext2_ino_t ino;
 	errcode_t err;
 	const char *what;

@@ -309,7 +309,7 @@ static void test_image(void)
 			const struct region *x = &g->img.map.v[i];
 
 			if (x->kind == REGION_FILE && x->what == RW_EXT4_FILE &&
-			    !strcmp(g->img.tree.files.v[x->file_id].path, "sparse")) {
+			    !strcmp(g->img.tree.files.v[x->file_id]->name, "sparse")) {
 				mapped += x->len;
 				CHECK(is_data(g, x->start) && is_data(g, x->start + x->len - 1));
 			}

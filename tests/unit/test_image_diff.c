@@ -101,8 +101,11 @@ static bool file_extent(struct image *img, const char *rel, uint64_t *off, uint6
 	for (size_t i = 0; i < img->map.n; i++) {
 		const struct region *g = &img->map.v[i];
 
+		char path[4096];
+
 		if (g->kind == REGION_FILE && g->file_off == 0 &&
-		    !strcmp(sf->v[g->file_id].path, rel)) {
+		    tree_path_into(sf->v[g->file_id], path, sizeof(path)) >= 0 &&
+		    !strcmp(path, rel)) {
 			*off = g->start;
 			*len = g->len;
 			return true;

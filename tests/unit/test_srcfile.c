@@ -1,7 +1,9 @@
 /* test_srcfile.c - the source file table (src/engine/srcfile.c): reads that
  * are never short, and opens that never leave the tree.
  *
- * Files of a temporary tree are registered as the scan registers them, then:
+ * Files of a temporary tree are registered as the scan registers them (a
+ * node per path component, from an arena, so that the path is rebuilt from
+ * the parents), then:
  *   - full, partial, across-EOF and past-EOF reads: the file's bytes, zeros
  *     past the recorded size, always exactly the length asked, return 0;
  *   - a file grown, shrunk, deleted, or replaced by another file (rename
@@ -28,9 +30,11 @@
 #include <unistd.h>
 #include "check.h"
 #include "srcfile.h"
+#include "tree.h"
 
 static char base[] = "/tmp/rpifs-srcfile.XXXXXX";
 static char root[64];
+static struct arena nodes;      /* the nodes reg() makes */
 
 static uint8_t pat(const char *name, uint64_t off)
 {
@@ -51,15 +55,37 @@ static void mkfile(const char *name, size_t len)
 	free(b);
 }
 
+/* A chain of nodes for relpath as the scan would make it (the root, a
+ * directory per component, the file last with st and bt): its id. */
+static uint32_t add_node(struct srcfiles *sf, const char *relpath, const struct stat *st,
+			 const struct timespec *bt)
+{
+	struct tree_node *n = tree_node_new(&nodes, "", 0);
+	const char *p = relpath, *e;
+
+	must(n != NULL, "tree_node_new");
+	for (; *p; p = *e ? e + 1 : e) {
+		struct tree_node *k;
+
+		e = strchrnul(p, '/');
+		k = tree_node_new(&nodes, p, (size_t)(e - p));
+		must(k != NULL, "tree_node_new");
+		k->parent = n;
+		k->st.st_mode = S_IFDIR | 0755;
+		n = k;
+	}
+	tree_stat_set(&n->st, st, bt);
+	must(srcfiles_add(sf, n) == 0, "srcfiles_add");
+	return n->file;
+}
+
 static uint32_t reg(struct srcfiles *sf, const char *name)
 {
 	struct stat st;
 	struct timespec bt;
-	uint32_t id;
 
 	must(srcfile_stat(sf->root_fd, name, AT_SYMLINK_NOFOLLOW, &st, &bt) == 0, name);
-	must(srcfiles_add(sf, name, &st, &bt, &id) == 0, "srcfiles_add");
-	return id;
+	return add_node(sf, name, &st, &bt);
 }
 
 /* Read [off, off+len) of id; want: pattern of pname for [off, min(end,
@@ -102,7 +128,7 @@ static void test_reads(void)
 	a = reg(&sf, "a");
 	big = reg(&sf, "big");
 	empty = reg(&sf, "empty");
-	CHECK(sf.n == 3 && sf.v[a].size == 1000 && !strcmp(sf.v[big].path, "big"));
+	CHECK(sf.n == 3 && sf.v[a]->st.st_size == 1000 && !strcmp(sf.v[big]->name, "big"));
 
 	expect(&sf, a, 0, 1000, "a", 1000, "full");
 	expect(&sf, a, 100, 50, "a", 1000, "partial");
@@ -211,7 +237,7 @@ static void test_escape(void)
 	snprintf(q, sizeof(q), "%s/outside/f", base);
 	fd = open(q, O_RDONLY);         /* the path a follower would reach */
 	must(fd >= 0, q);
-	must(fstat(fd, &st) == 0 && st.st_ino == sf.v[inner].ino, "same inode outside");
+	must(fstat(fd, &st) == 0 && st.st_ino == sf.v[inner]->st.st_ino, "same inode outside");
 	close(fd);
 	CHECK(srcfiles_open(&sf, inner, &st) < 0, "a symlinked directory was followed");
 	CHECK(srcfile_open_beneath(sf.root_fd, "sub/f", O_RDONLY) < 0,
@@ -287,7 +313,7 @@ static void test_long_path(void)
 		     "stat deep");
 		close(dfd);
 		free(dirpart);
-		must(srcfiles_add(&sf, rel, &st, &bt, &id) == 0, "add deep");
+		id = add_node(&sf, rel, &st, &bt);
 	}
 	uint8_t b[16];
 
@@ -318,5 +344,6 @@ int main(void)
 	test_changes();
 	test_escape();
 	test_long_path();
+	arena_free(&nodes);
 	return finish(base);
 }

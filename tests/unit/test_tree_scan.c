@@ -87,16 +87,23 @@ static void build(const char *root)
 /* One line per node, in tree order: everything the image is made of. */
 static void dump(FILE *f, const struct tree *t, const struct tree_node *n, unsigned depth)
 {
+	uint32_t file = S_ISREG(n->st.st_mode) ? n->file : SRCFILE_NONE;
+	uint32_t nkids = S_ISDIR(n->st.st_mode) ? n->nkids : 0;
+
 	fprintf(f, "%u %s %o %" PRIu64 " %u:%u %lld.%09ld %" PRIu32 " %s", depth, n->name,
 		(unsigned)n->st.st_mode, (uint64_t)n->st.st_size, (unsigned)n->st.st_uid,
-		(unsigned)n->st.st_gid, (long long)n->st.st_mtim.tv_sec, n->st.st_mtim.tv_nsec,
-		n->file, n->link ? n->link : "-");
-	if (n->file != SRCFILE_NONE)
-		fprintf(f, " path=%s", t->files.v[n->file].path);
+		(unsigned)n->st.st_gid, (long long)n->st.st_mtim.tv_sec, (long)n->st.st_mtim.tv_nsec,
+		file, S_ISLNK(n->st.st_mode) ? n->link : "-");
+	if (file != SRCFILE_NONE) {
+		char *path = tree_path(t->files.v[file]);
+
+		fprintf(f, " path=%s", path);
+		free(path);
+	}
 	for (size_t i = 0; i < n->nxattrs; i++)
 		fprintf(f, " x:%s=%zu", n->xattrs[i].name, n->xattrs[i].len);
 	fputc('\n', f);
-	for (size_t i = 0; i < n->nkids; i++)
+	for (size_t i = 0; i < nkids; i++)
 		dump(f, t, n->kids[i], depth + 1);
 }
 
