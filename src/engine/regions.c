@@ -6,10 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include "log.h"
+#include "pagepack.h"
 #include "regions.h"
 #include "vector.h"
 
-static const char *const kind_name[] = { "zero", "memory", "file" };
+static const char *const kind_name[] = { "zero", "memory", "file", "packed" };
 
 static const char *const what_name[RW_COUNT] = {
 	[RW_GAP] = "free",
@@ -80,6 +81,17 @@ int regions_add_mem(struct regions *r, uint64_t start, uint64_t len, const void 
 {
 	struct region reg = { .start = start, .len = len, .kind = REGION_MEM,
 			      .what = (uint8_t)what, .u.mem = mem };
+	return push(r, &reg);
+}
+
+int regions_add_packed(struct regions *r, uint64_t start, uint64_t len,
+		       const void *rec, enum region_what what)
+{
+	struct region reg = { .start = start, .len = len, .kind = REGION_PACKED,
+			      .what = (uint8_t)what, .u.mem = rec };
+
+	if (len > PAGEPACK_PAGE)
+		return -EINVAL;
 	return push(r, &reg);
 }
 
@@ -272,6 +284,9 @@ int regions_read(const struct regions *r, void *buf, size_t len, uint64_t off,
 			break;
 		case REGION_MEM:
 			memcpy(out, g->u.mem + in, n);
+			break;
+		case REGION_PACKED:
+			pagepack_read(g->u.mem, out, (size_t)in, n);
 			break;
 		case REGION_FILE:
 			ret = reader(ctx, g->u.file.id, out, n, g->u.file.off + in);
