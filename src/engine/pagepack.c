@@ -11,7 +11,7 @@
 _Static_assert(NCHUNK <= 16, "the present/xored masks are 16 bits");
 _Static_assert(NWORD <= 64, "a chunk's word mask is 64 bits");
 
-#define HDR     4u                      /* present + xored */
+#define HDR     6u                      /* present, xored, same */
 
 /* A chunk as words; memcpy keeps every access aligned and alias-safe. */
 static void load(uint32_t *w, const uint8_t *p)
@@ -34,7 +34,8 @@ int pagepack_pack(const uint8_t *page, uint8_t **rec, size_t *len)
 	 * under a page: one page of stack holds any record. */
 	uint8_t out[PAGEPACK_PAGE];
 	uint32_t prev[NWORD], cur[NWORD], dx[NWORD];
-	uint16_t present = 0, xored = 0;
+	uint16_t present = 0, xored = 0, same = 0;
+	uint64_t last = 0;              /* the mask of the last present chunk */
 	size_t n = HDR;
 	unsigned c, i;
 
@@ -57,12 +58,20 @@ int pagepack_pack(const uint8_t *page, uint8_t **rec, size_t *len)
 			if (src[i])
 				mask |= 1ull << i;
 		if (mask) {
+			/* Inodes of one directory differ in the same words
+			 * (size, extent start, checksum): the mask repeats. */
+			size_t mlen = mask == last ? 0 : 8;
+
 			present |= (uint16_t)(1u << c);
-			if (n + 8 + 4u * (unsigned)__builtin_popcountll(mask) >=
+			if (n + mlen + 4u * (unsigned)__builtin_popcountll(mask) >=
 			    PAGEPACK_PAGE)
 				return 1;
-			memcpy(out + n, &mask, 8);
-			n += 8;
+			if (mlen)
+				memcpy(out + n, &mask, 8);
+			else
+				same |= (uint16_t)(1u << c);
+			n += mlen;
+			last = mask;
 			for (i = 0; i < NWORD; i++)
 				if (src[i]) {
 					memcpy(out + n, &src[i], 4);
@@ -73,6 +82,7 @@ int pagepack_pack(const uint8_t *page, uint8_t **rec, size_t *len)
 	}
 	memcpy(out, &present, 2);
 	memcpy(out + 2, &xored, 2);
+	memcpy(out + 4, &same, 2);
 	*rec = malloc(n);
 	if (!*rec)
 		return -ENOMEM;
@@ -83,18 +93,21 @@ int pagepack_pack(const uint8_t *page, uint8_t **rec, size_t *len)
 
 size_t pagepack_size(const uint8_t *rec)
 {
-	uint16_t present;
+	uint16_t present, same;
+	uint64_t mask = 0;
 	size_t n = HDR;
 	unsigned c;
 
 	memcpy(&present, rec, 2);
+	memcpy(&same, rec + 4, 2);
 	for (c = 0; c < NCHUNK; c++) {
-		uint64_t mask;
-
 		if (!(present & (1u << c)))
 			continue;
-		memcpy(&mask, rec + n, 8);
-		n += 8 + 4u * (unsigned)__builtin_popcountll(mask);
+		if (!(same & (1u << c))) {
+			memcpy(&mask, rec + n, 8);
+			n += 8;
+		}
+		n += 4u * (unsigned)__builtin_popcountll(mask);
 	}
 	return n;
 }
@@ -103,7 +116,8 @@ size_t pagepack_size(const uint8_t *rec)
 void pagepack_read(const uint8_t *rec, void *buf, size_t off, size_t len)
 {
 	uint32_t cur[NWORD];
-	uint16_t present, xored;
+	uint16_t present, xored, same;
+	uint64_t last = 0;
 	uint8_t *o = buf;
 	size_t n = HDR, end = off + len;
 	unsigned c;
@@ -112,6 +126,7 @@ void pagepack_read(const uint8_t *rec, void *buf, size_t off, size_t len)
 		return;
 	memcpy(&present, rec, 2);
 	memcpy(&xored, rec + 2, 2);
+	memcpy(&same, rec + 4, 2);
 	memset(cur, 0, sizeof(cur));
 	for (c = 0; c * PAGEPACK_CHUNK < end; c++) {
 		size_t cs = c * PAGEPACK_CHUNK, ce = cs + PAGEPACK_CHUNK, a, b;
@@ -121,8 +136,11 @@ void pagepack_read(const uint8_t *rec, void *buf, size_t off, size_t len)
 		if (present & (1u << c)) {
 			uint64_t mask;
 
-			memcpy(&mask, rec + n, 8);
-			n += 8;
+			if (!(same & (1u << c))) {
+				memcpy(&last, rec + n, 8);
+				n += 8;
+			}
+			mask = last;
 			while (mask) {
 				unsigned w = (unsigned)__builtin_ctzll(mask);
 				uint32_t v;

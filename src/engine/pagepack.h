@@ -6,13 +6,18 @@
  * flags and the extent header, so a chunk XORed with the chunk before it
  * leaves only a few non-zero 32-bit words (size, blocks, extent start,
  * checksum...). Each chunk is stored as the mask of its non-zero words
- * (after the XOR, or as it is when that has fewer) followed by those words.
+ * (after the XOR, or as it is when that has fewer) followed by those words;
+ * those inodes differ in the same words, so a mask equal to the one before
+ * is not repeated. A page of such inodes packs to about 16 B per inode.
  *
  * Record layout (native byte order: records never leave the process):
- *   uint16_t present   bit c: chunk c has a mask and words below
+ *   uint16_t present   bit c: chunk c has words below
  *   uint16_t xored     bit c: chunk c is a delta against chunk c - 1
- *   per present chunk, in order: uint64_t mask, then popcount(mask)
- *   uint32_t words (word w of the chunk for each set bit w, ascending)
+ *   uint16_t same      bit c: chunk c's mask is the previous present
+ *                      chunk's, and is not stored again
+ *   per present chunk, in order: uint64_t mask (unless same), then
+ *   popcount(mask) uint32_t words (word w of the chunk for each set bit w,
+ *   ascending)
  * An absent chunk has no non-zero word: it is zeros, or (xored) the same
  * bytes as the chunk before it. The encoding is a function of the page
  * alone: equal pages give equal records.
