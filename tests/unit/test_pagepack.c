@@ -46,7 +46,7 @@ static size_t round_trip(const uint8_t *page, const char *what)
 				free(rec);
 				return len;
 			}
-			CHECK(out[n] == 0x5a || n == PAGEPACK_PAGE, "%s: wrote past the range", what);
+			CHECK(n == PAGEPACK_PAGE || out[n] == 0x5a, "%s: wrote past the range", what);
 		}
 	}
 	/* Every alignment of a short read: each byte offset 0..PAGE-1. */
