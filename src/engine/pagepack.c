@@ -5,21 +5,19 @@
 
 #include "pagepack.h"
 
-#define NCHUNK  (PAGEPACK_PAGE / PAGEPACK_CHUNK)
-#define NWORD   (PAGEPACK_CHUNK / 4)
+typedef uint16_t word;                  /* the unit a mask bit stands for */
 
-_Static_assert(NCHUNK <= 16, "the present/xored masks are 16 bits");
-_Static_assert(NWORD <= 64, "a chunk's word mask is 64 bits");
+#define NCHUNK  (PAGEPACK_PAGE / PAGEPACK_CHUNK)
+#define NWORD   (PAGEPACK_CHUNK / sizeof(word))
+#define NMASK   (NWORD / 64)            /* 64-bit words of a chunk's mask */
+#define MASKSZ  (NMASK * 8)
+
+_Static_assert(NCHUNK <= 16, "the present/xored/same masks are 16 bits");
+_Static_assert(NWORD % 64 == 0, "a chunk's mask is whole 64-bit words");
 
 #define HDR     6u                      /* present, xored, same */
 
-/* A chunk as words; memcpy keeps every access aligned and alias-safe. */
-static void load(uint32_t *w, const uint8_t *p)
-{
-	memcpy(w, p, PAGEPACK_CHUNK);
-}
-
-static unsigned nonzero(const uint32_t *w)
+static unsigned nonzero(const word *w)
 {
 	unsigned i, n = 0;
 
@@ -28,57 +26,68 @@ static unsigned nonzero(const uint32_t *w)
 	return n;
 }
 
+static unsigned popcount(const uint64_t *m)
+{
+	unsigned i, n = 0;
+
+	for (i = 0; i < NMASK; i++)
+		n += (unsigned)__builtin_popcountll(m[i]);
+	return n;
+}
+
 int pagepack_pack(const uint8_t *page, uint8_t **rec, size_t *len)
 {
 	/* The size is checked before each chunk is appended and stays
 	 * under a page: one page of stack holds any record. */
 	uint8_t out[PAGEPACK_PAGE];
-	uint32_t prev[NWORD], cur[NWORD], dx[NWORD];
+	word prev[NWORD], cur[NWORD], dx[NWORD];
 	uint16_t present = 0, xored = 0, same = 0;
-	uint64_t last = 0;              /* the mask of the last present chunk */
+	uint64_t last[NMASK];           /* the mask of the last present chunk */
 	size_t n = HDR;
 	unsigned c, i;
 
 	memset(prev, 0, sizeof(prev));
+	memset(last, 0, sizeof(last));
 	for (c = 0; c < NCHUNK; c++) {
-		const uint32_t *src;
-		uint64_t mask = 0;
+		const word *src;
+		uint64_t mask[NMASK];
+		size_t mlen;
 
-		load(cur, page + c * PAGEPACK_CHUNK);
+		/* memcpy: aligned, alias-safe access to the chunk's words */
+		memcpy(cur, page + c * PAGEPACK_CHUNK, PAGEPACK_CHUNK);
 		for (i = 0; i < NWORD; i++)
 			dx[i] = cur[i] ^ prev[i];
-		/* Ties go to the plain chunk: it decodes without the chain. */
+		/* Ties go to the plain chunk. */
 		if (c && nonzero(dx) < nonzero(cur)) {
 			src = dx;
 			xored |= (uint16_t)(1u << c);
 		} else {
 			src = cur;
 		}
+		memset(mask, 0, sizeof(mask));
 		for (i = 0; i < NWORD; i++)
 			if (src[i])
-				mask |= 1ull << i;
-		if (mask) {
-			/* Inodes of one directory differ in the same words
-			 * (size, extent start, checksum): the mask repeats. */
-			size_t mlen = mask == last ? 0 : 8;
-
-			present |= (uint16_t)(1u << c);
-			if (n + mlen + 4u * (unsigned)__builtin_popcountll(mask) >=
-			    PAGEPACK_PAGE)
-				return 1;
-			if (mlen)
-				memcpy(out + n, &mask, 8);
-			else
-				same |= (uint16_t)(1u << c);
-			n += mlen;
-			last = mask;
-			for (i = 0; i < NWORD; i++)
-				if (src[i]) {
-					memcpy(out + n, &src[i], 4);
-					n += 4;
-				}
-		}
+				mask[i / 64] |= 1ull << (i % 64);
 		memcpy(prev, cur, sizeof(prev));
+		if (!popcount(mask))
+			continue;
+		/* Inodes of one directory differ in the same words (size,
+		 * extent start, checksum): the mask repeats. */
+		mlen = memcmp(mask, last, MASKSZ) ? MASKSZ : 0;
+		if (n + mlen + sizeof(word) * popcount(mask) >= PAGEPACK_PAGE)
+			return 1;
+		present |= (uint16_t)(1u << c);
+		if (mlen)
+			memcpy(out + n, mask, MASKSZ);
+		else
+			same |= (uint16_t)(1u << c);
+		n += mlen;
+		memcpy(last, mask, MASKSZ);
+		for (i = 0; i < NWORD; i++)
+			if (src[i]) {
+				memcpy(out + n, &src[i], sizeof(word));
+				n += sizeof(word);
+			}
 	}
 	memcpy(out, &present, 2);
 	memcpy(out + 2, &xored, 2);
@@ -94,7 +103,7 @@ int pagepack_pack(const uint8_t *page, uint8_t **rec, size_t *len)
 size_t pagepack_size(const uint8_t *rec)
 {
 	uint16_t present, same;
-	uint64_t mask = 0;
+	uint64_t mask[NMASK] = { 0 };
 	size_t n = HDR;
 	unsigned c;
 
@@ -104,10 +113,10 @@ size_t pagepack_size(const uint8_t *rec)
 		if (!(present & (1u << c)))
 			continue;
 		if (!(same & (1u << c))) {
-			memcpy(&mask, rec + n, 8);
-			n += 8;
+			memcpy(mask, rec + n, MASKSZ);
+			n += MASKSZ;
 		}
-		n += 4u * (unsigned)__builtin_popcountll(mask);
+		n += sizeof(word) * popcount(mask);
 	}
 	return n;
 }
@@ -115,12 +124,12 @@ size_t pagepack_size(const uint8_t *rec)
 /* Invariant: after step c of the loop, cur holds chunk c decoded. */
 void pagepack_read(const uint8_t *rec, void *buf, size_t off, size_t len)
 {
-	uint32_t cur[NWORD];
+	word cur[NWORD];
 	uint16_t present, xored, same;
-	uint64_t last = 0;
+	uint64_t mask[NMASK] = { 0 };
 	uint8_t *o = buf;
 	size_t n = HDR, end = off + len;
-	unsigned c;
+	unsigned c, k;
 
 	if (!len)
 		return;
@@ -134,21 +143,22 @@ void pagepack_read(const uint8_t *rec, void *buf, size_t off, size_t len)
 		if (!(xored & (1u << c)))
 			memset(cur, 0, sizeof(cur));
 		if (present & (1u << c)) {
-			uint64_t mask;
-
 			if (!(same & (1u << c))) {
-				memcpy(&last, rec + n, 8);
-				n += 8;
+				memcpy(mask, rec + n, MASKSZ);
+				n += MASKSZ;
 			}
-			mask = last;
-			while (mask) {
-				unsigned w = (unsigned)__builtin_ctzll(mask);
-				uint32_t v;
+			for (k = 0; k < NMASK; k++) {
+				uint64_t m = mask[k];
 
-				memcpy(&v, rec + n, 4);
-				n += 4;
-				cur[w] ^= v;
-				mask &= mask - 1;
+				while (m) {
+					unsigned w = k * 64 + (unsigned)__builtin_ctzll(m);
+					word v;
+
+					memcpy(&v, rec + n, sizeof(word));
+					n += sizeof(word);
+					cur[w] ^= v;
+					m &= m - 1;
+				}
 			}
 		}
 		if (ce <= off)

@@ -4,20 +4,22 @@
  * (ext4_memio.c asserts that the two agree): an inode-table page is 16
  * inodes. Neighbouring inodes of one directory share mode, owner, times,
  * flags and the extent header, so a chunk XORed with the chunk before it
- * leaves only a few non-zero 32-bit words (size, blocks, extent start,
- * checksum...). Each chunk is stored as the mask of its non-zero words
- * (after the XOR, or as it is when that has fewer) followed by those words;
- * those inodes differ in the same words, so a mask equal to the one before
- * is not repeated. A page of such inodes packs to about 16 B per inode.
+ * leaves only a few non-zero 16-bit words (size, extent start, checksum).
+ * Each chunk is stored as the mask of its non-zero words (after the XOR,
+ * or as it is when that has fewer) followed by those words; those inodes
+ * differ in the same words, so a mask equal to the one before is not
+ * repeated. A page of such inodes packs to about 14 B per inode (16-bit
+ * words measured smaller than 32-bit ones: see doc/DEVELOPMENT.md).
  *
  * Record layout (native byte order: records never leave the process):
  *   uint16_t present   bit c: chunk c has words below
  *   uint16_t xored     bit c: chunk c is a delta against chunk c - 1
  *   uint16_t same      bit c: chunk c's mask is the previous present
  *                      chunk's, and is not stored again
- *   per present chunk, in order: uint64_t mask (unless same), then
- *   popcount(mask) uint32_t words (word w of the chunk for each set bit w,
- *   ascending)
+ *   per present chunk, in order: the 128-bit mask as uint64_t[2] (bit w
+ *   of the chunk's 16-bit word w in mask[w / 64] bit w % 64; unless
+ *   same), then popcount(mask) uint16_t words (word w of the chunk for
+ *   each set bit w, ascending)
  * An absent chunk has no non-zero word: it is zeros, or (xored) the same
  * bytes as the chunk before it. The encoding is a function of the page
  * alone: equal pages give equal records.
