@@ -33,6 +33,7 @@
 #include "identity.h"
 #include "image.h"
 #include "log.h"
+#include "pagepack.h"
 #include "parttable.h"
 
 int parse_size(const char *s, uint64_t *out)
@@ -283,19 +284,40 @@ bool image_file_span(const struct image *img, uint64_t off, size_t len, uint32_t
 	return true;
 }
 
-/* Are region x at byte pos and region y at byte pos the same n bytes? */
+/* The n bytes at in of a memory or packed region (a packed one is decoded
+ * into tmp: n <= PAGEPACK_PAGE there). */
+static const uint8_t *mem_bytes(const struct region *g, uint64_t in, uint64_t n,
+				uint8_t *tmp)
+{
+	if (g->kind == REGION_MEM)
+		return g->mem + in;
+	pagepack_read(g->mem, tmp, (size_t)in, (size_t)n);
+	return tmp;
+}
+
+static bool is_mem(const struct region *g)
+{
+	return g->kind == REGION_MEM || g->kind == REGION_PACKED;
+}
+
+/* Are region x at byte pos and region y at byte pos the same n bytes?
+ * A memory page and a packed page may hold the same bytes. */
 static bool same_bytes(const struct image *a, const struct region *x,
 		       const struct image *b, const struct region *y, uint64_t pos, uint64_t n)
 {
 	uint64_t ix = pos - x->start, iy = pos - y->start;
+	uint8_t tx[PAGEPACK_PAGE], ty[PAGEPACK_PAGE];
 
+	if (is_mem(x) && is_mem(y))
+		return !memcmp(mem_bytes(x, ix, n, tx), mem_bytes(y, iy, n, ty), n);
 	if (x->kind != y->kind)
 		return false;
 	switch ((enum region_kind)x->kind) {
 	case REGION_ZERO:
 		return true;
 	case REGION_MEM:
-		return !memcmp(x->mem + ix, y->mem + iy, n);
+	case REGION_PACKED:
+		break;          /* compared above */
 	case REGION_FILE:
 		return x->file_off + ix == y->file_off + iy &&
 		       srcfile_same(a->tree.files.v[x->file_id],

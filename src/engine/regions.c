@@ -7,10 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include "log.h"
+#include "pagepack.h"
 #include "regions.h"
 #include "vector.h"
 
-static const char *const kind_name[] = { "zero", "memory", "file" };
+static const char *const kind_name[] = { "zero", "memory", "file", "packed" };
 
 static const char *const what_name[RW_COUNT] = {
 	[RW_GAP] = "free",
@@ -30,7 +31,7 @@ static const char *const what_name[RW_COUNT] = {
 /* A million-file tree has a million regions: keep them at 32 bytes. */
 _Static_assert(sizeof(struct region) == 32, "struct region grew");
 _Static_assert(offsetof(struct region, file_id) == 24, "struct region layout");
-_Static_assert(RW_COUNT <= 256 && REGION_FILE <= 255, "kind and what are bytes");
+_Static_assert(RW_COUNT <= 256 && REGION_PACKED <= 255, "kind and what are bytes");
 
 const char *regions_what_name(enum region_what what)
 {
@@ -82,6 +83,17 @@ int regions_add_mem(struct regions *r, uint64_t start, uint64_t len, const void 
 {
 	struct region reg = { .start = start, .len = len, .kind = REGION_MEM,
 			      .what = (uint8_t)what, .mem = mem };
+	return push(r, &reg);
+}
+
+int regions_add_packed(struct regions *r, uint64_t start, uint64_t len,
+		       const void *rec, enum region_what what)
+{
+	struct region reg = { .start = start, .len = len, .kind = REGION_PACKED,
+			      .what = (uint8_t)what, .mem = rec };
+
+	if (len > PAGEPACK_PAGE)
+		return -EINVAL;
 	return push(r, &reg);
 }
 
@@ -291,6 +303,9 @@ int regions_read(const struct regions *r, void *buf, size_t len, uint64_t off,
 			break;
 		case REGION_MEM:
 			memcpy(out, g->mem + in, n);
+			break;
+		case REGION_PACKED:
+			pagepack_read(g->mem, out, (size_t)in, n);
 			break;
 		case REGION_FILE:
 			ret = reader(ctx, g->file_id, out, n, g->file_off + in);

@@ -24,6 +24,9 @@ enum region_kind {
 	REGION_ZERO,    /* reads as zeros */
 	REGION_MEM,     /* bytes from a buffer built at layout time */
 	REGION_FILE,    /* bytes from a source file, read on demand */
+	REGION_PACKED,  /* a page from a pagepack record (mem), decoded on
+			 * read: the region's bytes are the page's from its
+			 * start, so len <= PAGEPACK_PAGE */
 };
 
 /* What a region holds, for people: `rpifs --dump-regions` prints it, and
@@ -80,6 +83,10 @@ void *regions_own(struct regions *r, void *buf);
 
 int regions_add_mem(struct regions *r, uint64_t start, uint64_t len,
 		    const void *mem, enum region_what what);
+/* A pagepack record (pagepack.h) whose page's first len bytes are the
+ * region's. */
+int regions_add_packed(struct regions *r, uint64_t start, uint64_t len,
+		       const void *rec, enum region_what what);
 int regions_add_file(struct regions *r, uint64_t start, uint64_t len,
 		     uint32_t id, uint64_t off, enum region_what what);
 int regions_add_zero(struct regions *r, uint64_t start, uint64_t len,

@@ -188,6 +188,5 @@ out:
 		ext2fs_free(b.fs);
 	memio_store_free(b.store);
 	free(b.links.v);
-	free(b.dx);
 	return ret;
 }

@@ -4,8 +4,10 @@
  * A regular file gets blocks for each data segment of its source
  * (ext4_data_walk: SEEK_DATA/SEEK_HOLE through the safe open) and each of
  * its extents becomes a REGION_FILE; after the close, each page of the
- * metadata store becomes a REGION_MEM. No metadata page may lie inside a
- * data extent: checked while the pages are handed over.
+ * metadata store becomes a REGION_PACKED (or a REGION_MEM when it does not
+ * pack smaller). No metadata page may lie inside a data extent:
+ * regions_finalize() refuses overlapping regions and logs both, so no
+ * list of the data extents is kept for that (it cost 16 B per file).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -16,16 +18,6 @@
 #include "ext4_i.h"
 #include "log.h"
 #include "vector.h"
-
-static int dx_push(struct build *b, uint64_t pblk, uint64_t len)
-{
-	int ret = VEC_RESERVE(b->dx, b->capdx, b->ndx + 1, 1024);
-
-	if (ret < 0)
-		return ret;
-	b->dx[b->ndx++] = (struct dext){ pblk, len };
-	return 0;
-}
 
 /* ---- extents ------------------------------------------------------------ */
 
@@ -169,9 +161,6 @@ static int filemap_fn(void *ctx, const struct ext2fs_extent *e)
 	}
 	if (len > fm->size - foff)
 		len = fm->size - foff;
-	ret = dx_push(b, e->e_pblk, e->e_len);
-	if (ret)
-		return ret;
 	ret = regions_add_file(b->out, b->o->part_start + e->e_pblk * BS, len,
 			       fm->n->file, foff, RW_EXT4_FILE);
 	if (ret)
@@ -295,47 +284,28 @@ int ext4_file_data(struct build *b, ext2_ino_t ino, union inode_buf *ib,
 
 /* ---- the store becomes regions -------------------------------------------- */
 
-static int cmp_dext(const void *pa, const void *pb)
-{
-	const struct dext *a = pa, *b = pb;
-
-	return a->pblk < b->pblk ? -1 : a->pblk > b->pblk;
-}
-
 struct pages_ctx {
 	struct build *b;
-	size_t cur;                     /* data extent cursor */
 	uint64_t bytes;
 };
 
-/* Each page of the store becomes one memory region, its buffer handed
- * over as it is: no copy, so the peak memory is the store itself. (Runs of
- * pages could be coalesced into one region, at the price of a copy; the
- * region count stays small either way: one per metadata page.) */
-static int page_fn(void *ctx, uint64_t off, const uint8_t *page)
+/* Each page of the store becomes one region, its data handed over as it
+ * is (a pagepack record, or a raw page that does not pack smaller): no
+ * copy, so the peak memory is the store itself. */
+static int page_fn(void *ctx, uint64_t off, const uint8_t *data, size_t plen)
 {
 	struct pages_ctx *pc = ctx;
 	struct build *b = pc->b;
-	uint64_t blk = off / BS;
 	uint8_t *buf;
 
-	(void)page;
-	/* Invariant: no metadata page inside a data extent. Both lists are
-	 * ascending, so one cursor suffices. */
-	while (pc->cur < b->ndx &&
-	       b->dx[pc->cur].pblk + b->dx[pc->cur].len <= blk)
-		pc->cur++;
-	if (pc->cur < b->ndx && b->dx[pc->cur].pblk <= blk) {
-		log_error("ext4: metadata page at block %llu inside a data extent "
-			  "(blocks %llu+%llu)", (unsigned long long)blk,
-			  (unsigned long long)b->dx[pc->cur].pblk,
-			  (unsigned long long)b->dx[pc->cur].len);
-		return -EIO;
-	}
+	(void)data;
 	buf = memio_store_steal(b->store, off);
 	if (!regions_own(b->out, buf))
 		return -ENOMEM;
-	pc->bytes += MEMIO_PAGE;
+	pc->bytes += plen ? plen : MEMIO_PAGE;
+	if (plen)
+		return regions_add_packed(b->out, b->o->part_start + off, MEMIO_PAGE,
+					  buf, RW_EXT4_META);
 	return regions_add_mem(b->out, b->o->part_start + off, MEMIO_PAGE, buf,
 			       RW_EXT4_META);
 }
@@ -345,10 +315,9 @@ int ext4_store_to_regions(struct build *b, uint64_t *bytes)
 	struct pages_ctx pc = { .b = b };
 	int ret;
 
-	if (b->ndx)
-		qsort(b->dx, b->ndx, sizeof(*b->dx), cmp_dext);
-	ret = memio_store_foreach(b->store, page_fn, &pc);
+	ret = memio_store_pack(b->store);
+	if (!ret)
+		ret = memio_store_foreach(b->store, page_fn, &pc);
 	*bytes = pc.bytes;
 	return ret;
 }
-

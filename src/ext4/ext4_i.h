@@ -6,7 +6,7 @@
  * every data segment of the source (holes stay holes) and each resulting
  * extent becomes a REGION_FILE mapping the partition bytes to the source
  * file. After ext2fs_close_free() every page of the store becomes a
- * REGION_MEM region.
+ * REGION_PACKED region (REGION_MEM when it does not pack smaller).
  *
  *   ext4_build.c   orchestration: ext4_build() (census, mkfs, the tree,
  *                  close, regions), error translation, the ENOSPC report
@@ -20,8 +20,9 @@
  *   ext4_inode.c   inodes: init, hold/commit, files, symlinks, specials
  *   ext4_xattr.c   extended attributes: their cost, where they go, setting
  *   ext4_extent.c  file data: the hole walk (ext4_data_walk), allocation,
- *                  extents to REGION_FILE, the store's pages to REGION_MEM
- *   ext4_memio.c   the page store and its io_manager
+ *                  extents to REGION_FILE, the store's pages to regions
+ *   ext4_memio.c   the page store (packed but for a hot set) and its
+ *                  io_manager
  *   ext4_alloc.c   the blocks a reader depends on, for the hole map
  *
  * One model: the size estimate (ext4_size.c) and the build use the same
@@ -128,10 +129,6 @@ static inline bool is_multilink(const struct tree_node *n)
 
 /* ---- the build context ---- */
 
-struct dext {                   /* one data extent, in fs blocks */
-	uint64_t pblk, len;
-};
-
 struct build {
 	const struct tree *t;
 	const struct tree_node *skip;
@@ -141,8 +138,6 @@ struct build {
 	struct memio_store *store;
 	struct hl_map links;
 	ext2_ino_t lpf_ino;             /* synthesised lost+found, or 0 */
-	struct dext *dx;                /* data extents, for the overlap check */
-	size_t ndx, capdx;
 	struct ext2_inode *held;        /* inode assembled in memory, or NULL */
 	ext2_ino_t held_ino;
 	void (*old_stats)(ext2_filsys, blk64_t, int);

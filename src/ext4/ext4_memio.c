@@ -15,9 +15,23 @@
  *  - a page that becomes all zeros is dropped too: absent and zero are the
  *    same thing, and the store stays proportional to real metadata.
  *
+ * Memory: only a bounded set of pages is kept raw ("hot", MEMIO_HOT
+ * pages); a page leaving the hot set is packed (pagepack.h: an inode-table
+ * page of 16 similar inodes packs to a few hundred bytes), and a read or a
+ * write of a packed page unpacks it into the hot set again. libext2fs
+ * writes inodes one by one as read-modify-write of their inode-table
+ * block, in roughly ascending order, so the hot set catches those; the
+ * peak is the packed size plus MEMIO_HOT pages, never every raw page. A
+ * page whose encoding is not smaller than the page (a directory block full
+ * of names) stays raw.
+ *
  * The page table is an open-addressing hash map (linear probing, backward
- * shift deletion) from page index to page buffer. Lookups are O(1); ordered
- * traversal sorts the keys once.
+ * shift deletion) from page index to page data. Lookups are O(1); ordered
+ * traversal sorts the keys once. The hot set is a FIFO ring of page
+ * indexes: every raw page that may pack smaller has an entry added when
+ * it became raw (created or unpacked), so at most MEMIO_HOT of them are
+ * alive. An entry may go stale (its page dropped, packed or re-added);
+ * evicting one then does nothing, or packs a page early: never wrong.
  *
  * Not thread-safe: libext2fs is single-threaded and the store is only used
  * while the layout is being built.
@@ -31,10 +45,18 @@
 #include <ext2fs/ext2fs.h>
 
 #include "ext4_memio.h"
+#include "pagepack.h"
+
+/* A chunk of the codec is one ext4 inode (ext4_i.h's INODE_SIZE, 256):
+ * an inode-table page is 16 chunks, the shape the codec is made for. */
+_Static_assert(PAGEPACK_PAGE == MEMIO_PAGE, "the codec's page is the store's");
+_Static_assert(PAGEPACK_CHUNK == 256, "a codec chunk is one ext4 inode");
 
 struct memio_slot {
 	uint64_t idx;           /* page index = byte offset / MEMIO_PAGE */
-	uint8_t *page;          /* NULL: slot empty */
+	uint8_t *data;          /* NULL: slot empty; else the raw page, or
+				 * its pagepack record when plen != 0 */
+	uint32_t plen;          /* record size; 0: data is a raw page */
 };
 
 struct memio_store {
@@ -42,6 +64,8 @@ struct memio_store {
 	struct memio_slot *tab;
 	size_t cap;             /* power of two, 0 before the first page */
 	size_t n;               /* occupied slots; n <= cap * 3 / 4 */
+	uint64_t hot[MEMIO_HOT];        /* FIFO ring of raw page indexes */
+	size_t nhot, hand;      /* entries used; the oldest (when full) */
 };
 
 /* ---- the page table ---------------------------------------------------- */
@@ -57,16 +81,20 @@ static size_t slot_find(const struct memio_store *s, uint64_t idx)
 {
 	size_t i = slot_hash(s, idx);
 
-	while (s->tab[i].page && s->tab[i].idx != idx)
+	while (s->tab[i].data && s->tab[i].idx != idx)
 		i = (i + 1) & (s->cap - 1);
 	return i;
 }
 
-static uint8_t *page_get(const struct memio_store *s, uint64_t idx)
+/* The slot of page idx, or NULL when the page is absent. */
+static struct memio_slot *slot_get(const struct memio_store *s, uint64_t idx)
 {
+	struct memio_slot *sl;
+
 	if (!s->n)
 		return NULL;
-	return s->tab[slot_find(s, idx)].page;
+	sl = &s->tab[slot_find(s, idx)];
+	return sl->data ? sl : NULL;
 }
 
 static int table_grow(struct memio_store *s)
@@ -81,36 +109,13 @@ static int table_grow(struct memio_store *s)
 	s->tab = nt;
 	s->cap = ncap;
 	for (i = 0; i < ocap; i++)
-		if (old[i].page)
+		if (old[i].data)
 			s->tab[slot_find(s, old[i].idx)] = old[i];
 	free(old);
 	return 0;
 }
 
-/* The page idx, created zero-filled if absent; NULL when out of memory. */
-/* The page idx, added if absent: zeroed, or left uninitialised when the
- * caller overwrites all of it (whole-block writes are most of them, and
- * zeroing 4 KiB only to overwrite it was a tenth of the ext4 build). */
-static uint8_t *page_get_or_add(struct memio_store *s, uint64_t idx, bool whole)
-{
-	size_t i;
-	uint8_t *p;
-
-	if ((s->n + 1) * 4 > s->cap * 3 && table_grow(s))
-		return NULL;
-	i = slot_find(s, idx);
-	if (s->tab[i].page)
-		return s->tab[i].page;
-	p = whole ? malloc(MEMIO_PAGE) : calloc(1, MEMIO_PAGE);
-	if (!p)
-		return NULL;
-	s->tab[i].idx = idx;
-	s->tab[i].page = p;
-	s->n++;
-	return p;
-}
-
-/* Remove idx from the table and return its buffer (NULL if absent).
+/* Remove idx from the table and return its data (NULL if absent).
  * Backward shift deletion keeps every probe chain unbroken. */
 static uint8_t *page_remove(struct memio_store *s, uint64_t idx)
 {
@@ -120,15 +125,16 @@ static uint8_t *page_remove(struct memio_store *s, uint64_t idx)
 	if (!s->n)
 		return NULL;
 	i = slot_find(s, idx);
-	p = s->tab[i].page;
+	p = s->tab[i].data;
 	if (!p)
 		return NULL;
-	s->tab[i].page = NULL;
+	s->tab[i].data = NULL;
+	s->tab[i].plen = 0;
 	s->n--;
 	j = i;
 	for (;;) {
 		j = (j + 1) & (s->cap - 1);
-		if (!s->tab[j].page)
+		if (!s->tab[j].data)
 			break;
 		home = slot_hash(s, s->tab[j].idx);
 		/* Move j into the hole i unless its home lies cyclically
@@ -136,11 +142,91 @@ static uint8_t *page_remove(struct memio_store *s, uint64_t idx)
 		if ((j > i && (home <= i || home > j)) ||
 		    (j < i && (home <= i && home > j))) {
 			s->tab[i] = s->tab[j];
-			s->tab[j].page = NULL;
+			s->tab[j].data = NULL;
+			s->tab[j].plen = 0;
 			i = j;
 		}
 	}
 	return p;
+}
+
+/* ---- the hot set ------------------------------------------------------- */
+
+/* Pack page idx if it is raw and packs smaller. 0 or -ENOMEM. */
+static int page_pack(struct memio_store *s, uint64_t idx)
+{
+	struct memio_slot *sl = slot_get(s, idx);
+	uint8_t *rec;
+	size_t len;
+	int ret;
+
+	if (!sl || sl->plen)
+		return 0;
+	ret = pagepack_pack(sl->data, &rec, &len);
+	if (ret)
+		return ret < 0 ? ret : 0;       /* 1: stays raw */
+	free(sl->data);
+	sl->data = rec;
+	sl->plen = (uint32_t)len;
+	return 0;
+}
+
+/* Page idx just became raw: enter it in the ring, packing the oldest
+ * entry's page when the ring is full. */
+static int hot_add(struct memio_store *s, uint64_t idx)
+{
+	uint64_t old;
+
+	if (s->nhot < MEMIO_HOT) {
+		s->hot[s->nhot++] = idx;
+		return 0;
+	}
+	old = s->hot[s->hand];
+	s->hot[s->hand] = idx;
+	s->hand = (s->hand + 1) % MEMIO_HOT;
+	return old == idx ? 0 : page_pack(s, old);
+}
+
+/* The raw bytes of page idx: unpacked into the hot set if packed; if
+ * absent, NULL, or when add, a new page (zeroed unless whole: the caller
+ * overwrites all of it; zeroing 4 KiB only to overwrite it was a tenth of
+ * the ext4 build). *err is -ENOMEM when that fails. */
+static uint8_t *page_raw(struct memio_store *s, uint64_t idx, bool add,
+			 bool whole, int *err)
+{
+	struct memio_slot *sl = slot_get(s, idx);
+	uint8_t *p;
+	size_t i;
+
+	*err = 0;
+	if (sl && !sl->plen)
+		return sl->data;
+	if (!sl && !add)
+		return NULL;
+	p = whole || sl ? malloc(MEMIO_PAGE) : calloc(1, MEMIO_PAGE);
+	if (!p)
+		goto nomem;
+	if (sl) {
+		if (!whole)
+			pagepack_unpack(sl->data, p);
+		free(sl->data);
+		sl->data = p;
+		sl->plen = 0;
+	} else {
+		if ((s->n + 1) * 4 > s->cap * 3 && table_grow(s)) {
+			free(p);
+			goto nomem;
+		}
+		i = slot_find(s, idx);
+		s->tab[i] = (struct memio_slot){ idx, p, 0 };
+		s->n++;
+	}
+	/* The eviction packs another page: p stays where it is. */
+	*err = hot_add(s, idx);
+	return *err ? NULL : p;
+nomem:
+	*err = -ENOMEM;
+	return NULL;
 }
 
 static bool page_is_zero(const uint8_t *p)
@@ -163,15 +249,22 @@ static bool bytes_are_zero(const uint8_t *b, size_t n)
 
 /* ---- byte-level access ----------------------------------------------- */
 
-static void store_read(const struct memio_store *s, uint64_t off, size_t len,
-		       uint8_t *buf)
+/* Read len bytes at off into buf; a packed page read is unpacked into the
+ * hot set (libext2fs reads an inode-table block before writing an inode
+ * into it). Returns 0 or -ENOMEM. */
+static int store_read(struct memio_store *s, uint64_t off, size_t len,
+		      uint8_t *buf)
 {
+	int err;
+
 	while (len) {
 		uint64_t idx = off / MEMIO_PAGE;
 		size_t in = off % MEMIO_PAGE;
 		size_t n = MEMIO_PAGE - in;
-		const uint8_t *p = page_get(s, idx);
+		const uint8_t *p = page_raw(s, idx, false, false, &err);
 
+		if (err)
+			return err;
 		if (n > len)
 			n = len;
 		if (p)
@@ -182,6 +275,7 @@ static void store_read(const struct memio_store *s, uint64_t off, size_t len,
 		off += n;
 		len -= n;
 	}
+	return 0;
 }
 
 /* Write buf (or zeros when buf is NULL) at off. A page that ends up all
@@ -189,6 +283,8 @@ static void store_read(const struct memio_store *s, uint64_t off, size_t len,
 static int store_write(struct memio_store *s, uint64_t off, size_t len,
 		       const uint8_t *buf)
 {
+	int err;
+
 	while (len) {
 		uint64_t idx = off / MEMIO_PAGE;
 		size_t in = off % MEMIO_PAGE;
@@ -198,10 +294,14 @@ static int store_write(struct memio_store *s, uint64_t off, size_t len,
 		if (n > len)
 			n = len;
 		if (!buf) {
-			p = page_get(s, idx);
-			if (p && n == MEMIO_PAGE) {
+			if (n == MEMIO_PAGE) {
 				free(page_remove(s, idx));
-			} else if (p) {
+				goto next;
+			}
+			p = page_raw(s, idx, false, false, &err);
+			if (err)
+				return err;
+			if (p) {
 				memset(p + in, 0, n);
 				if (page_is_zero(p))
 					free(page_remove(s, idx));
@@ -209,16 +309,13 @@ static int store_write(struct memio_store *s, uint64_t off, size_t len,
 		} else {
 			bool zero = bytes_are_zero(buf, n);
 
-			p = page_get(s, idx);
-			if (!p) {
-				/* Writing zeros over an absent page changes
-				 * nothing: skip the allocation. */
-				if (zero)
-					goto next;
-				p = page_get_or_add(s, idx, n == MEMIO_PAGE);
-				if (!p)
-					return -ENOMEM;
-			}
+			/* Writing zeros over an absent page changes nothing:
+			 * skip the allocation. */
+			p = page_raw(s, idx, !zero, n == MEMIO_PAGE, &err);
+			if (err)
+				return err;
+			if (!p)
+				goto next;
 			memcpy(p + in, buf, n);
 			/* Only zeros written can leave the page all zeros. */
 			if (zero && page_is_zero(p))
@@ -251,7 +348,7 @@ void memio_store_free(struct memio_store *s)
 	if (!s)
 		return;
 	for (i = 0; i < s->cap; i++)
-		free(s->tab[i].page);
+		free(s->tab[i].data);
 	free(s->tab);
 	free(s);
 }
@@ -266,6 +363,22 @@ void *memio_store_steal(struct memio_store *s, uint64_t off)
 	return page_remove(s, off / MEMIO_PAGE);
 }
 
+int memio_store_pack(struct memio_store *s)
+{
+	size_t i;
+	int ret;
+
+	/* Only the ring's pages can be raw and pack smaller: a raw page
+	 * outside it was found incompressible when it left. */
+	for (i = 0; i < s->nhot; i++) {
+		ret = page_pack(s, s->hot[i]);
+		if (ret)
+			return ret;
+	}
+	s->nhot = s->hand = 0;
+	return 0;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -274,7 +387,8 @@ static int cmp_u64(const void *a, const void *b)
 }
 
 int memio_store_foreach(struct memio_store *s,
-			int (*fn)(void *ctx, uint64_t off, const uint8_t *page),
+			int (*fn)(void *ctx, uint64_t off, const uint8_t *data,
+				  size_t plen),
 			void *ctx)
 {
 	uint64_t *keys;
@@ -287,16 +401,16 @@ int memio_store_foreach(struct memio_store *s,
 	if (!keys)
 		return -ENOMEM;
 	for (i = 0; i < s->cap; i++)
-		if (s->tab[i].page)
+		if (s->tab[i].data)
 			keys[k++] = s->tab[i].idx;
 	qsort(keys, k, sizeof(*keys), cmp_u64);
 	/* fn may steal pages (its own or later ones): look each key up
 	 * again instead of holding slot pointers across calls. */
 	for (i = 0; i < k && !ret; i++) {
-		const uint8_t *p = page_get(s, keys[i]);
+		const struct memio_slot *sl = slot_get(s, keys[i]);
 
-		if (p)
-			ret = fn(ctx, keys[i] * MEMIO_PAGE, p);
+		if (sl)
+			ret = fn(ctx, keys[i] * MEMIO_PAGE, sl->data, sl->plen);
 	}
 	free(keys);
 	return ret;
@@ -385,7 +499,8 @@ static errcode_t memio_read_blk64(io_channel channel, unsigned long long block,
 
 	if (err)
 		return err;
-	store_read(channel->private_data, off, len, data);
+	if (store_read(channel->private_data, off, len, data))
+		return EXT2_ET_NO_MEMORY;
 	return 0;
 }
 
@@ -464,7 +579,7 @@ static errcode_t memio_zeroout(io_channel channel, unsigned long long block,
 			return 0;
 		last = first + len / MEMIO_PAGE;     /* exclusive */
 		for (i = 0; i < s->cap;) {
-			if (s->tab[i].page && s->tab[i].idx >= first &&
+			if (s->tab[i].data && s->tab[i].idx >= first &&
 			    s->tab[i].idx < last) {
 				/* Removal may shift a later entry into i:
 				 * look at slot i again. */

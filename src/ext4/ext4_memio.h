@@ -1,5 +1,6 @@
 /* ext4_memio.h - a libext2fs io_manager that keeps every written block in
  * memory (a page store keyed by byte offset; a missing page reads as zeros).
+ * Pages are kept packed (pagepack.h) but for a bounded hot set of raw ones.
  *
  * libext2fs writes all ext4 metadata through it; file data never passes
  * through it (files are allocated with ext2fs_fallocate and mapped to the
@@ -14,6 +15,8 @@
 #include <ext2fs/ext2_io.h>
 
 #define MEMIO_PAGE 4096u
+/* At most this many raw pages that pack smaller are alive (1 MiB). */
+#define MEMIO_HOT  256u
 
 struct memio_store;
 
@@ -27,13 +30,20 @@ extern io_manager memio_io_manager;
  * (writes "memio:<pointer>" into buf). */
 const char *memio_name(struct memio_store *s, char *buf, size_t len);
 
-/* Pages in ascending offset order: calls fn for each stored page.
- * A page's bytes stay valid until memio_store_free(). */
+/* Pack every hot page that packs smaller (after the build, before the
+ * pages are handed over). Returns 0 or -ENOMEM. */
+int memio_store_pack(struct memio_store *s);
+/* Pages in ascending offset order: calls fn for each stored page with its
+ * data: a pagepack record of plen bytes, or (plen 0) the raw page of
+ * MEMIO_PAGE bytes. The data stays valid until memio_store_free() or the
+ * next store access (which may pack or unpack it). */
 int memio_store_foreach(struct memio_store *s,
-			int (*fn)(void *ctx, uint64_t off, const uint8_t *page),
+			int (*fn)(void *ctx, uint64_t off, const uint8_t *data,
+				  size_t plen),
 			void *ctx);
 size_t memio_store_pages(const struct memio_store *s);
-/* Move page ownership to the caller's region map (see ext4_build.c). */
+/* Move a page's data (as foreach gave it) to the caller's region map (see
+ * ext4_extent.c). */
 void *memio_store_steal(struct memio_store *s, uint64_t off);
 
 #endif

@@ -11,7 +11,7 @@ flags=(-g -O1 -std=c17 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
 for t in fat_names regions; do
 	case $t in
 	fat_names) srcs=("$src/src/fat/fat_names.c") ;;
-	regions) srcs=("$src/src/engine/regions.c" "$src/src/engine/vector.c" "$src/src/engine/log.c") ;;
+	regions) srcs=("$src/src/engine/regions.c" "$src/src/engine/pagepack.c" "$src/src/engine/vector.c" "$src/src/engine/log.c") ;;
 	esac
 	clang "${flags[@]}" -o "$T/fuzz_$t" "$TESTS_DIR/fuzz/fuzz_$t.c" "${srcs[@]}" 2>"$T/cc.log" ||
 		{ cat "$T/cc.log"; fail "building fuzz_$t"; }

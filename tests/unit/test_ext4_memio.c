@@ -4,8 +4,10 @@
  * never stored, zeroout/discard dropping pages (both the page walk and the
  * table scan), the hash table under many inserts and deletions against a
  * reference, ascending traversal with stealing, the store outliving the
- * channel, and a real filesystem: ext2fs_initialize + close through memio,
- * then ext2fs_open of the same store reads it back.
+ * channel, packing: many pages re-read after eviction, byte for byte, with
+ * never more than MEMIO_HOT raw pages alive, and a real filesystem:
+ * ext2fs_initialize + close through memio, then ext2fs_open of the same
+ * store reads it back.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 
 #include "check.h"
 #include "ext4_memio.h"
+#include "pagepack.h"
 
 
 static io_channel open_chan(struct memio_store *s)
@@ -99,19 +102,23 @@ struct walk {
 
 /* Pages must come in ascending order, with the right bytes; stealing the
  * page being visited is allowed. */
-static int walk_fn(void *vc, uint64_t off, const uint8_t *page)
+static int walk_fn(void *vc, uint64_t off, const uint8_t *data, size_t plen)
 {
 	struct walk *w = vc;
-	uint8_t *p;
+	uint8_t *p, page[4096];
 
 	if (w->seen && off <= w->last)
 		w->ok = 0;
 	w->last = off;
 	w->seen++;
-	if (page[0] != w->ref[off / 4096])
+	if (plen)
+		pagepack_unpack(data, page);
+	else
+		memcpy(page, data, sizeof(page));
+	if (page[0] != w->ref[off / 4096] || page[4095] != w->ref[off / 4096])
 		w->ok = 0;
 	p = memio_store_steal(w->s, off);
-	if (p != page)
+	if (p != data)
 		w->ok = 0;
 	free(p);
 	return 0;
@@ -173,6 +180,124 @@ static void test_table(void)
 	memio_store_free(s);
 }
 
+/* Raw pages alive in the store (plen 0 from foreach). */
+static int count_raw(void *vc, uint64_t off, const uint8_t *data, size_t plen)
+{
+	size_t *n = vc;
+
+	(void)off;
+	(void)data;
+	*n += !plen;
+	return 0;
+}
+
+struct cmp {
+	const uint8_t *ref;
+	size_t seen;
+	int ok;
+};
+
+static int cmp_fn(void *vc, uint64_t off, const uint8_t *data, size_t plen)
+{
+	struct cmp *c = vc;
+	uint8_t page[4096];
+
+	if (plen)
+		pagepack_unpack(data, page);
+	else
+		memcpy(page, data, sizeof(page));
+	if (memcmp(page, c->ref + off, sizeof(page)))
+		c->ok = 0;
+	c->seen++;
+	return 0;
+}
+
+/* Inode-table-like pages written and rewritten in pieces (byte writes,
+ * partial zeroouts), in ascending sweeps and at random, over many more
+ * pages than the hot set: every read matches a reference, and raw pages
+ * never outnumber MEMIO_HOT. */
+static void test_packing(void)
+{
+	enum { NP = 4 * MEMIO_HOT, SIZE = NP * 4096 };
+	struct memio_store *s = memio_store_new(SIZE);
+	io_channel ch = open_chan(s);
+	uint8_t *ref = calloc(SIZE, 1), *buf = malloc(SIZE);
+	unsigned seed = 777;
+	size_t raw, np, i;
+	struct cmp c;
+	int round;
+
+	must(ref && buf, "memory");
+	CHECK(io_channel_set_blksize(ch, 4096) == 0);
+	for (round = 0; round < 40000; round++) {
+		uint64_t off;
+		size_t len, k;
+
+		seed = seed * 1103515245 + 12345;
+		if (round < 2 * NP * 16) {
+			/* Sweeps: 256-byte "inodes" in ascending order. */
+			off = (uint64_t)(round % (NP * 16)) * 256;
+			len = 256;
+		} else {
+			off = (seed >> 4) % SIZE;
+			len = 1 + (seed >> 12) % 700;
+			if (len > SIZE - off)
+				len = SIZE - off;
+		}
+		if (round >= 2 * NP * 16 && (seed & 15) == 0) {
+			/* zeroout of whole 1 KiB blocks */
+			off -= off % 1024;
+			len = 1024 * (1 + (seed >> 20) % 6);
+			if (len > SIZE - off)
+				len = SIZE - off;
+			CHECK(io_channel_set_blksize(ch, 1024) == 0);
+			CHECK(io_channel_zeroout(ch, off / 1024, len / 1024) == 0);
+			CHECK(io_channel_set_blksize(ch, 4096) == 0);
+			memset(ref + off, 0, len);
+			continue;
+		}
+		/* Inode-like: a shared header, a few words that differ. */
+		for (k = 0; k < len; k++) {
+			size_t at = (off + k) % 256;
+
+			buf[k] = at < 64 ? (uint8_t)(0x40 + at) :
+				 at % 64 < 4 ? (uint8_t)(seed >> (at % 4 * 8)) : 0;
+		}
+		CHECK(io_channel_write_byte(ch, off, (int)len, buf) == 0);
+		memcpy(ref + off, buf, len);
+		if (round % 1000 == 0) {
+			raw = 0;
+			memio_store_foreach(s, count_raw, &raw);
+			CHECK(raw <= MEMIO_HOT, "%zu raw pages", raw);
+		}
+	}
+	/* Everything read back, through the io_manager (unpacking again). */
+	for (i = 0; i < NP; i++) {
+		CHECK(io_channel_read_blk64(ch, i, 1, buf) == 0);
+		if (memcmp(buf, ref + i * 4096, 4096)) {
+			CHECK(!"page differs from the reference after eviction");
+			break;
+		}
+	}
+	raw = 0;
+	memio_store_foreach(s, count_raw, &raw);
+	CHECK(raw <= MEMIO_HOT, "%zu raw pages", raw);
+	np = memio_store_pages(s);
+	CHECK(memio_store_pack(s) == 0);
+	raw = 0;
+	memio_store_foreach(s, count_raw, &raw);
+	CHECK(raw == 0, "%zu raw pages after memio_store_pack", raw);
+	CHECK(memio_store_pages(s) == np);
+	/* And through foreach, as the regions get them. */
+	c = (struct cmp){ ref, 0, 1 };
+	CHECK(memio_store_foreach(s, cmp_fn, &c) == 0);
+	CHECK(c.ok && c.seen == np);
+	CHECK(io_channel_close(ch) == 0);
+	free(ref);
+	free(buf);
+	memio_store_free(s);
+}
+
 /* A real filesystem through memio, read back by ext2fs_open. */
 static void test_fs(void)
 {
@@ -214,6 +339,7 @@ int main(void)
 	initialize_ext2_error_table();
 	test_basic();
 	test_table();
+	test_packing();
 	test_fs();
 	return check_done();
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "check.h"
+#include "pagepack.h"
 #include "regions.h"
 
 
@@ -18,6 +19,52 @@ static int reader(void *ctx, uint32_t id, void *buf, size_t len, uint64_t off)
 	for (size_t k = 0; k < len; k++)
 		b[k] = (uint8_t)(id * 37 + off + k);
 	return 0;
+}
+
+/* A packed page reads as its page, at every offset and across its
+ * neighbours (a memory page before, zeros after), and it overlaps like any
+ * other region. */
+static void test_packed(void)
+{
+	static uint8_t page[PAGEPACK_PAGE], mem[PAGEPACK_PAGE];
+	uint8_t ref[3 * PAGEPACK_PAGE], got[3 * PAGEPACK_PAGE], *rec = NULL;
+	size_t len = 0, off, n;
+	struct regions r;
+
+	for (n = 0; n < PAGEPACK_PAGE; n++) {
+		page[n] = n % 256 < 64 ? (uint8_t)(n % 256) : n % 256 == 100 ? (uint8_t)(n / 256 + 1) : 0;
+		mem[n] = (uint8_t)(n * 7 + 1);
+	}
+	must(pagepack_pack(page, &rec, &len) == 0, "pack");
+	regions_init(&r);
+	CHECK(regions_own(&r, rec) == rec);
+	CHECK(regions_add_mem(&r, 0, PAGEPACK_PAGE, mem, RW_GAP) == 0);
+	CHECK(regions_add_packed(&r, PAGEPACK_PAGE, PAGEPACK_PAGE, rec, RW_EXT4_META) == 0);
+	CHECK(regions_add_packed(&r, 0, PAGEPACK_PAGE + 1, rec, RW_EXT4_META) == -EINVAL);
+	CHECK(regions_finalize(&r, sizeof(ref)) == 0);
+	memcpy(ref, mem, PAGEPACK_PAGE);
+	memcpy(ref + PAGEPACK_PAGE, page, PAGEPACK_PAGE);
+	memset(ref + 2 * PAGEPACK_PAGE, 0, PAGEPACK_PAGE);
+	for (off = 0; off < sizeof(ref); off += 5) {
+		n = off % 3 ? 9 : sizeof(ref) - off;
+		if (n > sizeof(ref) - off)
+			n = sizeof(ref) - off;
+		CHECK(regions_read(&r, got, n, off, reader, NULL) == 0);
+		if (memcmp(got, ref + off, n)) {
+			CHECK(!"packed region read differs", "at %zu+%zu", off, n);
+			break;
+		}
+	}
+	regions_free(&r);
+
+	/* A packed page inside a file region is refused, like any overlap. */
+	must(pagepack_pack(page, &rec, &len) == 0, "pack");
+	regions_init(&r);
+	CHECK(regions_own(&r, rec) == rec);
+	CHECK(regions_add_file(&r, 0, 3 * PAGEPACK_PAGE, 1, 0, RW_EXT4_FILE) == 0);
+	CHECK(regions_add_packed(&r, PAGEPACK_PAGE, PAGEPACK_PAGE, rec, RW_EXT4_META) == 0);
+	CHECK(regions_finalize(&r, 1 << 20) == -EINVAL);
+	regions_free(&r);
 }
 
 static void test_overlap(void)
@@ -207,6 +254,7 @@ static void test_random(unsigned seed, int runs)
 int main(void)
 {
 	test_overlap();
+	test_packed();
 	test_dump();
 	for (unsigned s = 1; s <= 20; s++)
 		test_random(s, 0);
