@@ -17,15 +17,6 @@ _Static_assert(NWORD % 64 == 0, "a chunk's mask is whole 64-bit words");
 
 #define HDR     6u                      /* present, xored, same */
 
-static unsigned nonzero(const word *w)
-{
-	unsigned i, n = 0;
-
-	for (i = 0; i < NWORD; i++)
-		n += w[i] != 0;
-	return n;
-}
-
 static unsigned popcount(const uint64_t *m)
 {
 	unsigned i, n = 0;
@@ -40,37 +31,38 @@ int pagepack_pack(const uint8_t *page, uint8_t **rec, size_t *len)
 	/* The size is checked before each chunk is appended and stays
 	 * under a page: one page of stack holds any record. */
 	uint8_t out[PAGEPACK_PAGE];
-	word prev[NWORD], cur[NWORD], dx[NWORD];
+	word prev[NWORD], cur[NWORD];
 	uint16_t present = 0, xored = 0, same = 0;
 	uint64_t last[NMASK];           /* the mask of the last present chunk */
 	size_t n = HDR;
-	unsigned c, i;
+	unsigned c, i, k;
 
 	memset(prev, 0, sizeof(prev));
 	memset(last, 0, sizeof(last));
 	for (c = 0; c < NCHUNK; c++) {
-		const word *src;
-		uint64_t mask[NMASK];
+		uint64_t mc[NMASK] = { 0 }, md[NMASK] = { 0 }, *mask;
+		word x = 0;             /* XORed into each word stored */
 		size_t mlen;
 
-		/* memcpy: aligned, alias-safe access to the chunk's words */
+		/* memcpy: aligned, alias-safe access to the chunk's words.
+		 * One pass finds the non-zero words of the chunk (mc) and of
+		 * its delta against the chunk before (md). */
 		memcpy(cur, page + c * PAGEPACK_CHUNK, PAGEPACK_CHUNK);
-		for (i = 0; i < NWORD; i++)
-			dx[i] = cur[i] ^ prev[i];
-		/* Ties go to the plain chunk. */
-		if (c && nonzero(dx) < nonzero(cur)) {
-			src = dx;
-			xored |= (uint16_t)(1u << c);
-		} else {
-			src = cur;
+		for (i = 0; i < NWORD; i++) {
+			mc[i / 64] |= (uint64_t)(cur[i] != 0) << (i % 64);
+			md[i / 64] |= (uint64_t)(cur[i] != prev[i]) << (i % 64);
 		}
-		memset(mask, 0, sizeof(mask));
-		for (i = 0; i < NWORD; i++)
-			if (src[i])
-				mask[i / 64] |= 1ull << (i % 64);
-		memcpy(prev, cur, sizeof(prev));
-		if (!popcount(mask))
+		/* Ties go to the plain chunk. */
+		mask = mc;
+		if (c && popcount(md) < popcount(mc)) {
+			mask = md;
+			xored |= (uint16_t)(1u << c);
+			x = (word)~0;
+		}
+		if (!popcount(mask)) {
+			memcpy(prev, cur, sizeof(prev));
 			continue;
+		}
 		/* Inodes of one directory differ in the same words (size,
 		 * extent start, checksum): the mask repeats. */
 		mlen = memcmp(mask, last, MASKSZ) ? MASKSZ : 0;
@@ -83,11 +75,19 @@ int pagepack_pack(const uint8_t *page, uint8_t **rec, size_t *len)
 			same |= (uint16_t)(1u << c);
 		n += mlen;
 		memcpy(last, mask, MASKSZ);
-		for (i = 0; i < NWORD; i++)
-			if (src[i]) {
-				memcpy(out + n, &src[i], sizeof(word));
+		for (k = 0; k < NMASK; k++) {
+			uint64_t m = mask[k];
+
+			while (m) {
+				unsigned w = k * 64 + (unsigned)__builtin_ctzll(m);
+				word v = cur[w] ^ (prev[w] & x);
+
+				memcpy(out + n, &v, sizeof(word));
 				n += sizeof(word);
+				m &= m - 1;
 			}
+		}
+		memcpy(prev, cur, sizeof(prev));
 	}
 	memcpy(out, &present, 2);
 	memcpy(out + 2, &xored, 2);
