@@ -128,7 +128,7 @@ int ext4_build(const struct tree *t, const struct tree_node *skip,
 		goto out;
 	}
 
-	b.store = memio_store_new(opts->part_size);
+	b.store = memio_store_new(opts->part_size, MEMIO_RAW_BUDGET);
 	if (!b.store) {
 		ret = -ENOMEM;
 		goto out;

@@ -15,8 +15,10 @@
  *  - a page that becomes all zeros is dropped too: absent and zero are the
  *    same thing, and the store stays proportional to real metadata.
  *
- * Memory: only a bounded set of pages is kept raw ("hot", MEMIO_HOT
- * pages); a page leaving the hot set is packed (pagepack.h: an inode-table
+ * Memory: a store of at most raw_budget pages stays raw (packing costs
+ * time and a small store saves little). Past the budget every page is
+ * packed once, and from then on only a bounded set of pages is kept raw
+ * ("hot", MEMIO_HOT pages); a page leaving the hot set is packed (pagepack.h: an inode-table
  * page of 16 similar inodes packs to a few hundred bytes), and a read or a
  * write of a packed page unpacks it into the hot set again. libext2fs
  * writes inodes one by one as read-modify-write of their inode-table
@@ -64,6 +66,8 @@ struct memio_store {
 	struct memio_slot *tab;
 	size_t cap;             /* power of two, 0 before the first page */
 	size_t n;               /* occupied slots; n <= cap * 3 / 4 */
+	size_t raw_budget;      /* pages before packing starts */
+	bool packing;           /* the budget was passed: the ring bounds raw pages */
 	uint64_t hot[MEMIO_HOT];        /* FIFO ring of raw page indexes */
 	size_t nhot, hand;      /* entries used; the oldest (when full) */
 };
@@ -171,11 +175,39 @@ static int page_pack(struct memio_store *s, uint64_t idx)
 	return 0;
 }
 
+/* The store just passed its raw budget: pack every page but keep (the
+ * page the caller is handing out). Until now no page was packed. */
+static int pack_all(struct memio_store *s, uint64_t keep)
+{
+	size_t i;
+	int ret;
+
+	for (i = 0; i < s->cap; i++) {
+		if (!s->tab[i].data || s->tab[i].idx == keep)
+			continue;
+		ret = page_pack(s, s->tab[i].idx);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 /* Page idx just became raw: enter it in the ring, packing the oldest
- * entry's page when the ring is full. */
+ * entry's page when the ring is full. Below the raw budget nothing is
+ * tracked: the first page past it packs all the others. */
 static int hot_add(struct memio_store *s, uint64_t idx)
 {
 	uint64_t old;
+	int ret;
+
+	if (!s->packing) {
+		if (s->n <= s->raw_budget)
+			return 0;
+		ret = pack_all(s, idx);
+		if (ret)
+			return ret;
+		s->packing = true;
+	}
 
 	if (s->nhot < MEMIO_HOT) {
 		s->hot[s->nhot++] = idx;
@@ -332,12 +364,14 @@ next:
 
 /* ---- the store's public side ------------------------------------------ */
 
-struct memio_store *memio_store_new(uint64_t size)
+struct memio_store *memio_store_new(uint64_t size, size_t raw_budget)
 {
 	struct memio_store *s = calloc(1, sizeof(*s));
 
-	if (s)
+	if (s) {
 		s->size = size;
+		s->raw_budget = raw_budget;
+	}
 	return s;
 }
 
@@ -368,8 +402,11 @@ int memio_store_pack(struct memio_store *s)
 	size_t i;
 	int ret;
 
-	/* Only the ring's pages can be raw and pack smaller: a raw page
-	 * outside it was found incompressible when it left. */
+	/* Within the budget the store stays raw. Past it only the ring's
+	 * pages can be raw and pack smaller: a raw page outside it was found
+	 * incompressible when it left. */
+	if (!s->packing)
+		return 0;
 	for (i = 0; i < s->nhot; i++) {
 		ret = page_pack(s, s->hot[i]);
 		if (ret)

@@ -41,7 +41,7 @@ static int all_zero(const uint8_t *p, size_t n)
 
 static void test_basic(void)
 {
-	struct memio_store *s = memio_store_new(1 << 20);
+	struct memio_store *s = memio_store_new(1 << 20, MEMIO_RAW_BUDGET);
 	io_channel ch = open_chan(s);
 	uint8_t buf[8192], out[8192];
 
@@ -128,7 +128,7 @@ static int walk_fn(void *vc, uint64_t off, const uint8_t *data, size_t plen)
 static void test_table(void)
 {
 	enum { NP = 20000 };
-	struct memio_store *s = memio_store_new((uint64_t)NP * 4096);
+	struct memio_store *s = memio_store_new((uint64_t)NP * 4096, MEMIO_RAW_BUDGET);
 	io_channel ch = open_chan(s);
 	uint8_t *ref = calloc(NP, 1), buf[4096];
 	struct walk w;
@@ -214,18 +214,21 @@ static int cmp_fn(void *vc, uint64_t off, const uint8_t *data, size_t plen)
 
 /* Inode-table-like pages written and rewritten in pieces (byte writes,
  * partial zeroouts), in ascending sweeps and at random, over many more
- * pages than the hot set: every read matches a reference, and raw pages
- * never outnumber MEMIO_HOT. */
-static void test_packing(void)
+ * pages than the hot set: every read matches a reference; raw pages never
+ * outnumber MEMIO_HOT once the store has passed its raw budget (or the
+ * budget, before), and a store within its budget is never packed. */
+static void test_packing(size_t budget)
 {
 	enum { NP = 4 * MEMIO_HOT, SIZE = NP * 4096 };
-	struct memio_store *s = memio_store_new(SIZE);
+	struct memio_store *s = memio_store_new(SIZE, budget);
 	io_channel ch = open_chan(s);
 	uint8_t *ref = calloc(SIZE, 1), *buf = malloc(SIZE);
 	unsigned seed = 777;
 	size_t raw, np, i;
 	struct cmp c;
 	int round;
+	/* The most raw pages there may be; a store within its budget is all raw. */
+	size_t most = budget >= NP ? NP : budget > MEMIO_HOT ? budget : MEMIO_HOT;
 
 	must(ref && buf, "memory");
 	CHECK(io_channel_set_blksize(ch, 4096) == 0);
@@ -268,7 +271,7 @@ static void test_packing(void)
 		if (round % 1000 == 0) {
 			raw = 0;
 			memio_store_foreach(s, count_raw, &raw);
-			CHECK(raw <= MEMIO_HOT, "%zu raw pages", raw);
+			CHECK(raw <= most, "%zu raw pages, budget %zu", raw, budget);
 		}
 	}
 	/* Everything read back, through the io_manager (unpacking again). */
@@ -281,12 +284,15 @@ static void test_packing(void)
 	}
 	raw = 0;
 	memio_store_foreach(s, count_raw, &raw);
-	CHECK(raw <= MEMIO_HOT, "%zu raw pages", raw);
+	CHECK(raw <= most, "%zu raw pages, budget %zu", raw, budget);
 	np = memio_store_pages(s);
 	CHECK(memio_store_pack(s) == 0);
 	raw = 0;
 	memio_store_foreach(s, count_raw, &raw);
-	CHECK(raw == 0, "%zu raw pages after memio_store_pack", raw);
+	if (budget >= NP)
+		CHECK(raw == np, "%zu of %zu pages raw within the budget", raw, np);
+	else
+		CHECK(raw == 0, "%zu raw pages after memio_store_pack", raw);
 	CHECK(memio_store_pages(s) == np);
 	/* And through foreach, as the regions get them. */
 	c = (struct cmp){ ref, 0, 1 };
@@ -301,7 +307,7 @@ static void test_packing(void)
 /* A real filesystem through memio, read back by ext2fs_open. */
 static void test_fs(void)
 {
-	struct memio_store *s = memio_store_new(64 << 20);
+	struct memio_store *s = memio_store_new(64 << 20, MEMIO_RAW_BUDGET);
 	struct ext2_super_block param;
 	ext2_filsys fs = NULL;
 	char name[64];
@@ -339,7 +345,10 @@ int main(void)
 	initialize_ext2_error_table();
 	test_basic();
 	test_table();
-	test_packing();
+	test_packing(0);
+	test_packing(MEMIO_HOT);
+	test_packing(3 * MEMIO_HOT);    /* passed mid-sweep */
+	test_packing(SIZE_MAX);         /* never passed: all raw */
 	test_fs();
 	return check_done();
 }
