@@ -4,8 +4,9 @@
  * A regular file gets blocks for each data segment of its source
  * (ext4_data_walk: SEEK_DATA/SEEK_HOLE through the safe open) and each of
  * its extents becomes a REGION_FILE; after the close, each page of the
- * metadata store becomes a REGION_PACKED (or a REGION_MEM when it does not
- * pack smaller). No metadata page may lie inside a data extent:
+ * metadata store becomes a region: REGION_MEM while the store stayed
+ * within its raw budget (ext4_memio.h) or for a page that does not pack
+ * smaller, else REGION_PACKED. No metadata page may lie inside a data extent:
  * regions_finalize() refuses overlapping regions and logs both, so no
  * list of the data extents is kept for that (it cost 16 B per file).
  */
@@ -186,11 +187,10 @@ static int file_alloc(struct build *b, ext2_ino_t ino, union inode_buf *ib,
 		int ret = ext4_err(err);
 
 		if (ret != -ENOSPC) {
-			char *path = tree_path(n);
+			char *path = ext4_path(n);
 
-			log_error("ext4: allocating blocks for /%s: %s", path ? path : n->name,
-				  error_message(err));
-			free(path);
+			log_error("ext4: allocating blocks for /%s: %s", path, error_message(err));
+			ext4_free_path(path);
 		}
 		return ret;
 	}
@@ -220,12 +220,11 @@ int ext4_data_walk(const struct tree *t, const struct tree_node *n, bool warn,
 	fd = srcfiles_open(&t->files, n->file, &st);
 	if (fd < 0) {
 		if (warn) {
-			char *path = tree_path(n);
+			char *path = ext4_path(n);
 
-			log_warn("ext4: /%s: %s; allocating it without holes",
-				 path ? path : n->name, fd == -ESTALE ?
-				 "not the file that was scanned" : strerror(-fd));
-			free(path);
+			log_warn("ext4: /%s: %s; allocating it without holes", path,
+				 fd == -ESTALE ? "not the file that was scanned" : strerror(-fd));
+			ext4_free_path(path);
 		}
 		return fn(ctx, 0, end);
 	}
@@ -290,8 +289,9 @@ struct pages_ctx {
 };
 
 /* Each page of the store becomes one region, its data handed over as it
- * is (a pagepack record, or a raw page that does not pack smaller): no
- * copy, so the peak memory is the store itself. */
+ * is (a pagepack record, or a raw page: the store stayed within its raw
+ * budget, or the page does not pack smaller): no copy, so the peak memory
+ * is the store itself. */
 static int page_fn(void *ctx, uint64_t off, const uint8_t *data, size_t plen)
 {
 	struct pages_ctx *pc = ctx;
