@@ -44,6 +44,9 @@
  * with no handle open (no read in flight): it must not call back into the
  * engine.
  * rpifs_new, rpifs_build, rpifs_set_invalidate and rpifs_free run alone.
+ * With o.defer_ext4 the engine runs one thread of its own from
+ * rpifs_build() until partition 2 is built (rpifs_free joins it); what it
+ * builds is read by other threads only once it is done.
  *
  * Errors: functions return 0 or -errno and log what went wrong, naming the
  * file; messages go through log.h (the process's message channel, shared
@@ -112,6 +115,11 @@ struct rpifs_opts {
 	 * NULL: none. Read once by rpifs_new(). */
 	const char *devices;
 	bool ext4;                  /* build partition 2's filesystem: true */
+	/* rpifs_build() returns once the partition table and FAT32 are built
+	 * and builds ext4 on a thread of its own: a server answers its first
+	 * reads meanwhile (see rpifs_build). false: it returns when the whole
+	 * image is built (its errors are rpifs_build's). */
+	bool defer_ext4;
 	int64_t source_date_epoch;  /* SOURCE_DATE_EPOCH, -1 if unset */
 
 	/* Writes. */
@@ -137,7 +145,13 @@ int rpifs_parse_idmap(const char *s, struct rpifs_idmap *out);
 /* Scan o->rootfs into a new engine (o is copied, its strings are not).
  * 0 or -errno, logged. */
 int rpifs_new(struct rpifs **r, const struct rpifs_opts *o);
-/* Build generation 1 from the scan (once). 0 or -errno, logged. */
+/* Build generation 1 from the scan (once). 0 or -errno, logged.
+ * With o.defer_ext4, partition 2 (ext4), the hole map and the bmap are built
+ * on a thread after rpifs_build() returns: meanwhile a read of bytes outside
+ * partition 2 is answered at once and any other call that needs partition
+ * 2 (a read of it, rpifs_gen_extent, _bmap, _bmap_size, _dump, a refresh)
+ * waits for that thread. If it fails (logged) those reads fail with -EIO
+ * and the rest of the disk is still served. */
 int rpifs_build(struct rpifs *r);
 /* Free the engine and every generation, still referenced or not: call it
  * when no other call can run any more (the front-end's threads are gone). */
@@ -228,11 +242,13 @@ int rpifs_gen_splice(struct rpifs_gen *g, uint64_t off, size_t len, int pipe_w);
  * *len (> 0 on input) becomes the length of the run of that kind from off,
  * as long as the run goes but at most *len. So a walk from 0 with *len =
  * size - off alternates data and holes. 0, or -EINVAL when off is past the
- * end or *len is 0. Through a generation from rpifs_gen_open() (the written
- * blocks are asked), from any thread, like rpifs_gen_read(). */
+ * end or *len is 0, -EIO when a deferred build of partition 2 failed.
+ * Through a generation from rpifs_gen_open() (the written blocks are asked),
+ * from any thread, like rpifs_gen_read(). */
 int rpifs_gen_extent(struct rpifs_gen *g, uint64_t off, uint64_t *len, bool *data);
 /* Data bytes of the generation as built (written blocks not counted);
- * immutable, so also through rpifs_gen_get(). */
+ * immutable, so also through rpifs_gen_get(). Never waits: while a deferred
+ * build of partition 2 runs (or after it failed), the disk's size. */
 uint64_t rpifs_gen_data_bytes(const struct rpifs_gen *g);
 
 /* The hole map as a bmaptool bmap (format 2.0, 4 KiB blocks, sha256): a

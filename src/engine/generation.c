@@ -234,15 +234,15 @@ int rpifs_build(struct rpifs *r)
 		log_info("boot partition from %s (%s)", r->o.boot_dir,
 			 strcmp(r->o.boot_dir, "boot") ? "holds config.txt" :
 			 "no boot/firmware/config.txt; --boot-dir picks another");
-	ret = image_build_tree(&img, &r->scan, &r->io);
+	ret = image_build_tree(&img, &r->scan, &r->io, r->o.defer_ext4);
 	if (ret < 0) {
 		log_error("%s: cannot build the image: %s", r->o.rootfs, strerror(-ret));
 		return ret;
 	}
-	log_debug("disk %" PRIu64 " bytes, id 0x%08" PRIx32 ", p1 %" PRIu64 "+%" PRIu64
-		  ", p2 %" PRIu64 "+%" PRIu64 ", %zu regions", img.size, img.disk_id,
-		  img.p1_start, img.p1_size, img.p2_start, img.p2_size, img.map.n);
-	return gen_new(r, &img, 1, NULL, &r->cur);
+	ret = gen_new(r, &img, 1, NULL, &r->cur);
+	if (ret == 0)
+		image_build_rest(&r->cur->img);   /* deferred: where it stays now */
+	return ret;
 }
 
 void rpifs_free(struct rpifs *r)
@@ -370,7 +370,7 @@ static bool refresh(struct rpifs *r, bool *cache_ok)
 		pinned(r);
 		return false;
 	}
-	ret = image_build_tree(&img, &t, &r->io);
+	ret = image_build_tree(&img, &t, &r->io, false);
 	if (ret < 0) {
 		log_error("%s changed, but the new image cannot be built (above): still "
 			  "serving generation %u", r->o.rootfs, r->cur->id);
@@ -519,6 +519,10 @@ void rpifs_gen_dump(const struct rpifs_gen *g, FILE *f)
 	const struct image *img = gen_img(g);
 	struct file_namer *fn = malloc(sizeof(*fn));
 
+	if (image_wait(img) < 0) {    /* logged by the build */
+		free(fn);
+		return;
+	}
 	if (fn)
 		fn->sf = &img->tree.files;
 	regions_dump(&img->map, f, name_file, fn);
@@ -582,6 +586,8 @@ int rpifs_gen_extent(struct rpifs_gen *g, uint64_t off, uint64_t *len, bool *dat
 
 	if (off >= size || *len == 0)
 		return -EINVAL;
+	if (image_wait(gen_img(g)) < 0)
+		return -EIO;
 	end = *len < size - off ? off + *len : size;
 	/* A byte is data if the map says so or its block was written. */
 	run = end - off;
@@ -622,7 +628,12 @@ int rpifs_gen_extent(struct rpifs_gen *g, uint64_t off, uint64_t *len, bool *dat
 
 uint64_t rpifs_gen_data_bytes(const struct rpifs_gen *g)
 {
-	return gen_img(g)->holes.data_bytes;
+	const struct image *img = gen_img(g);
+
+	/* Never waits (a FUSE lookup asks, on the way to the first byte). */
+	if (!image_ready(img) || image_wait(img) < 0)
+		return img->size;
+	return img->holes.data_bytes;
 }
 
 /* The source file and the offset in it of [off, off+len), when a splice may

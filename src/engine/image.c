@@ -263,9 +263,75 @@ static int read_file_region(void *ctx, uint32_t id, void *buf, size_t len, uint6
 	return srcfiles_pread(ctx, id, buf, len, off);
 }
 
+/* ---- a deferred build ----------------------------------------------------- */
+
+/* The ext4 half of a build that image_build_tree() was asked to defer: the
+ * partition table and FAT32 are served from `early` while the ext4 build
+ * runs on a thread of its own; the image's map and hole map are written by
+ * that thread only, and read by others only once done (acquire). */
+struct image_pending {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;                  /* lock to write; read atomically (acquire) */
+	int ret;                    /* the build's result, once done */
+	bool started;               /* the thread runs: image_free joins it */
+	pthread_t thread;
+	/* Immutable: the partition table and FAT32 regions, finalized over
+	 * the whole disk (partition 2 reads as zeros in it: never served). The
+	 * map gets copies of its regions; the buffers stay owned here. */
+	struct regions early;
+	struct ext4_opts eo;        /* eo.holes is set at the final address */
+	char *root_label;           /* eo.label's copy: the identity's is gone */
+	const struct tree_node *boot;
+};
+
+/* Does [off, off+len) touch partition 2, the part only the ext4 build
+ * knows? */
+static bool in_part2(const struct image *img, uint64_t off, uint64_t len)
+{
+	return off < img->p2_start + img->p2_size && off + len > img->p2_start;
+}
+
+bool image_ready(const struct image *img)
+{
+	return !img->pend || __atomic_load_n(&img->pend->done, __ATOMIC_ACQUIRE);
+}
+
+int image_wait(const struct image *img)
+{
+	struct image_pending *p = img->pend;
+
+	if (!p)
+		return 0;
+	if (!__atomic_load_n(&p->done, __ATOMIC_ACQUIRE)) {
+		pthread_mutex_lock(&p->lock);
+		while (!p->done)
+			pthread_cond_wait(&p->cond, &p->lock);
+		pthread_mutex_unlock(&p->lock);
+	}
+	return p->ret;
+}
+
+/* The map that answers [off, off+len) now: the early one for bytes outside
+ * partition 2 while the ext4 build runs, else the whole map once it is
+ * done. NULL: the build failed and the range needs it. */
+static const struct regions *map_for(const struct image *img, uint64_t off, uint64_t len)
+{
+	if (image_ready(img))
+		return img->pend && img->pend->ret ?
+		       (in_part2(img, off, len) ? NULL : &img->pend->early) : &img->map;
+	if (!in_part2(img, off, len))
+		return &img->pend->early;
+	return image_wait(img) ? NULL : &img->map;
+}
+
 int image_read(struct image *img, void *buf, size_t len, uint64_t off)
 {
-	return regions_read(&img->map, buf, len, off, read_file_region, &img->tree.files);
+	const struct regions *map = map_for(img, off, len);
+
+	if (!map)
+		return -EIO;
+	return regions_read(map, buf, len, off, read_file_region, &img->tree.files);
 }
 
 bool image_file_span(const struct image *img, uint64_t off, size_t len, uint32_t *id,
@@ -274,9 +340,17 @@ bool image_file_span(const struct image *img, uint64_t off, size_t len, uint32_t
 	const struct region *x;
 	struct region gap;
 
+	const struct regions *map;
+
 	if (!len || off >= img->size || len > img->size - off)
 		return false;
-	x = regions_piece(&img->map, regions_find(&img->map, off), off, &gap);
+	/* Never waits: partition 2's bytes are copied until the build is done. */
+	if (!image_ready(img) && in_part2(img, off, len))
+		return false;
+	map = map_for(img, off, len);
+	if (!map)
+		return false;
+	x = regions_piece(map, regions_find(map, off), off, &gap);
 	if (x->kind != REGION_FILE || off + len > x->start + x->len)
 		return false;
 	*id = x->file_id;
@@ -333,7 +407,8 @@ int image_diff(const struct image *a, const struct image *b,
 	size_t i = 0, j = 0;
 	int ret;
 
-	if (a->size != b->size)
+	/* A failed build has no map to compare: everything may differ. */
+	if (a->size != b->size || image_wait(a) || image_wait(b))
 		return fn(ctx, 0, a->size > b->size ? a->size : b->size);
 	/* Walk both maps side by side, their gaps as zero regions. */
 	while (pos < a->size) {
@@ -380,7 +455,7 @@ int image_build(struct image *img, const struct image_opts *o)
 	ret = image_scan(&t, o);
 	if (ret < 0)
 		return ret;
-	return image_build_tree(img, &t, o);
+	return image_build_tree(img, &t, o, false);
 }
 
 /* Everything that decides the bytes of the image, hashed: two images with
@@ -435,6 +510,89 @@ static void *pt_job_run(void *arg)
 	return NULL;
 }
 
+/* Copies of src's regions into dst (the buffers stay src's). */
+static int add_copies(struct regions *dst, const struct regions *src)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < src->n && ret == 0; i++) {
+		const struct region *x = &src->v[i];
+
+		switch (x->kind) {
+		case REGION_MEM:
+			ret = regions_add_mem(dst, x->start, x->len, x->mem, x->what);
+			break;
+		case REGION_PACKED:
+			ret = regions_add_packed(dst, x->start, x->len, x->mem, x->what);
+			break;
+		case REGION_FILE:
+			ret = regions_add_file(dst, x->start, x->len, x->file_id, x->file_off,
+					       x->what);
+			break;
+		default:
+			ret = regions_add_zero(dst, x->start, x->len, x->what);
+		}
+	}
+	return ret;
+}
+
+/* The second half of a build: partition 2's filesystem (eo NULL: none),
+ * then the region map (early's regions added when the first half was
+ * served from it) and the hole map. */
+static int build_rest(struct image *img, struct ext4_opts *eo, const struct tree_node *boot,
+		      const struct regions *early)
+{
+	int ret = 0;
+
+	if (eo) {
+		eo->holes = &img->holes;        /* img is where it stays now */
+		ret = ext4_build(&img->tree, boot, eo, &img->map);
+		if (ret < 0)
+			return ret;
+		log_debug("%.1f ms: ext4", log_ms());
+	}
+	if (early)
+		ret = add_copies(&img->map, early);
+	if (ret == 0)
+		ret = regions_finalize(&img->map, img->size);
+	log_debug("%.1f ms: region map", log_ms());
+	if (ret < 0)
+		return ret;
+	ret = holes_finalize(&img->holes, &img->map);
+	log_debug("%.1f ms: hole map, %" PRIu64 " MiB of data; disk %" PRIu64 " bytes, "
+		  "p1 %" PRIu64 "+%" PRIu64 ", p2 %" PRIu64 "+%" PRIu64 ", %zu regions",
+		  log_ms(), img->holes.data_bytes >> 20, img->size, img->p1_start,
+		  img->p1_size, img->p2_start, img->p2_size, img->map.n);
+	return ret;
+}
+
+/* The first half is done and its regions are in img->map: they become the
+ * early map, served while image_build_rest()'s thread builds ext4. */
+static int defer_ext4(struct image *img, const struct ext4_opts *eo,
+		      const struct tree_node *boot)
+{
+	struct image_pending *p = calloc(1, sizeof(*p));
+	int ret;
+
+	if (!p)
+		return -ENOMEM;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	img->pend = p;          /* image_free() frees it from here on */
+	p->early = img->map;
+	regions_init(&img->map);
+	p->eo = *eo;
+	p->boot = boot;
+	if (eo->label && !(p->eo.label = p->root_label = strdup(eo->label)))
+		return -ENOMEM;
+	ret = regions_finalize(&p->early, img->size);
+	log_debug("%.1f ms: early map (partition table, FAT32), %zu regions", log_ms(),
+		  p->early.n);
+	return ret;
+}
+
+int (*image_test_rest_hook)(void);
+
 /* gpt's GUIDs: the tree's PARTUUIDs where it names them, else derived from
  * the tree (never random: the same tree, the same bytes). */
 static void gpt_ids(struct image *img, const struct identity *id)
@@ -460,8 +618,10 @@ static void gpt_ids(struct image *img, const struct identity *id)
 #define GPT_TYPE_BASIC_DATA "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7" /* Microsoft basic data */
 #define GPT_TYPE_LINUX_FS "0FC63DAF-8483-4772-8E79-3D69D8477DE4"   /* Linux filesystem */
 
-int image_build_tree(struct image *img, struct tree *tree, const struct image_opts *o)
+int image_build_tree(struct image *img, struct tree *tree, const struct image_opts *o,
+		     bool defer)
 {
+	struct ext4_opts eo = { 0 };
 	const struct tree_node *boot = NULL;
 	struct identity id;
 	struct pt_job pj;
@@ -551,29 +711,7 @@ int image_build_tree(struct image *img, struct tree *tree, const struct image_op
 	ret = fat32_build(&img->tree, boot, &fo, &img->map);
 	if (ret < 0)
 		goto out;
-
-	if (o->ext4) {
-		struct ext4_opts eo = {
-			.part_start = img->p2_start,
-			.part_size = img->p2_size,
-			.label = id.root_label,
-			.root_owner = o->root_owner,
-			.holes = &img->holes,
-		};
-		ext4_times(img, o, &eo);
-		if (id.has_uuid) {
-			memcpy(eo.uuid, id.uuid, sizeof(eo.uuid));
-		} else {
-			digest_uuid(&img->tree.digest, "ext4-uuid", eo.uuid);
-		}
-		digest_fill(&img->tree.digest, "ext4-hash-seed", eo.hash_seed,
-			    sizeof(eo.hash_seed));
-		log_debug("%.1f ms: FAT32", log_ms());
-		ret = ext4_build(&img->tree, boot, &eo, &img->map);
-		if (ret < 0)
-			goto out;
-	}
-	log_debug("%.1f ms: ext4", log_ms());
+	log_debug("%.1f ms: FAT32", log_ms());
 
 	if (pt_started)
 		pthread_join(pt_thread, NULL);
@@ -590,13 +728,30 @@ int image_build_tree(struct image *img, struct tree *tree, const struct image_op
 				      PT_GPT_TAIL_BYTES, pj.tail, RW_GPT_BACKUP);
 	if (ret < 0)
 		goto out;
-	ret = regions_finalize(&img->map, img->size);
-	log_debug("%.1f ms: region map", log_ms());
-	if (ret < 0)
+
+	if (o->ext4) {
+		ext4_times(img, o, &eo);
+		eo.part_start = img->p2_start;
+		eo.part_size = img->p2_size;
+		eo.label = id.root_label;
+		eo.root_owner = o->root_owner;
+		if (id.has_uuid) {
+			memcpy(eo.uuid, id.uuid, sizeof(eo.uuid));
+		} else {
+			digest_uuid(&img->tree.digest, "ext4-uuid", eo.uuid);
+		}
+		digest_fill(&img->tree.digest, "ext4-hash-seed", eo.hash_seed,
+			    sizeof(eo.hash_seed));
+	}
+	if (defer && o->ext4) {
+		/* What the build would refuse is refused now, while the
+		 * caller can still fail (ext4_check.c). */
+		ret = ext4_check(&img->tree, boot);
+		if (ret == 0)
+			ret = defer_ext4(img, &eo, boot);
 		goto out;
-	ret = holes_finalize(&img->holes, &img->map);
-	log_debug("%.1f ms: hole map, %" PRIu64 " MiB of data", log_ms(),
-		  img->holes.data_bytes >> 20);
+	}
+	ret = build_rest(img, o->ext4 ? &eo : NULL, boot, NULL);
 out:
 	if (pt_started)
 		pthread_join(pt_thread, NULL);
@@ -605,8 +760,52 @@ out:
 	return ret;
 }
 
+/* Start the deferred ext4 half on a thread (image.h). */
+static void *rest_run(void *arg)
+{
+	struct image *img = arg;
+	struct image_pending *p = img->pend;
+	int ret = image_test_rest_hook ? image_test_rest_hook() : 0;
+
+	if (ret == 0)
+		ret = build_rest(img, &p->eo, p->boot, &p->early);
+	if (ret < 0)
+		log_error("partition 2 (ext4) could not be built: %s; reads of it fail "
+			  "with EIO, partition 1 is served", strerror(-ret));
+	pthread_mutex_lock(&p->lock);
+	p->ret = ret;
+	__atomic_store_n(&p->done, true, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+void image_build_rest(struct image *img)
+{
+	struct image_pending *p = img->pend;
+
+	if (!p || p->started || image_ready(img))
+		return;
+	if (pthread_create(&p->thread, NULL, rest_run, img) == 0)
+		p->started = true;
+	else
+		rest_run(img);
+}
+
 void image_free(struct image *img)
 {
+	struct image_pending *p = img->pend;
+
+	if (p) {
+		if (p->started)
+			pthread_join(p->thread, NULL);
+		regions_free(&p->early);
+		pthread_cond_destroy(&p->cond);
+		pthread_mutex_destroy(&p->lock);
+		free(p->root_label);
+		free(p);
+		img->pend = NULL;
+	}
 	regions_free(&img->map);
 	holes_free(&img->holes);
 	tree_free(&img->tree);

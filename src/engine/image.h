@@ -8,6 +8,16 @@
  * digests it on one more, the MBR is built on a thread beside the FAT32 and
  * ext4 builds (which run one after the other on the caller's thread). The
  * result is immutable and image_read() is safe from any thread.
+ *
+ * A deferred build (image_build_tree's defer, for the first generation of a
+ * server: its partition 1 is readable while partition 2 is being built)
+ * returns once the partition table and FAT32 are built; image_build_rest(),
+ * called when the image is where it will stay, builds ext4, the region map
+ * and the hole map on a thread of its own. Until that thread is done,
+ * image_read() of bytes outside partition 2 is answered from the early map
+ * and of partition 2 waits for it; image_wait() waits, image_ready() asks.
+ * What the thread writes (map, holes) is read by others only after
+ * image_wait() or image_ready() said done (release/acquire).
  */
 #ifndef RPIFS_IMAGE_H
 #define RPIFS_IMAGE_H
@@ -45,6 +55,8 @@ struct image_opts {
 	bool watch;                 /* scans watch the tree with inotify (tree_watch.h) */
 };
 
+struct image_pending;
+
 struct image {
 	struct tree tree;
 	struct regions map;
@@ -57,16 +69,30 @@ struct image {
 	uint64_t p1_start, p1_size;
 	uint64_t p2_start, p2_size;
 	uint8_t layout_id[16];      /* tree digest + layout: names this image */
+	struct image_pending *pend; /* a deferred build (image.c); NULL: none */
 };
 
 int image_build(struct image *img, const struct image_opts *opts);
 /* The same from a tree already scanned; the image takes the tree over (on
  * failure too). */
-int image_build_tree(struct image *img, struct tree *tree, const struct image_opts *opts);
+int image_build_tree(struct image *img, struct tree *tree, const struct image_opts *opts,
+		     bool defer);
+/* A deferred build's second half, on its own thread: call it once the image
+ * is at its final address (the thread keeps img). No-op for other images. */
+void image_build_rest(struct image *img);
+/* Is the image complete (its build's second half done, failed or not)? */
+bool image_ready(const struct image *img);
+/* Wait for the second half: 0, or its -errno (then only bytes outside
+ * partition 2 can be read). 0 at once for a build that was not deferred. */
+int image_wait(const struct image *img);
+/* Tests only: called on the second half's thread before it builds; a
+ * negative return fails the build with it. NULL: none. */
+extern int (*image_test_rest_hook)(void);
 /* Scan opts->rootfs as image_build() would (for change detection). */
 int image_scan(struct tree *tree, const struct image_opts *opts);
 void image_free(struct image *img);
-/* Read len bytes at off; off+len <= size. 0 or -errno. */
+/* Read len bytes at off; off+len <= size. 0 or -errno (-EIO: the bytes are
+ * partition 2's and its deferred build failed). */
 int image_read(struct image *img, void *buf, size_t len, uint64_t off);
 /* Do the bytes [off, off+len) all come from one source file? Then its id
  * and the offset in it (for srcfiles_splice()). */

@@ -6,6 +6,8 @@
 #include "log.h"
 
 static enum log_level level = LOG_LVL_INFO;
+/* Atomic: a server's engine thread (a deferred ext4 build) logs while the
+ * main thread detaches and switches to syslog. */
 static bool use_syslog;
 static log_sink_fn sink;
 
@@ -34,9 +36,9 @@ void log_set_sink(log_sink_fn fn)
 
 void log_use_syslog(bool on)
 {
-	if (on && !use_syslog)
+	if (on && !__atomic_load_n(&use_syslog, __ATOMIC_ACQUIRE))
 		openlog("rpifs", LOG_PID, LOG_DAEMON);
-	use_syslog = on;
+	__atomic_store_n(&use_syslog, on, __ATOMIC_RELEASE);
 }
 
 void log_msg(enum log_level l, const char *fmt, ...)
@@ -53,7 +55,7 @@ void log_msg(enum log_level l, const char *fmt, ...)
 	va_end(ap);
 	if (sink)
 		sink(l, buf);
-	else if (use_syslog)
+	else if (__atomic_load_n(&use_syslog, __ATOMIC_ACQUIRE))
 		syslog(prio[l], "%s%s", prefix[l], buf);
 	else
 		fprintf(stderr, "rpifs: %s%s\n", prefix[l], buf);

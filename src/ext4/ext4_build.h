@@ -38,6 +38,13 @@ struct ext4_opts {
 int ext4_size_needed(const struct tree *t, const struct tree_node *skip,
 		     const uint8_t hash_seed[16], uint64_t *bytes);
 
+/* The limits of ext4 the tree breaks (skip's contents excluded), each
+ * refused naming the file: too many hard links, a symlink target longer
+ * than a block, extended attributes no inode can hold. What ext4_build()
+ * would also refuse, found without building: a server checks before it
+ * mounts and builds after. 0 or -errno, logged. */
+int ext4_check(const struct tree *t, const struct tree_node *skip);
+
 /* Build the filesystem: skip (the boot directory, may be NULL) is created
  * as an empty directory. Regions go into out at opts->part_start. */
 int ext4_build(const struct tree *t, const struct tree_node *skip,

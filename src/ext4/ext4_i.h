@@ -24,6 +24,7 @@
  *   ext4_memio.c   the page store (packed but for a hot set) and its
  *                  io_manager
  *   ext4_alloc.c   the blocks a reader depends on, for the hole map
+ *   ext4_check.c   the tree's limits checked before the build (ext4_check)
  *
  * One model: the size estimate (ext4_size.c) and the build use the same
  * functions for what they both need to know: ext4_dir_plan() for the blocks
@@ -260,6 +261,8 @@ int ext4_make_nondir(struct build *b, ext2_ino_t dir, const struct tree_node *n,
 
 /* Does any of n's attributes go to the xattr block? */
 bool ext4_xattr_in_block(const struct tree_node *n);
+/* Bytes n's attributes take, wherever they go (ext4_check's bound). */
+size_t ext4_xattr_bytes(const struct tree_node *n);
 int ext4_set_xattrs(struct build *b, ext2_ino_t ino, const struct tree_node *n);
 
 /* ---- ext4_extent.c ---- */

@@ -44,8 +44,7 @@ static size_t xattr_cost(const struct xattr *x)
 	return EXT2_EXT_ATTR_LEN(nl) + EXT2_EXT_ATTR_SIZE(vl);
 }
 
-/* Bytes n's attributes take, wherever they go. */
-static size_t xattr_total(const struct tree_node *n)
+size_t ext4_xattr_bytes(const struct tree_node *n)
 {
 	size_t i, sz = 0;
 
@@ -56,7 +55,7 @@ static size_t xattr_total(const struct tree_node *n)
 
 bool ext4_xattr_in_block(const struct tree_node *n)
 {
-	return xattr_total(n) > XATTR_ROOM;
+	return ext4_xattr_bytes(n) > XATTR_ROOM;
 }
 
 /* The order to set n's attributes in. libext2fs puts each new attribute in
@@ -77,7 +76,7 @@ static int xattr_order(const struct tree_node *n, size_t *order)
 	bool *first;
 
 	/* All fit in the body: the knapsack would take them all. */
-	if (xattr_total(n) <= room) {
+	if (ext4_xattr_bytes(n) <= room) {
 		for (i = 0; i < k; i++)
 			order[i] = i;
 		return 0;

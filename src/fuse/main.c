@@ -323,6 +323,10 @@ int main(int argc, char **argv)
 		log_error("--overlay-reset needs --overlay FILE");
 		return 2;
 	}
+	/* Mount once partition 1 is built: a reader's first bytes (the
+	 * partition table, the boot files) need not wait for ext4, whose
+	 * reads wait for its build (rpifs.h). */
+	io.defer_ext4 = true;
 	so.engine = &io;
 	/* Return to the shell once mounted; the work runs in the child. */
 	if (!so.foreground && (ret = daemon_start()) < 0) {
