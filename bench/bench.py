@@ -548,27 +548,31 @@ def bare_walk(walk, root):
 
 
 # `rpifs -v` logs "N ms: PHASE" (time since its start) at the end of each
-# phase up to the mount (src/fuse/main.c, src/engine/generation.c, image.c,
-# src/fuse/fuse_ops.c); each phase's share is its time less the one before.
+# phase (src/fuse/main.c, src/engine/generation.c, image.c,
+# src/fuse/fuse_ops.c); each phase's share is its time less the one logged
+# before it. The server mounts once the partition table and FAT32 are built
+# ("early map") and builds ext4 after (rpifs.h, defer_ext4): those later
+# lines go to syslog once it has detached, so a daemon's stderr holds the
+# phases up to the mount only.
 PHASES = [("arguments checked", "start, arguments"), ("scanned", "scan (walk + digest)"),
-          ("layout", "layout"), ("FAT32", "FAT32"), ("ext4", "ext4"),
+          ("layout", "layout"), ("FAT32", "FAT32"),
+          ("early map", "partition table, early map"), ("ext4", "ext4"),
           ("region map", "region map"), ("hole map", "hole map"), ("mounted", "mount")]
 
 
 def rpifs_phases(stderr):
-    """{phase label: seconds} from `rpifs -v`'s stderr; missing phases are
-    left out (a later rpifs may log others)."""
+    """{phase label: seconds} from `rpifs -v`'s stderr, in the order they
+    ended; missing phases are left out (a later rpifs may log others)."""
     at = {}
     for m in re.finditer(r"debug: ([0-9.]+) ms: ([a-zA-Z0-9 ]+)", stderr):
         for key, label in PHASES:
             if m.group(2).startswith(key) and label not in at:
                 at[label] = float(m.group(1)) / 1000
     out, prev = {}, 0.0
-    for _, label in PHASES:
-        if label in at:
-            out[label] = at[label] - prev
-            prev = at[label]
-    out["(mounted at)"] = prev
+    for label, t in sorted(at.items(), key=lambda kv: kv[1]):
+        out[label] = t - prev
+        prev = t
+    out["(mounted at)"] = at.get("mount", prev)
     return out
 
 

@@ -337,14 +337,13 @@ int image_read(struct image *img, void *buf, size_t len, uint64_t off)
 bool image_file_span(const struct image *img, uint64_t off, size_t len, uint32_t *id,
 		     uint64_t *file_off)
 {
+	const struct regions *map;
 	const struct region *x;
 	struct region gap;
 
-	const struct regions *map;
-
 	if (!len || off >= img->size || len > img->size - off)
 		return false;
-	/* Never waits: partition 2's bytes are copied until the build is done. */
+	/* Never waits: partition 2's bytes are copied until its build is done. */
 	if (!image_ready(img) && in_part2(img, off, len))
 		return false;
 	map = map_for(img, off, len);

@@ -19,7 +19,11 @@
  * and the attributes go through the engine's lock. Reads never return short
  * except at the end of the disk (a short read makes the kernel shrink the
  * file). Each worker thread has its own pipe for spliced read replies (a
- * thread-specific key closes it when libfuse ends the thread).
+ * thread-specific key closes it when libfuse ends the thread). The first
+ * generation's ext4 half is built by an engine thread after the mount
+ * (rpifs_opts.defer_ext4, set by main.c): a worker reading partition 2,
+ * the bmap or the hole map meanwhile waits in the engine; the partition
+ * table, FAT32 and the attributes are answered at once.
  */
 #define FUSE_USE_VERSION 312
 #include <errno.h>
