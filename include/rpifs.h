@@ -248,7 +248,8 @@ int rpifs_gen_splice(struct rpifs_gen *g, uint64_t off, size_t len, int pipe_w);
 int rpifs_gen_extent(struct rpifs_gen *g, uint64_t off, uint64_t *len, bool *data);
 /* Data bytes of the generation as built (written blocks not counted);
  * immutable, so also through rpifs_gen_get(). Never waits: while a deferred
- * build of partition 2 runs (or after it failed), the disk's size. */
+ * build of partition 2 runs (or after it failed), an estimate below the
+ * disk's size (partition 1's bytes and ext4's size estimate). */
 uint64_t rpifs_gen_data_bytes(const struct rpifs_gen *g);
 
 /* The hole map as a bmaptool bmap (format 2.0, 4 KiB blocks, sha256): a

@@ -628,12 +628,8 @@ int rpifs_gen_extent(struct rpifs_gen *g, uint64_t off, uint64_t *len, bool *dat
 
 uint64_t rpifs_gen_data_bytes(const struct rpifs_gen *g)
 {
-	const struct image *img = gen_img(g);
-
 	/* Never waits (a FUSE lookup asks, on the way to the first byte). */
-	if (!image_ready(img) || image_wait(img) < 0)
-		return img->size;
-	return img->holes.data_bytes;
+	return image_data_bytes(gen_img(g));
 }
 
 /* The source file and the offset in it of [off, off+len), when a splice may

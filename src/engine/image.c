@@ -283,6 +283,8 @@ struct image_pending {
 	struct ext4_opts eo;        /* eo.holes is set at the final address */
 	char *root_label;           /* eo.label's copy: the identity's is gone */
 	const struct tree_node *boot;
+	/* Immutable: image_data_bytes() until done (see there). */
+	uint64_t data_estimate;
 };
 
 /* Does [off, off+len) touch partition 2, the part only the ext4 build
@@ -323,6 +325,13 @@ static const struct regions *map_for(const struct image *img, uint64_t off, uint
 	if (!in_part2(img, off, len))
 		return &img->pend->early;
 	return image_wait(img) ? NULL : &img->map;
+}
+
+uint64_t image_data_bytes(const struct image *img)
+{
+	if (img->pend && (!image_ready(img) || img->pend->ret))
+		return img->pend->data_estimate;
+	return img->holes.data_bytes;
 }
 
 int image_read(struct image *img, void *buf, size_t len, uint64_t off)
@@ -568,7 +577,7 @@ static int build_rest(struct image *img, struct ext4_opts *eo, const struct tree
 /* The first half is done and its regions are in img->map: they become the
  * early map, served while image_build_rest()'s thread builds ext4. */
 static int defer_ext4(struct image *img, const struct ext4_opts *eo,
-		      const struct tree_node *boot)
+		      const struct tree_node *boot, uint64_t root_min)
 {
 	struct image_pending *p = calloc(1, sizeof(*p));
 	int ret;
@@ -587,6 +596,13 @@ static int defer_ext4(struct image *img, const struct ext4_opts *eo,
 	ret = regions_finalize(&p->early, img->size);
 	log_debug("%.1f ms: early map (partition table, FAT32), %zu regions", log_ms(),
 		  p->early.n);
+	/* The data bytes until ext4 is built: the early map's bytes and the
+	 * size estimate of ext4 (which counts whole inode tables: more than
+	 * their bytes in use). Less than the disk, as a sparse file's
+	 * st_blocks: cp --sparse=auto then asks SEEK_DATA (which waits). */
+	for (size_t i = 0; i < p->early.n; i++)
+		p->data_estimate += p->early.v[i].len;
+	p->data_estimate += root_min < img->p2_size ? root_min : img->p2_size;
 	return ret;
 }
 
@@ -747,7 +763,7 @@ int image_build_tree(struct image *img, struct tree *tree, const struct image_op
 		 * caller can still fail (ext4_check.c). */
 		ret = ext4_check(&img->tree, boot);
 		if (ret == 0)
-			ret = defer_ext4(img, &eo, boot);
+			ret = defer_ext4(img, &eo, boot, root_min);
 		goto out;
 	}
 	ret = build_rest(img, o->ext4 ? &eo : NULL, boot, NULL);

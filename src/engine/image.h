@@ -80,6 +80,10 @@ int image_build_tree(struct image *img, struct tree *tree, const struct image_op
 /* A deferred build's second half, on its own thread: call it once the image
  * is at its final address (the thread keeps img). No-op for other images. */
 void image_build_rest(struct image *img);
+/* The data bytes of the hole map (holes.h). Never waits: until a deferred
+ * build's second half is done (or after it failed), an estimate, less than
+ * the disk: the early map's bytes plus ext4's size estimate. */
+uint64_t image_data_bytes(const struct image *img);
 /* Is the image complete (its build's second half done, failed or not)? */
 bool image_ready(const struct image *img);
 /* Wait for the second half: 0, or its -errno (then only bytes outside

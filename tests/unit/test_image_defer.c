@@ -5,7 +5,7 @@
  * go. Meanwhile every byte outside partition 2 must read as the same tree's
  * image built in one go, without waiting; a read of partition 2 must wait
  * (still pending 200 ms later) and then give the same bytes; the data size
- * said meanwhile is the disk's (a bound, never less than the truth). Once
+ * said meanwhile is an estimate below the disk's size. Once
  * built, the whole disk, the hole map and the bmap equal the one-go build's.
  * A failed ext4 half fails partition 2's reads and extents with EIO and
  * leaves the rest served.
@@ -150,8 +150,10 @@ int main(void)
 	r = engine(true);
 	g = rpifs_gen_open(r, &drop);
 	CHECK(rpifs_gen_size(g) == DISK);
-	CHECK(rpifs_gen_data_bytes(g) == DISK, "data bytes while building: %llu",
-	      (unsigned long long)rpifs_gen_data_bytes(g));
+	/* An estimate, but below the disk: a sparse file's st_blocks. */
+	CHECK(rpifs_gen_data_bytes(g) >= ref_data / 2 && rpifs_gen_data_bytes(g) < DISK,
+	      "data bytes while building: %llu (built: %llu)",
+	      (unsigned long long)rpifs_gen_data_bytes(g), (unsigned long long)ref_data);
 	CHECK(!rpifs_gen_spliceable(g, p2, 4096), "partition 2 spliceable while building");
 	memset(got, 0xa5, DISK);
 	CHECK(rpifs_gen_read(g, got, p2, 0) == 0);
@@ -192,7 +194,7 @@ int main(void)
 	CHECK(rpifs_gen_extent(g, p2, &len, &data) == -EIO, "extent after a failed build");
 	CHECK(rpifs_gen_read(g, got, p2, 0) == 0 && !memcmp(got, ref, p2),
 	      "partition 1 after a failed build of partition 2");
-	CHECK(rpifs_gen_data_bytes(g) == DISK);
+	CHECK(rpifs_gen_data_bytes(g) < DISK);
 	rpifs_gen_close(r, g);
 	rpifs_free(r);
 
