@@ -281,6 +281,7 @@ static int resolve_config(struct kctx *k)
 		 * .config lists every symbol and comes out unchanged). */
 		k->target = "allnoconfig";
 		k->fragment = realpath(c, NULL);
+		ret = 0;    /* tree_defconfig's -ENOENT: not a NAME_defconfig */
 		if (!k->fragment || !build_fs_is_nonempty_file(k->fragment)) {
 			log_error("--config %s: not rpi3-minimal, rpi4-minimal, defconfig, or a"
 				  " readable config file", c);

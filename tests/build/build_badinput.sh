@@ -63,6 +63,11 @@ expect_fail "--src $T/nope: No such file" all "$R" --src "$T/nope" --mirror http
 
 # Stages that need a tree refuse a missing one.
 expect_fail "no such directory \\(run .rpifs build rootfs. first\\)" config "$R"
+# A --config FILE passes the kernel's checks (it once returned 1 there
+# without a word), so the stage gets as far as the missing tree.
+printf 'CONFIG_BLK_DEV_INITRD=y\n' > "$T/frag.config"
+expect_fail "$R: no such directory \\(run .rpifs build rootfs. first\\)" \
+	kernel "$R" --src "$T/linux" --config "$T/frag.config"
 expect_fail "--from $T/nope.tar: no such file or directory" firmware "$R" --from "$T/nope.tar"
 
 # Nothing was created for any of them.
