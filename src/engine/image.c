@@ -758,12 +758,12 @@ int image_build_tree(struct image *img, struct tree *tree, const struct image_op
 		digest_fill(&img->tree.digest, "ext4-hash-seed", eo.hash_seed,
 			    sizeof(eo.hash_seed));
 	}
+	/* What the build would refuse is refused now, while the caller
+	 * can still fail, and its warnings reach the caller (ext4_check.c). */
+	if (o->ext4 && (ret = ext4_check(&img->tree, boot, &eo)) < 0)
+		goto out;
 	if (defer && o->ext4) {
-		/* What the build would refuse is refused now, while the
-		 * caller can still fail (ext4_check.c). */
-		ret = ext4_check(&img->tree, boot);
-		if (ret == 0)
-			ret = defer_ext4(img, &eo, boot, root_min);
+		ret = defer_ext4(img, &eo, boot, root_min);
 		goto out;
 	}
 	ret = build_rest(img, o->ext4 ? &eo : NULL, boot, NULL);

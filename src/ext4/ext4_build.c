@@ -138,12 +138,9 @@ int ext4_build(const struct tree *t, const struct tree_node *skip,
 		goto out;
 
 	/* A lost+found directory of the tree replaces the synthesised one;
-	 * anything else called lost+found cannot be reconciled. */
+	 * anything else called lost+found cannot be reconciled (ext4_check()
+	 * says so). */
 	lpf_node = tree_child(t->root, "lost+found");
-	if (lpf_node && !S_ISDIR(lpf_node->st.st_mode)) {
-		log_warn("ext4: /lost+found is not a directory; the "
-			 "filesystem will have none");
-	}
 	ret = ext4_system_inodes(&b, lpf_node == NULL);
 	if (ret)
 		goto out;

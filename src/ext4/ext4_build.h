@@ -42,8 +42,11 @@ int ext4_size_needed(const struct tree *t, const struct tree_node *skip,
  * refused naming the file: too many hard links, a symlink target longer
  * than a block, extended attributes no inode can hold. What ext4_build()
  * would also refuse, found without building: a server checks before it
- * mounts and builds after. 0 or -errno, logged. */
-int ext4_check(const struct tree *t, const struct tree_node *skip);
+ * mounts and builds after. Also the warnings about the input (opts'
+ * label cut, a lost+found that is no directory): call it before every
+ * ext4_build(). 0 or -errno, logged. */
+int ext4_check(const struct tree *t, const struct tree_node *skip,
+	       const struct ext4_opts *opts);
 
 /* Build the filesystem: skip (the boot directory, may be NULL) is created
  * as an empty directory. Regions go into out at opts->part_start. */

@@ -9,7 +9,9 @@
  * that cannot fit in an inode and its one block. Names longer than ext4's
  * 255 bytes are refused by the size estimate's census already (layout).
  * The build keeps its own checks: this one is the early word, not the only
- * one. The xattr bound is the sure one (more bytes than the inode body and
+ * one. The warnings about the input (a label cut to 16 bytes, a lost+found
+ * that is not a directory) are said here only, before the mount, for
+ * every build. The xattr bound is the sure one (more bytes than the inode body and
  * a block hold together); a set under it that libext2fs still cannot place
  * is the build's to report.
  */
@@ -95,7 +97,8 @@ static const struct tree_node *over_linked(const struct tree_node *d,
 	return NULL;
 }
 
-int ext4_check(const struct tree *t, const struct tree_node *skip)
+int ext4_check(const struct tree *t, const struct tree_node *skip,
+	       const struct ext4_opts *o)
 {
 	struct hl_map links = { 0 };
 	const struct tree_node *n;
@@ -103,6 +106,14 @@ int ext4_check(const struct tree *t, const struct tree_node *skip)
 
 	if (!t || !t->root)
 		return -EINVAL;
+	/* The build's warnings, said here: after a deferred mount the build
+	 * runs detached and its log goes to syslog, not to the command. */
+	if (o->label && ext4_label_len(o->label) < strlen(o->label))
+		log_warn("ext4 label \"%s\" cut to %zu bytes", o->label,
+			 ext4_label_len(o->label));
+	n = tree_child(t->root, "lost+found");
+	if (n && !S_ISDIR(n->st.st_mode))
+		log_warn("ext4: /lost+found is not a directory; the filesystem will have none");
 	ret = check_dir(t->root, skip, &links);
 	if (ret == 0 && (n = over_linked(t->root, skip, &links))) {
 		struct hl_ent *e = ext4_hl_find(&links, n->st.st_dev, n->st.st_ino);

@@ -172,6 +172,9 @@ uint64_t ext4_choose_inodes(const struct ext4_opts *o, const struct census *c);
 /* ---- ext4_mkfs.c ---- */
 
 int ext4_fs_init(struct build *b, uint64_t inodes);
+/* How many bytes of label go into the superblock's 16: as mke2fs, cut at
+ * 16 without splitting a UTF-8 character. ext4_check() warns when it cuts. */
+size_t ext4_label_len(const char *label);
 /* The superblock's last write time: opts->write_time, else fs->now's. */
 time_t ext4_write_time(const struct build *b);
 int ext4_system_inodes(struct build *b, bool want_lpf);

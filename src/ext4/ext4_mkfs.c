@@ -40,6 +40,18 @@ time_t ext4_write_time(const struct build *b)
 	return b->o->fs_time > 0 ? (time_t)b->o->fs_time : 1;
 }
 
+size_t ext4_label_len(const char *label)
+{
+	size_t n = strlen(label), max = sizeof(((struct ext2_super_block *)0)->s_volume_name);
+
+	if (n > max) {
+		n = max;
+		while (n && ((unsigned char)label[n] & 0xC0) == 0x80)
+			n--;
+	}
+	return n;
+}
+
 int ext4_fs_init(struct build *b, uint64_t inodes)
 {
 	struct ext2_super_block param;
@@ -129,19 +141,8 @@ int ext4_fs_init(struct build *b, uint64_t inodes)
 	fs->super->s_flags |= EXT2_FLAGS_SIGNED_HASH;
 	fs->super->s_checksum_type = EXT2_CRC32C_CHKSUM;
 	memset(fs->super->s_volume_name, 0, sizeof(fs->super->s_volume_name));
-	if (b->o->label) {
-		size_t n = strlen(b->o->label), max = sizeof(fs->super->s_volume_name);
-
-		/* 16 bytes, as mke2fs: say so (as the FAT label does), and
-		 * do not cut a UTF-8 character in two. */
-		if (n > max) {
-			n = max;
-			while (n && ((unsigned char)b->o->label[n] & 0xC0) == 0x80)
-				n--;
-			log_warn("ext4 label \"%s\" cut to %zu bytes", b->o->label, n);
-		}
-		memcpy(fs->super->s_volume_name, b->o->label, n);
-	}
+	if (b->o->label)
+		memcpy(fs->super->s_volume_name, b->o->label, ext4_label_len(b->o->label));
 	ext2fs_mark_super_dirty(fs);
 
 	err = ext2fs_allocate_tables(fs);
