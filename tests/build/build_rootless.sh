@@ -25,8 +25,18 @@
 . "$TESTS_DIR/lib.sh"
 [ "$(id -u)" = 0 ] || skip "needs root (creates a user with a subordinate range)"
 need useradd usermod userdel runuser mmdebstrap newuidmap newgidmap
-[ -d /proc/sys/fs/binfmt_misc ] && [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] ||
-	[ "$(uname -m)" = aarch64 ] || skip "qemu-aarch64 is not registered with binfmt_misc"
+# qemu-aarch64 in binfmt_misc is root's one-time step (the user's checks
+# name it): do it here as the admin would, rather than depend on a root
+# `rpifs build` having run before (a fresh machine has no entry until then).
+if [ "$(uname -m)" != aarch64 ] && [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+	need update-binfmts
+	[ -e /proc/sys/fs/binfmt_misc/status ] ||
+		mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc ||
+		skip "binfmt_misc cannot be mounted here (a container without it)"
+	update-binfmts --enable qemu-aarch64 || fail "update-binfmts --enable qemu-aarch64"
+	[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || fail "qemu-aarch64 still not registered"
+	note "registered qemu-aarch64 with binfmt_misc (root's one-time step)"
+fi
 
 user=rpifs-rl$$
 # Remove the user (userdel drops its /etc/subuid and /etc/subgid lines too)
