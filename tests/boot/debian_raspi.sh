@@ -24,6 +24,7 @@ if [ ! -f "$R.ok" ]; then
 	mirror=$(host_mirror)
 	[ -n "$mirror" ] || skip "no Debian mirror in the host's apt configuration"
 	rm -rf "$R"
+	mkdir -p "${R%/*}"
 	start=$(date +%s)
 	# image-specs' raspi_3 settings of raspi-firmware (its defaults are
 	# root=/dev/mmcblk0p2 and console=tty0): the root by label, the
