@@ -108,7 +108,7 @@ int ext4_check(const struct tree *t, const struct tree_node *skip,
 		return -EINVAL;
 	/* The build's warnings, said here: after a deferred mount the build
 	 * runs detached and its log goes to syslog, not to the command. */
-	if (o->label && ext4_label_len(o->label) < strlen(o->label))
+	if (o->label && o->label[ext4_label_len(o->label)])
 		log_warn("ext4 label \"%s\" cut to %zu bytes", o->label,
 			 ext4_label_len(o->label));
 	n = tree_child(t->root, "lost+found");

@@ -42,10 +42,10 @@ time_t ext4_write_time(const struct build *b)
 
 size_t ext4_label_len(const char *label)
 {
-	size_t n = strlen(label), max = sizeof(((struct ext2_super_block *)0)->s_volume_name);
+	size_t n = strlen(label);
 
-	if (n > max) {
-		n = max;
+	if (n > EXT2_LABEL_LEN) {
+		n = EXT2_LABEL_LEN;
 		while (n && ((unsigned char)label[n] & 0xC0) == 0x80)
 			n--;
 	}
